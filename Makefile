@@ -1,0 +1,12 @@
+# SPDX-License-Identifier: GPL-2.0
+# The project's two commands (see README.md):
+#   make run     build a guest kernel with the driver and boot it on the real host
+#   make check   build and boot everything the tests need and run every test
+# Knobs: ARCH=arm64|x86_64, DRIVER=rust|c, HOST=gl|2d, VGPU_CACHE=DIR.
+# Variables given on the command line reach the scripts through the environment.
+
+.PHONY: run check
+run:
+	@tools/rig/run.sh
+check:
+	@python3 tools/rig/check.py

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Boots a guest kernel under QEMU on the real host (the trixie chroot with
+QEMU, virglrenderer and Xvfb), bounded in time.
+
+Each boot runs in fresh mount, PID and network namespaces: its own /tmp,
+its own X display and nothing that outlives it (when the namespace's first
+process dies, the kernel kills every process QEMU or virglrenderer forked).
+The serial console is written to a log file and, with --echo, to stdout.
+"""
+
+import argparse
+import os
+import select
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+QEMU = {
+    "arm64": ["qemu-system-aarch64", "-machine", "virt,gic-version=3",
+              "-cpu", "max,pauth-impdef=on"],
+    "x86_64": ["qemu-system-x86_64", "-machine", "q35", "-cpu", "max",
+               "-vga", "none"],
+}
+CONSOLE = {"arm64": "ttyAMA0", "x86_64": "ttyS0"}
+GPU = {
+    "gl": "virtio-gpu-gl-pci,blob=on,hostmem=256M,venus=on",
+    "2d": "virtio-gpu-pci",
+}
+
+# Runs as PID 1 of the new namespaces, on the build machine's side.
+OUTER = r"""
+set -e
+root=$1; run=$2
+mount --make-rprivate /
+mount -t proc proc "$root/proc"
+mount --rbind /sys "$root/sys"
+mount --rbind /dev "$root/dev"
+mount -t tmpfs tmpfs "$root/tmp"
+mkdir -p "$root/run/rig"
+mount --bind "$run" "$root/run/rig"
+exec chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/tmp /bin/sh /run/rig/inside.sh
+"""
+
+# Runs inside the chroot: a private X server, then QEMU in the foreground.
+INSIDE = r"""
+Xvfb :0 -screen 0 1280x800x24 -nolisten tcp >/run/rig/xvfb.log 2>&1 &
+for i in $(seq 100); do [ -e /tmp/.X11-unix/X0 ] && break; sleep 0.1; done
+export DISPLAY=:0
+{env}
+exec {qemu}
+"""
+
+
+def qemu_command(args, run_dir):
+    cmd = list(QEMU[args.arch])
+    cmd += ["-smp", "2", "-m", "1G", "-no-reboot", "-nodefaults",
+            "-kernel", "/run/rig/kernel", "-initrd", "/run/rig/initrd",
+            "-append", " ".join([
+                f"console={CONSOLE[args.arch]}", "panic=-1", "oops=panic",
+                f"rig.mode={args.mode}", f"rig.host={args.host}",
+            ] + args.append),
+            "-serial", "stdio", "-monitor", "none",
+            "-display", "sdl,gl=on" if args.host == "gl" else "sdl",
+            "-device", GPU[args.host]]
+    return cmd
+
+
+def boot(args):
+    run_dir = tempfile.mkdtemp(prefix="boot-", dir=args.workdir)
+    subprocess.run(["cp", args.kernel, os.path.join(run_dir, "kernel")], check=True)
+    subprocess.run(["cp", args.initrd, os.path.join(run_dir, "initrd")], check=True)
+    env = " ".join(f"export {shlex.quote(e)};" for e in args.env)
+    with open(os.path.join(run_dir, "inside.sh"), "w") as f:
+        f.write(INSIDE.format(env=env, qemu=" ".join(
+            shlex.quote(c) for c in qemu_command(args, run_dir))))
+
+    log = open(args.log, "wb")
+    proc = subprocess.Popen(
+        ["unshare", "--mount", "--pid", "--net", "--fork",
+         "--kill-child=SIGKILL", "--", "sh", "-c", OUTER, "outer",
+         args.chroot, run_dir],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + args.timeout
+    timed_out = False
+    fd = proc.stdout.fileno()
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            r, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if not r:
+                continue
+            data = os.read(fd, 65536)
+            if not data:
+                break
+            log.write(data)
+            log.flush()
+            if args.echo:
+                sys.stdout.buffer.write(data)
+                sys.stdout.flush()
+    finally:
+        # SIGTERM is not enough under SDL: kill the whole group; the PID
+        # namespace takes every other process with it.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        log.close()
+        subprocess.run(["rm", "-rf", run_dir])
+    if timed_out:
+        msg = f"\nrig: TIMEOUT after {args.timeout}s, QEMU killed\n"
+        with open(args.log, "a") as f:
+            f.write(msg)
+        if args.echo:
+            print(msg, end="")
+        return 124
+    return proc.returncode
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--arch", choices=QEMU, required=True)
+    p.add_argument("--host", choices=GPU, required=True)
+    p.add_argument("--mode", choices=["test", "run"], required=True)
+    p.add_argument("--kernel", required=True)
+    p.add_argument("--initrd", required=True)
+    p.add_argument("--chroot", required=True)
+    p.add_argument("--log", required=True)
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--timeout", type=int, default=600)
+    p.add_argument("--append", action="append", default=[],
+                   help="extra kernel command line words")
+    p.add_argument("--env", action="append", default=[],
+                   help="NAME=VALUE for QEMU's environment")
+    p.add_argument("--echo", action="store_true")
+    args = p.parse_args()
+    sys.exit(boot(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Builds the guest initramfs for $ARCH: Debian's busybox-static for the guest
+# architecture, the rig's /init and the guest test programs (static musl).
+# Needs the kernel build tree of $ARCH-$DRIVER for usr/gen_init_cpio.
+# Prints the path of the cpio archive.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/apt-private.sh"
+
+busybox() {
+	apt_private_update
+	local deb dir
+	deb=$(apt_private_download "busybox-static:$DEB_ARCH" "$RIG_CACHE/downloads")
+	dir=$RIG_CACHE/guest/busybox-$DEB_ARCH
+	if [ ! -x "$dir/usr/bin/busybox" ] || [ "$deb" -nt "$dir/usr/bin/busybox" ]; then
+		rm -rf "$dir"
+		mkdir -p "$dir"
+		dpkg-deb -x "$deb" "$dir"
+	fi
+	echo "$dir/usr/bin/busybox"
+}
+
+BUSYBOX=$(with_lock apt busybox)
+export CARGO_TARGET_DIR=$RIG_CACHE/cargo-target
+(cd "$RIG_ROOT/tools/testing/virtgpu" &&
+	cargo build --quiet --locked --release --target "$RUST_TARGET") ||
+	die "building the guest test programs failed"
+TESTS=$CARGO_TARGET_DIR/$RUST_TARGET/release/virtgpu-tests
+
+GEN=$RIG_CACHE/build/$ARCH-$DRIVER/usr/gen_init_cpio
+[ -x "$GEN" ] || die "$GEN missing: build the kernel first"
+
+out=$RIG_OUT/initramfs-$ARCH-$DRIVER.cpio
+list=$(mktemp)
+trap 'rm -f "$list"' EXIT
+cat >"$list" <<LIST
+dir /dev 0755 0 0
+nod /dev/console 0600 0 0 c 5 1
+dir /bin 0755 0 0
+dir /proc 0755 0 0
+dir /sys 0755 0 0
+dir /tmp 01777 0 0
+file /bin/busybox $BUSYBOX 0755 0 0
+file /bin/virtgpu-tests $TESTS 0755 0 0
+file /init $RIG_ROOT/tools/rig/guest/init 0755 0 0
+LIST
+"$GEN" "$list" >"$out.tmp"
+mv "$out.tmp" "$out"
+echo "$out"

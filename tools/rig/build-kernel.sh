@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Builds the guest kernel for $ARCH with $DRIVER (c: the upstream C driver,
+# rust: this project's driver) in a build tree kept in the cache. Prints the
+# path of the kernel image.
+. "$(dirname "$0")/lib.sh"
+
+"$RIG_ROOT/tools/rig/setup-toolchain.sh"
+
+build() {
+	local src bld kmake tmp
+	src=$("$RIG_ROOT/tools/rig/stage-kernel.sh")
+	bld=$RIG_CACHE/build/$ARCH-$DRIVER
+	mkdir -p "$bld"
+	kmake=(make -s -C "$src" O="$bld" ARCH="$ARCH" LLVM="$LLVM_SUFFIX" -j"$(($(nproc) + 1))")
+
+	# allnoconfig plus the project's fragments; .config is rewritten only
+	# when its content changes.
+	local karch=$ARCH
+	[ "$ARCH" = x86_64 ] && karch=x86
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' RETURN
+	cat "$src/kernel/configs/virtio_gpu_rs.config" \
+		"$src/arch/$karch/configs/virtio_gpu_rs.config" \
+		"$RIG_ROOT/tools/rig/config/driver-$DRIVER.config" >"$tmp/fragment"
+	"${kmake[@]}" O="$tmp/cfg" KCONFIG_ALLCONFIG="$tmp/fragment" allnoconfig >/dev/null
+	# Every symbol the fragments ask for must have survived Kconfig.
+	local missing
+	missing=$(grep -E '^CONFIG_[A-Z0-9_]+=' "$tmp/fragment" | sort -u |
+		grep -vxF -f "$tmp/cfg/.config" || true)
+	[ -z "$missing" ] || die "Kconfig dropped (unmet dependencies?): $(echo $missing)"
+	cmp -s "$tmp/cfg/.config" "$bld/.config" || cp "$tmp/cfg/.config" "$bld/.config"
+
+	log "building $ARCH kernel, DRIVER=$DRIVER, in $bld"
+	"${kmake[@]}" olddefconfig >/dev/null
+	"${kmake[@]}" >"$bld/rig-build.log" 2>&1 || { tail -n 40 "$bld/rig-build.log"; die "kernel build failed"; }
+	echo "linux-source-7.3 $(cat "$src/.rig-debian-version" 2>/dev/null) ($(cat "$bld/include/config/kernel.release"))" >"$bld/rig-version"
+}
+
+with_lock kernel-build build
+echo "$RIG_CACHE/build/$ARCH-$DRIVER/$KIMAGE"

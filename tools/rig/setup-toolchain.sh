@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Installs the build toolchain on the build machine (Debian bookworm):
+# clang/lld/llvm 19, the kernel's build dependencies, rust-src, the musl
+# targets for the guest test programs and bindgen-cli. Idempotent and quick
+# when everything is present.
+. "$(dirname "$0")/lib.sh"
+
+APT_PKGS="clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev
+	libssl-dev cpio debootstrap rsync patch xz-utils make gcc libc6-dev
+	python3"
+BINDGEN_VERSION=0.72.1
+
+install_apt() {
+	local missing=""
+	for p in $APT_PKGS; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	log "installing host packages:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+}
+
+install_rust() {
+	command -v rustup >/dev/null || die "rustup not found: the machine's Rust toolchain is required"
+	local have
+	have=$(rustup component list --installed 2>/dev/null)
+	grep -q '^rust-src' <<<"$have" || rustup component add rust-src
+	have=$(rustup target list --installed)
+	for t in aarch64-unknown-linux-musl x86_64-unknown-linux-musl; do
+		grep -qx "$t" <<<"$have" || rustup target add "$t"
+	done
+	if ! "$RIG_CACHE/tools/bin/bindgen" --version 2>/dev/null | grep -q " $BINDGEN_VERSION\$"; then
+		log "installing bindgen-cli $BINDGEN_VERSION (a few minutes, once)"
+		cargo install --quiet --locked --root "$RIG_CACHE/tools" bindgen-cli --version "$BINDGEN_VERSION"
+	fi
+}
+
+with_lock apt install_apt
+with_lock rust install_rust

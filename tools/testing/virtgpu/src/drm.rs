@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: GPL-2.0
+//! A DRM device node opened by the tests, with typed ioctl helpers.
+
+use crate::uapi::*;
+use std::ffi::CString;
+use std::io;
+
+/// An open `/dev/dri/*` node; closed on drop.
+pub struct Device {
+    fd: libc::c_int,
+    pub path: String,
+}
+
+/// The result of an ioctl: `Err` carries the errno.
+pub type IoctlResult = Result<(), i32>;
+
+impl Device {
+    pub fn open(path: &str) -> io::Result<Self> {
+        let c = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: `c` is a valid NUL-terminated string.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            fd,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Opens the first render node whose driver reports `name`.
+    pub fn open_render_node(name: &str) -> Result<Self, String> {
+        let mut nodes: Vec<String> = std::fs::read_dir("/dev/dri")
+            .map_err(|e| format!("/dev/dri: {e}"))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().display().to_string())
+            .filter(|p| p.contains("renderD"))
+            .collect();
+        nodes.sort();
+        for p in &nodes {
+            if let Ok(dev) = Device::open(p) {
+                if dev.version().map(|v| v.name == name).unwrap_or(false) {
+                    return Ok(dev);
+                }
+            }
+        }
+        Err(format!("no render node of driver {name} among {nodes:?}"))
+    }
+
+    /// Issues `ioctl(fd, req, arg)`.
+    pub fn ioctl<T>(&self, req: u64, arg: &mut T) -> IoctlResult {
+        // SAFETY: `arg` is a valid, exclusively borrowed `T` whose layout is
+        // the one the kernel expects for `req` (the uapi module pairs them).
+        let r = unsafe { libc::ioctl(self.fd, req as _, arg as *mut T) };
+        if r < 0 {
+            Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn version(&self) -> Result<Version, i32> {
+        let mut name = vec![0u8; 64];
+        let mut date = vec![0u8; 64];
+        let mut desc = vec![0u8; 256];
+        let mut v = DrmVersion {
+            version_major: 0,
+            version_minor: 0,
+            version_patchlevel: 0,
+            name_len: name.len(),
+            name: name.as_mut_ptr(),
+            date_len: date.len(),
+            date: date.as_mut_ptr(),
+            desc_len: desc.len(),
+            desc: desc.as_mut_ptr(),
+        };
+        self.ioctl(DRM_IOCTL_VERSION, &mut v)?;
+        let s = |b: &[u8], len: usize| String::from_utf8_lossy(&b[..len.min(b.len())]).into_owned();
+        Ok(Version {
+            name: s(&name, v.name_len),
+            desc: s(&desc, v.desc_len),
+            date: s(&date, v.date_len),
+            major: v.version_major,
+            minor: v.version_minor,
+            patchlevel: v.version_patchlevel,
+        })
+    }
+
+    /// GETPARAM: the `int` the driver writes.
+    pub fn getparam(&self, param: u64) -> Result<i32, i32> {
+        let mut value: i32 = -1;
+        let mut gp = VirtgpuGetparam {
+            param,
+            value: &mut value as *mut i32 as u64,
+        };
+        self.ioctl(DRM_IOCTL_VIRTGPU_GETPARAM, &mut gp)?;
+        Ok(value)
+    }
+
+    /// GET_CAPS into `buf`, which is first filled with `fill`.
+    pub fn get_caps(&self, id: u32, ver: u32, buf: &mut [u8], fill: u8) -> IoctlResult {
+        buf.fill(fill);
+        let mut gc = VirtgpuGetCaps {
+            cap_set_id: id,
+            cap_set_ver: ver,
+            addr: buf.as_mut_ptr() as u64,
+            size: buf.len() as u32,
+            pad: 0,
+        };
+        self.ioctl(DRM_IOCTL_VIRTGPU_GET_CAPS, &mut gc)
+    }
+
+    /// CONTEXT_INIT with the given parameters.
+    #[allow(dead_code)]
+    pub fn context_init(&self, params: &[VirtgpuContextSetParam]) -> IoctlResult {
+        let mut ci = VirtgpuContextInit {
+            num_params: params.len() as u32,
+            pad: 0,
+            ctx_set_params: params.as_ptr() as u64,
+        };
+        self.ioctl(DRM_IOCTL_VIRTGPU_CONTEXT_INIT, &mut ci)
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        // SAFETY: `fd` was opened by `Device::open` and is closed only here.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+#[derive(Debug)]
+pub struct Version {
+    pub name: String,
+    pub desc: String,
+    pub date: String,
+    pub major: i32,
+    pub minor: i32,
+    pub patchlevel: i32,
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}.{}.{} ({}) {}",
+            self.name, self.major, self.minor, self.patchlevel, self.date, self.desc
+        )
+    }
+}
+
+/// The errno's symbolic name, for messages.
+pub fn errno_name(e: i32) -> String {
+    let n = match e {
+        libc::EINVAL => "EINVAL",
+        libc::ENOSYS => "ENOSYS",
+        libc::ENODEV => "ENODEV",
+        libc::EFAULT => "EFAULT",
+        libc::ENOMEM => "ENOMEM",
+        libc::EBUSY => "EBUSY",
+        libc::ENOTTY => "ENOTTY",
+        libc::EPERM => "EPERM",
+        libc::EACCES => "EACCES",
+        libc::ENOSPC => "ENOSPC",
+        libc::ENOENT => "ENOENT",
+        _ => return format!("errno {e}"),
+    };
+    n.to_owned()
+}

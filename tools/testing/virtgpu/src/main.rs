@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Guest-side tests of a virtio-gpu DRM driver through its UAPI
+//! (include/uapi/drm/virtgpu_drm.h), run inside the rig's initramfs. The
+//! same binary tests the upstream C driver and the Rust driver; it prints
+//! one KTAP document on stdout and exits non-zero if a test failed.
+
+mod drm;
+mod ktap;
+mod tests;
+mod uapi;
+
+use tests::{Ctx, Host};
+
+fn host_from_cmdline() -> Result<Host, String> {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").map_err(|e| e.to_string())?;
+    match cmdline.split_whitespace().find_map(|w| w.strip_prefix("rig.host=")) {
+        Some("gl") => Ok(Host::Gl),
+        Some("2d") => Ok(Host::TwoD),
+        other => Err(format!("rig.host= on the kernel command line: {other:?}")),
+    }
+}
+
+/// `--info`: what the driver reports, for `make run`.
+fn print_info() -> i32 {
+    let dev = match drm::Device::open_render_node("virtio_gpu") {
+        Ok(d) => d,
+        Err(e) => {
+            println!("virtgpu-info: {e}");
+            return 1;
+        }
+    };
+    match dev.version() {
+        Ok(v) => println!("virtgpu-info: {}: {v}", dev.path),
+        Err(e) => println!("virtgpu-info: VERSION: {}", drm::errno_name(e)),
+    }
+    for (name, p) in [
+        ("3D_FEATURES", uapi::VIRTGPU_PARAM_3D_FEATURES),
+        ("CAPSET_QUERY_FIX", uapi::VIRTGPU_PARAM_CAPSET_QUERY_FIX),
+        ("RESOURCE_BLOB", uapi::VIRTGPU_PARAM_RESOURCE_BLOB),
+        ("HOST_VISIBLE", uapi::VIRTGPU_PARAM_HOST_VISIBLE),
+        ("CROSS_DEVICE", uapi::VIRTGPU_PARAM_CROSS_DEVICE),
+        ("CONTEXT_INIT", uapi::VIRTGPU_PARAM_CONTEXT_INIT),
+        ("SUPPORTED_CAPSET_IDs", uapi::VIRTGPU_PARAM_SUPPORTED_CAPSET_IDS),
+        ("EXPLICIT_DEBUG_NAME", uapi::VIRTGPU_PARAM_EXPLICIT_DEBUG_NAME),
+    ] {
+        match dev.getparam(p) {
+            Ok(v) => println!("virtgpu-info: GETPARAM {name} = {v:#x}"),
+            Err(e) => println!("virtgpu-info: GETPARAM {name}: {}", drm::errno_name(e)),
+        }
+    }
+    0
+}
+
+fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--info") {
+        std::process::exit(print_info());
+    }
+    let setup = host_from_cmdline().and_then(|host| {
+        Ok(Ctx {
+            host,
+            dev: drm::Device::open_render_node("virtio_gpu")?,
+        })
+    });
+    let ctx = match setup {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            // A KTAP document that says why nothing could run.
+            print!("KTAP version 1\n1..1\n{}not ok 1 setup\n", ktap::diagnostic(&e));
+            std::process::exit(1);
+        }
+    };
+    let ok = ktap::run(&ctx, &tests::all());
+    std::process::exit(if ok { 0 } else { 1 });
+}

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The test cases. Each takes the [`Ctx`] and returns an [`Outcome`].
+
+use crate::drm::Device;
+use crate::ktap::Outcome;
+
+mod params;
+
+/// Which host the guest runs on (the rig passes `rig.host=` on the kernel
+/// command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    /// virtio-gpu-gl-pci with blob, host memory and venus.
+    Gl,
+    /// Plain virtio-gpu-pci: no virgl, no blob, no host memory.
+    TwoD,
+}
+
+pub struct Ctx {
+    pub host: Host,
+    /// The render node, opened once; tests that need a fresh file open their own.
+    pub dev: Device,
+}
+
+/// Every test case, in the order it runs.
+pub fn all() -> Vec<(&'static str, fn(&Ctx) -> Outcome)> {
+    params::TESTS.to_vec()
+}
+
+/// `check!(cond, "fmt", args)`: fails the test with the message unless `cond`.
+#[macro_export]
+macro_rules! check {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return $crate::ktap::Outcome::Fail(format!($($fmt)+));
+        }
+    };
+}
+
+/// Asserts that `res` failed with `errno`.
+pub fn expect_errno<T: std::fmt::Debug>(what: &str, res: Result<T, i32>, errno: i32) -> Outcome {
+    use crate::drm::errno_name;
+    match res {
+        Err(e) if e == errno => Outcome::Pass,
+        Err(e) => Outcome::Fail(format!(
+            "{what}: got {}, want {}",
+            errno_name(e),
+            errno_name(errno)
+        )),
+        Ok(v) => Outcome::Fail(format!("{what}: succeeded ({v:?}), want {}", errno_name(errno))),
+    }
+}

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Probe-visible state through the UAPI: driver name, GETPARAM, GET_CAPS.
+
+use super::{expect_errno, Ctx, Host};
+use crate::check;
+use crate::drm::errno_name;
+use crate::ktap::Outcome;
+use crate::uapi::*;
+
+pub const TESTS: &[(&str, fn(&Ctx) -> Outcome)] = &[
+    ("version_name_is_virtio_gpu", version_name),
+    ("getparam_3d_features", getparam_3d_features),
+    ("getparam_resource_blob", getparam_resource_blob),
+    ("getparam_host_visible", getparam_host_visible),
+    ("getparam_context_init", getparam_context_init),
+    ("getparam_supported_capset_ids", getparam_supported_capset_ids),
+    ("getparam_unknown_is_einval", getparam_unknown),
+    ("get_caps_virgl", get_caps_virgl),
+    ("get_caps_virgl2", get_caps_virgl2),
+    ("get_caps_venus", get_caps_venus),
+    ("get_caps_without_capsets_is_enosys", get_caps_without_capsets),
+];
+
+fn version_name(ctx: &Ctx) -> Outcome {
+    match ctx.dev.version() {
+        Ok(v) if v.name == "virtio_gpu" => Outcome::Pass,
+        Ok(v) => Outcome::Fail(format!("driver name {:?}", v.name)),
+        Err(e) => Outcome::Fail(format!("DRM_IOCTL_VERSION: {}", errno_name(e))),
+    }
+}
+
+/// A parameter that is 1 on the virgl host and 0 on the 2D one.
+fn feature_param(ctx: &Ctx, param: u64) -> Outcome {
+    let want = i32::from(ctx.host == Host::Gl);
+    match ctx.dev.getparam(param) {
+        Ok(v) if v == want => Outcome::Pass,
+        Ok(v) => Outcome::Fail(format!("param {param} = {v}, want {want} on {:?}", ctx.host)),
+        Err(e) => Outcome::Fail(format!("GETPARAM {param}: {}", errno_name(e))),
+    }
+}
+
+fn getparam_3d_features(ctx: &Ctx) -> Outcome {
+    feature_param(ctx, VIRTGPU_PARAM_3D_FEATURES)
+}
+
+fn getparam_resource_blob(ctx: &Ctx) -> Outcome {
+    feature_param(ctx, VIRTGPU_PARAM_RESOURCE_BLOB)
+}
+
+fn getparam_host_visible(ctx: &Ctx) -> Outcome {
+    feature_param(ctx, VIRTGPU_PARAM_HOST_VISIBLE)
+}
+
+fn getparam_context_init(ctx: &Ctx) -> Outcome {
+    feature_param(ctx, VIRTGPU_PARAM_CONTEXT_INIT)
+}
+
+fn getparam_supported_capset_ids(ctx: &Ctx) -> Outcome {
+    let mask = match ctx.dev.getparam(VIRTGPU_PARAM_SUPPORTED_CAPSET_IDS) {
+        Ok(m) => m as u32,
+        Err(e) => return Outcome::Fail(format!("GETPARAM: {}", errno_name(e))),
+    };
+    match ctx.host {
+        Host::Gl => {
+            for id in [CAPSET_VIRGL, CAPSET_VIRGL2, CAPSET_VENUS] {
+                check!(mask & (1 << id) != 0, "capset {id} missing from mask {mask:#x}");
+            }
+        }
+        Host::TwoD => check!(mask == 0, "mask {mask:#x} on a host without capsets"),
+    }
+    Outcome::Pass
+}
+
+fn getparam_unknown(ctx: &Ctx) -> Outcome {
+    expect_errno("GETPARAM 0xdead", ctx.dev.getparam(0xdead), libc::EINVAL)
+}
+
+/// GET_CAPS of capset `id` returns data: the bytes the driver copied are the
+/// prefix on which two calls with different fill patterns agree.
+fn get_caps_nonempty(ctx: &Ctx, id: u32) -> Outcome {
+    if ctx.host != Host::Gl {
+        return Outcome::Skip("no capsets on this host".into());
+    }
+    let mut a = vec![0u8; 64 * 1024];
+    let mut b = vec![0u8; 64 * 1024];
+    if let Err(e) = ctx.dev.get_caps(id, 0, &mut a, 0x00) {
+        return Outcome::Fail(format!("GET_CAPS {id}: {}", errno_name(e)));
+    }
+    if let Err(e) = ctx.dev.get_caps(id, 0, &mut b, 0xff) {
+        return Outcome::Fail(format!("GET_CAPS {id} again: {}", errno_name(e)));
+    }
+    let copied = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    check!(copied > 0, "GET_CAPS {id} copied nothing");
+    check!(
+        a[..copied].iter().any(|&x| x != 0),
+        "GET_CAPS {id}: {copied} bytes, all zero"
+    );
+    Outcome::Pass
+}
+
+fn get_caps_virgl(ctx: &Ctx) -> Outcome {
+    get_caps_nonempty(ctx, CAPSET_VIRGL)
+}
+
+fn get_caps_virgl2(ctx: &Ctx) -> Outcome {
+    get_caps_nonempty(ctx, CAPSET_VIRGL2)
+}
+
+fn get_caps_venus(ctx: &Ctx) -> Outcome {
+    get_caps_nonempty(ctx, CAPSET_VENUS)
+}
+
+fn get_caps_without_capsets(ctx: &Ctx) -> Outcome {
+    if ctx.host != Host::TwoD {
+        return Outcome::Skip("this host has capsets".into());
+    }
+    let mut buf = vec![0u8; 64];
+    expect_errno(
+        "GET_CAPS on a host without capsets",
+        ctx.dev.get_caps(CAPSET_VIRGL, 0, &mut buf, 0),
+        libc::ENOSYS,
+    )
+}
