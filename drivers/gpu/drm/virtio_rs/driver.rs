@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The virtio driver, which probes the GPU, and the DRM driver it registers.
+
+use kernel::{
+    device::{Core, DeviceContext},
+    drm::{self, gem, ioctl},
+    prelude::*,
+    sync::Arc,
+    uapi, virtio,
+};
+
+use crate::{file::File, gem::VirtioGpuObject, gpu, gpu::Gpu, uapi::*};
+
+/// The virtio driver.
+pub(crate) struct VirtioGpuDriver;
+
+/// The DRM driver.
+pub(crate) struct VirtioGpuDrmDriver;
+
+/// The DRM device of this driver.
+pub(crate) type VirtioGpuDevice<Ctx = drm::Normal> = drm::Device<VirtioGpuDrmDriver, Ctx>;
+
+/// What the driver keeps while bound to a device: the DRM registration. Dropping it unplugs
+/// the DRM device, after which every ioctl fails with `ENODEV`.
+pub(crate) struct VirtioGpuData<'bound> {
+    _reg: drm::Registration<'bound, VirtioGpuDrmDriver>,
+}
+
+kernel::virtio_device_table!(ID_TABLE, [virtio::DeviceId::new(kernel::bindings::VIRTIO_ID_GPU)]);
+
+impl virtio::Driver for VirtioGpuDriver {
+    type Data<'bound> = VirtioGpuData<'bound>;
+    const ID_TABLE: virtio::IdTable = &ID_TABLE;
+    const FEATURES: &'static [u32] = &gpu::FEATURES;
+
+    fn probe<'bound>(
+        vdev: &'bound virtio::Device<Core<'_>>,
+    ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
+        let gpu = Gpu::probe(vdev)?;
+        let drm = drm::UnregisteredDevice::<VirtioGpuDrmDriver>::new(vdev, Ok::<_, Error>(gpu))?;
+        // SAFETY: `reg` is stored in `VirtioGpuData` and dropped when the driver is unbound; it
+        // is never forgotten.
+        let reg = unsafe { drm::Registration::new(vdev.as_ref(), drm, (), 0)? };
+        dev_info!(vdev, "initialized {} for the Rust driver\n", INFO.name.to_str().unwrap_or("?"));
+        Ok(VirtioGpuData { _reg: reg })
+    }
+}
+
+/// The name Mesa's device discovery looks for (virgl, venus), and the C driver's version.
+const INFO: drm::DriverInfo = drm::DriverInfo {
+    major: 0,
+    minor: 1,
+    patchlevel: 0,
+    name: c"virtio_gpu",
+    desc: c"virtio GPU",
+};
+
+#[vtable]
+impl drm::Driver for VirtioGpuDrmDriver {
+    type Data = Arc<Gpu>;
+    type RegistrationData<'a> = ();
+    type File = File;
+    type Object = gem::Object<VirtioGpuObject>;
+    type ParentDevice<Ctx: DeviceContext> = virtio::Device<Ctx>;
+
+    const INFO: drm::DriverInfo = INFO;
+    const FEAT_RENDER: bool = true;
+
+    kernel::declare_drm_ioctls! {
+        (VIRTGPU_UNUSED, drm_virtgpu_map, ioctl::RENDER_ALLOW, File::unused),
+        (VIRTGPU_MAP, drm_virtgpu_map, ioctl::RENDER_ALLOW, File::not_yet::<uapi::drm_virtgpu_map>),
+        (VIRTGPU_EXECBUFFER, drm_virtgpu_execbuffer, ioctl::RENDER_ALLOW, File::not_yet::<uapi::drm_virtgpu_execbuffer>),
+        (VIRTGPU_GETPARAM, drm_virtgpu_getparam, ioctl::RENDER_ALLOW, File::getparam),
+        (VIRTGPU_RESOURCE_CREATE, drm_virtgpu_resource_create, ioctl::RENDER_ALLOW,
+         File::not_yet::<uapi::drm_virtgpu_resource_create>),
+        (VIRTGPU_RESOURCE_INFO, drm_virtgpu_resource_info, ioctl::RENDER_ALLOW, File::not_yet::<uapi::drm_virtgpu_resource_info>),
+        (VIRTGPU_TRANSFER_FROM_HOST, drm_virtgpu_3d_transfer_from_host, ioctl::RENDER_ALLOW,
+         File::not_yet::<uapi::drm_virtgpu_3d_transfer_from_host>),
+        (VIRTGPU_TRANSFER_TO_HOST, drm_virtgpu_3d_transfer_to_host, ioctl::RENDER_ALLOW,
+         File::not_yet::<uapi::drm_virtgpu_3d_transfer_to_host>),
+        (VIRTGPU_WAIT, drm_virtgpu_3d_wait, ioctl::RENDER_ALLOW, File::not_yet::<uapi::drm_virtgpu_3d_wait>),
+        (VIRTGPU_GET_CAPS, drm_virtgpu_get_caps, ioctl::RENDER_ALLOW, File::get_caps),
+        (VIRTGPU_RESOURCE_CREATE_BLOB, drm_virtgpu_resource_create_blob, ioctl::RENDER_ALLOW,
+         File::not_yet::<uapi::drm_virtgpu_resource_create_blob>),
+        (VIRTGPU_CONTEXT_INIT, drm_virtgpu_context_init, ioctl::RENDER_ALLOW, File::context_init),
+    }
+}

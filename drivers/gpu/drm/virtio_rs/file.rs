@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! An open DRM file: its host rendering context and the ioctls.
+//!
+//! As in the C driver, a file gets a host context id when it is opened on a
+//! device with 3D support; the host context itself is created by
+//! CONTEXT_INIT (or, later, by the first command that needs it) and destroyed
+//! when the file is closed. Every errno matches the C driver's for the same
+//! input.
+
+use kernel::{
+    drm::{self, Registered},
+    new_mutex,
+    prelude::*,
+    sync::{Arc, Mutex},
+    task::Task,
+    uaccess::{UserPtr, UserSlice},
+    uapi,
+};
+
+use crate::{
+    driver::{VirtioGpuDevice, VirtioGpuDrmDriver},
+    gpu::{Gpu, MAX_CAPSET_ID},
+    protocol,
+};
+
+/// Rings a context may ask for (`MAX_RINGS` in the C driver).
+const MAX_RINGS: u64 = 64;
+/// Parameters one CONTEXT_INIT may carry.
+const MAX_CONTEXT_PARAMS: u32 = 4;
+/// The low bits of `context_init` hold the capset id.
+const CONTEXT_INIT_CAPSET_ID_MASK: u32 = 0xff;
+
+/// The host context of a file.
+struct Context {
+    id: u32,
+    created: bool,
+    /// `struct virtio_gpu_ctx_create::context_init`: the capset id.
+    context_init: u32,
+    num_rings: u64,
+    rings_set: bool,
+    ring_idx_mask: u64,
+    /// Set by `VIRTGPU_CONTEXT_PARAM_DEBUG_NAME`, NUL-terminated.
+    debug_name: Option<KVec<u8>>,
+}
+
+#[pin_data(PinnedDrop)]
+pub(crate) struct File {
+    gpu: Arc<Gpu>,
+    /// `None` on a device without 3D: such files have no context, as in the C driver.
+    #[pin]
+    context: Mutex<Option<Context>>,
+}
+
+impl drm::file::DriverFile for File {
+    type Driver = VirtioGpuDrmDriver;
+
+    fn open(dev: &VirtioGpuDevice) -> Result<Pin<KBox<Self>>> {
+        let gpu: &Arc<Gpu> = dev;
+        let context = if gpu.features.virgl_3d {
+            Some(Context {
+                id: gpu.alloc_context_id()?,
+                created: false,
+                context_init: 0,
+                num_rings: 0,
+                rings_set: false,
+                ring_idx_mask: 0,
+                debug_name: None,
+            })
+        } else {
+            None
+        };
+        KBox::pin_init(
+            try_pin_init!(Self {
+                gpu: gpu.clone(),
+                context <- new_mutex!(context),
+            }),
+            GFP_KERNEL,
+        )
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for File {
+    fn drop(self: Pin<&mut Self>) {
+        if let Some(ctx) = self.context.lock().take() {
+            if ctx.created {
+                // The device may be gone; then there is no host context left to destroy.
+                if let Ok(cmd) = protocol::ctx_destroy(ctx.id) {
+                    let _ = self.gpu.ctrl.call_nodata(cmd);
+                }
+            }
+            self.gpu.free_context_id(ctx.id);
+        }
+    }
+}
+
+/// The name of the current task, as the host's default debug name for a context.
+fn current_comm() -> [u8; 16] {
+    let mut name = [0u8; 16];
+    // SAFETY: The current task is valid while we run; `comm` is a fixed-size array that is
+    // always NUL-terminated, and a concurrent rename can at worst mix two names, as the C
+    // driver's `get_task_comm()` can.
+    let comm = unsafe { (*Task::current_raw()).comm };
+    for (d, s) in name.iter_mut().zip(comm.iter()) {
+        *d = *s as u8;
+    }
+    name
+}
+
+fn c_str_len(buf: &[u8]) -> usize {
+    buf.iter().position(|&b| b == 0).unwrap_or(buf.len())
+}
+
+impl File {
+    fn gpu(dev: &VirtioGpuDevice<Registered>) -> &Arc<Gpu> {
+        dev
+    }
+
+    /// Creates the file's host context; `ctx` is locked by the caller.
+    fn create_context(gpu: &Gpu, ctx: &mut Context) -> Result {
+        let comm;
+        let name = match &ctx.debug_name {
+            Some(n) => &n[..c_str_len(n)],
+            None => {
+                comm = current_comm();
+                &comm[..c_str_len(&comm)]
+            }
+        };
+        gpu.ctrl
+            .call_nodata(protocol::ctx_create(ctx.id, ctx.context_init, name)?)?;
+        ctx.created = true;
+        Ok(())
+    }
+
+    /// IOCTL: placeholder for command number 0, which virtgpu does not use.
+    pub(crate) fn unused(
+        _dev: &VirtioGpuDevice<Registered>,
+        _reg: &(),
+        _args: &mut uapi::drm_virtgpu_map,
+        _file: &drm::File<File>,
+    ) -> Result<u32> {
+        Err(EINVAL)
+    }
+
+    /// IOCTL: GETPARAM: one `int` of device information, written to `value`.
+    pub(crate) fn getparam(
+        dev: &VirtioGpuDevice<Registered>,
+        _reg: &(),
+        args: &mut uapi::drm_virtgpu_getparam,
+        _file: &drm::File<File>,
+    ) -> Result<u32> {
+        let gpu = Self::gpu(dev);
+        let f = &gpu.features;
+        let value: i32 = match u32::try_from(args.param).map_err(|_| EINVAL)? {
+            uapi::VIRTGPU_PARAM_3D_FEATURES => f.virgl_3d.into(),
+            uapi::VIRTGPU_PARAM_CAPSET_QUERY_FIX => 1,
+            uapi::VIRTGPU_PARAM_RESOURCE_BLOB => f.resource_blob.into(),
+            uapi::VIRTGPU_PARAM_HOST_VISIBLE => gpu.host_visible.is_some().into(),
+            uapi::VIRTGPU_PARAM_CROSS_DEVICE => f.resource_uuid.into(),
+            uapi::VIRTGPU_PARAM_CONTEXT_INIT => f.context_init.into(),
+            // An `int`, as in the C driver: capset ids above 31 do not fit.
+            uapi::VIRTGPU_PARAM_SUPPORTED_CAPSET_IDs => gpu.capset_id_mask as i32,
+            uapi::VIRTGPU_PARAM_EXPLICIT_DEBUG_NAME => f.context_init.into(),
+            uapi::VIRTGPU_PARAM_BLOB_ALIGNMENT => f.blob_alignment.ok_or(ENOENT)? as i32,
+            _ => return Err(EINVAL),
+        };
+        UserSlice::new(UserPtr::from_addr(args.value as usize), size_of::<i32>())
+            .writer()
+            .write(&value)?;
+        Ok(0)
+    }
+
+    /// IOCTL: GET_CAPS: copies up to `size` bytes of a capset to `addr`.
+    pub(crate) fn get_caps(
+        dev: &VirtioGpuDevice<Registered>,
+        _reg: &(),
+        args: &mut uapi::drm_virtgpu_get_caps,
+        _file: &drm::File<File>,
+    ) -> Result<u32> {
+        let addr = args.addr;
+        Self::gpu(dev).with_capset(args.cap_set_id, args.cap_set_ver, args.size, |data| {
+            UserSlice::new(UserPtr::from_addr(addr as usize), data.len())
+                .writer()
+                .write_slice(data)
+        })?;
+        Ok(0)
+    }
+
+    /// IOCTL: CONTEXT_INIT: sets the file's context parameters and creates the host context.
+    pub(crate) fn context_init(
+        dev: &VirtioGpuDevice<Registered>,
+        _reg: &(),
+        args: &mut uapi::drm_virtgpu_context_init,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        let gpu = Self::gpu(dev);
+        if !gpu.features.context_init || !gpu.features.virgl_3d {
+            return Err(EINVAL);
+        }
+        if args.num_params > MAX_CONTEXT_PARAMS {
+            return Err(EINVAL);
+        }
+        let param_size = size_of::<uapi::drm_virtgpu_context_set_param>();
+        let mut raw = KVec::new();
+        UserSlice::new(
+            UserPtr::from_addr(args.ctx_set_params as usize),
+            args.num_params as usize * param_size,
+        )
+        .read_all(&mut raw, GFP_KERNEL)?;
+
+        let this = file.inner();
+        let mut guard = this.context.lock();
+        let Some(ctx) = &mut *guard else {
+            return Err(EINVAL);
+        };
+        if ctx.created {
+            return Err(EEXIST);
+        }
+        for p in raw.chunks_exact(param_size) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&p[0..8]);
+            let param = u64::from_ne_bytes(word);
+            word.copy_from_slice(&p[8..16]);
+            let value = u64::from_ne_bytes(word);
+            match param {
+                p if p == u64::from(uapi::VIRTGPU_CONTEXT_PARAM_CAPSET_ID) => {
+                    if value > u64::from(MAX_CAPSET_ID)
+                        || gpu.capset_id_mask & (1u64 << value) == 0
+                        || ctx.context_init & CONTEXT_INIT_CAPSET_ID_MASK != 0
+                    {
+                        return Err(EINVAL);
+                    }
+                    ctx.context_init |= value as u32;
+                }
+                p if p == u64::from(uapi::VIRTGPU_CONTEXT_PARAM_NUM_RINGS) => {
+                    if ctx.rings_set || value > MAX_RINGS {
+                        return Err(EINVAL);
+                    }
+                    // As the C driver: zero rings count as not set.
+                    ctx.rings_set = value != 0;
+                    ctx.num_rings = value;
+                }
+                p if p == u64::from(uapi::VIRTGPU_CONTEXT_PARAM_POLL_RINGS_MASK) => {
+                    if ctx.ring_idx_mask != 0 {
+                        return Err(EINVAL);
+                    }
+                    ctx.ring_idx_mask = value;
+                }
+                p if p == u64::from(uapi::VIRTGPU_CONTEXT_PARAM_DEBUG_NAME) => {
+                    if ctx.debug_name.is_some() {
+                        return Err(EINVAL);
+                    }
+                    let mut name = KVec::from_elem(0u8, protocol::DEBUG_NAME_LEN, GFP_KERNEL)?;
+                    UserSlice::new(UserPtr::from_addr(value as usize), name.len())
+                        .reader()
+                        .strcpy_into_buf(&mut name)?;
+                    ctx.debug_name = Some(name);
+                }
+                _ => return Err(EINVAL),
+            }
+        }
+        if ctx.ring_idx_mask != 0 {
+            let valid = if ctx.num_rings >= 64 {
+                u64::MAX
+            } else {
+                (1u64 << ctx.num_rings) - 1
+            };
+            if ctx.ring_idx_mask & !valid != 0 {
+                return Err(EINVAL);
+            }
+        }
+        Self::create_context(gpu, ctx)?;
+        Ok(0)
+    }
+
+    /// IOCTL: not implemented yet by this driver; fails as DRM fails for a missing ioctl.
+    pub(crate) fn not_yet<T>(
+        _dev: &VirtioGpuDevice<Registered>,
+        _reg: &(),
+        _args: &mut T,
+        _file: &drm::File<File>,
+    ) -> Result<u32> {
+        Err(EINVAL)
+    }
+}

@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The GPU as the driver knows it after probe: negotiated features, the
+//! host-visible memory region, capsets and the control queue.
+//!
+//! [`Gpu`] holds no reference to the bound device, so it can outlive the
+//! binding (open files keep it alive); once the device is gone its queues
+//! report `ENODEV`.
+
+use kernel::{
+    bindings, device,
+    id_pool::IdPool,
+    new_mutex,
+    prelude::*,
+    sync::{Arc, Mutex},
+    uapi, virtio,
+};
+
+use crate::{
+    protocol::{self, resp},
+    transport::{ControlQueue, ControlRequest},
+};
+
+/// Capset ids are 1..=63 (virtio-gpu spec).
+pub(crate) const MAX_CAPSET_ID: u32 = 63;
+
+/// Feature bits the driver offers, as the C driver does.
+pub(crate) const FEATURES: [u32; 6] = [
+    uapi::VIRTIO_GPU_F_VIRGL,
+    uapi::VIRTIO_GPU_F_EDID,
+    uapi::VIRTIO_GPU_F_RESOURCE_UUID,
+    uapi::VIRTIO_GPU_F_RESOURCE_BLOB,
+    uapi::VIRTIO_GPU_F_CONTEXT_INIT,
+    uapi::VIRTIO_GPU_F_BLOB_ALIGNMENT,
+];
+
+/// What the host and the driver agreed on.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Features {
+    pub(crate) virgl_3d: bool,
+    pub(crate) edid: bool,
+    pub(crate) resource_uuid: bool,
+    pub(crate) resource_blob: bool,
+    pub(crate) context_init: bool,
+    /// `VIRTIO_GPU_F_BLOB_ALIGNMENT`: the alignment the host requires.
+    pub(crate) blob_alignment: Option<u32>,
+}
+
+/// `struct virtio_gpu_resp_capset_info`, for one capset.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CapsetInfo {
+    pub(crate) id: u32,
+    pub(crate) max_version: u32,
+    pub(crate) max_size: u32,
+}
+
+/// A capset fetched from the host, kept for later GET_CAPS calls, as the C driver does.
+struct CachedCapset {
+    id: u32,
+    version: u32,
+    data: KVec<u8>,
+}
+
+/// The GPU.
+#[pin_data]
+pub(crate) struct Gpu {
+    pub(crate) ctrl: ControlQueue,
+    /// The cursor queue: found as the device requires, not used yet (no KMS).
+    _cursor: Arc<virtio::Virtqueue<ControlRequest>>,
+    pub(crate) features: Features,
+    pub(crate) host_visible: Option<virtio::ShmRegion>,
+    pub(crate) num_scanouts: u32,
+    /// The capsets; empty if the host has none or did not describe them all.
+    pub(crate) capsets: KVec<CapsetInfo>,
+    /// Bit `id` set for every capset id in `capsets`.
+    pub(crate) capset_id_mask: u64,
+    #[pin]
+    capset_cache: Mutex<KVec<CachedCapset>>,
+    /// Host context ids in use; 0 is never handed out.
+    #[pin]
+    context_ids: Mutex<IdPool>,
+}
+
+fn read_config(vdev: &virtio::Device<device::Bound>) -> Result<(u32, u32)> {
+    vdev.read_config_consistent(|d| -> Result<(u32, u32)> {
+        Ok((
+            kernel::virtio_read_config!(d, uapi::virtio_gpu_config, num_scanouts)?,
+            kernel::virtio_read_config!(d, uapi::virtio_gpu_config, num_capsets)?,
+        ))
+    })
+}
+
+impl Gpu {
+    /// Brings the GPU up: negotiated features, queues, configuration, then capsets.
+    pub(crate) fn probe(vdev: &virtio::Device<device::Core<'_>>) -> Result<Arc<Self>> {
+        if !vdev.has_feature(bindings::VIRTIO_F_VERSION_1) {
+            return Err(ENODEV);
+        }
+        let blob_alignment = if vdev.has_feature(uapi::VIRTIO_GPU_F_BLOB_ALIGNMENT) {
+            Some(kernel::virtio_read_config!(vdev, uapi::virtio_gpu_config, blob_alignment)?)
+        } else {
+            None
+        };
+        let features = Features {
+            virgl_3d: vdev.has_feature(uapi::VIRTIO_GPU_F_VIRGL),
+            edid: vdev.has_feature(uapi::VIRTIO_GPU_F_EDID),
+            resource_uuid: vdev.has_feature(uapi::VIRTIO_GPU_F_RESOURCE_UUID),
+            resource_blob: vdev.has_feature(uapi::VIRTIO_GPU_F_RESOURCE_BLOB),
+            context_init: vdev.has_feature(uapi::VIRTIO_GPU_F_CONTEXT_INIT),
+            blob_alignment,
+        };
+        let host_visible = vdev.shm_region(uapi::virtio_gpu_shm_id_VIRTIO_GPU_SHM_ID_HOST_VISIBLE as u8);
+        if let Some(r) = host_visible {
+            dev_info!(vdev, "host memory window: {:#x} +{:#x}\n", r.addr, r.len);
+        }
+
+        let sign = |b: bool| if b { '+' } else { '-' };
+        dev_info!(
+            vdev,
+            "features: {}virgl {}edid {}resource_blob {}host_visible\n",
+            sign(features.virgl_3d),
+            sign(features.edid),
+            sign(features.resource_blob),
+            sign(host_visible.is_some())
+        );
+        dev_info!(
+            vdev,
+            "features: {}context_init {}blob_alignment\n",
+            sign(features.context_init),
+            sign(features.blob_alignment.is_some())
+        );
+
+        let queues = vdev.find_virtqueues::<ControlRequest, 2>([c"control", c"cursor"])?;
+        let (num_scanouts, num_capsets) = read_config(vdev)?;
+        dev_info!(vdev, "number of scanouts: {}, of capsets: {}\n", num_scanouts, num_capsets);
+
+        let [ctrl, cursor] = vdev.ready(queues);
+        let ctrl = ControlQueue::new(ctrl);
+
+        let capsets = match Self::fetch_capset_infos(&ctrl, num_capsets) {
+            Ok(c) => c,
+            Err(e) => {
+                // As the C driver: without a complete list, there are no capsets at all.
+                dev_err!(vdev, "reading the capsets failed: {:?}\n", e);
+                KVec::new()
+            }
+        };
+        let mut capset_id_mask = 0u64;
+        for (i, c) in capsets.iter().enumerate() {
+            capset_id_mask |= 1u64 << c.id;
+            dev_info!(
+                vdev,
+                "capset {}: id {}, max version {}, max size {}\n",
+                i,
+                c.id,
+                c.max_version,
+                c.max_size
+            );
+        }
+
+        Arc::pin_init(
+            try_pin_init!(Self {
+                ctrl,
+                _cursor: cursor,
+                features,
+                host_visible,
+                num_scanouts,
+                capsets,
+                capset_id_mask,
+                capset_cache <- new_mutex!(KVec::new()),
+                context_ids <- new_mutex!(IdPool::new()),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn fetch_capset_infos(ctrl: &ControlQueue, num: u32) -> Result<KVec<CapsetInfo>> {
+        let mut infos = KVec::with_capacity(num as usize, GFP_KERNEL)?;
+        for index in 0..num {
+            let reply = ctrl.call(
+                protocol::get_capset_info(index)?,
+                None,
+                protocol::RESP_CAPSET_INFO_SIZE,
+            )?;
+            let r = reply.response()?.expect(resp::OK_CAPSET_INFO)?;
+            let info = CapsetInfo {
+                id: r.u32_at(protocol::HDR_SIZE)?,
+                max_version: r.u32_at(protocol::HDR_SIZE + 4)?,
+                max_size: r.u32_at(protocol::HDR_SIZE + 8)?,
+            };
+            if info.id == 0 || info.id > MAX_CAPSET_ID {
+                return Err(EINVAL);
+            }
+            infos.push(info, GFP_KERNEL)?;
+        }
+        Ok(infos)
+    }
+
+    /// The capset `id` at `version`, from the cache or the host, truncated to `size` bytes
+    /// and handed to `f`.
+    ///
+    /// Errors as the C driver's GET_CAPS: `ENOSYS` without capsets, `EINVAL` for a zero size,
+    /// an unknown id or a version above the capset's maximum.
+    pub(crate) fn with_capset<R>(
+        &self,
+        id: u32,
+        version: u32,
+        size: u32,
+        f: impl FnOnce(&[u8]) -> Result<R>,
+    ) -> Result<R> {
+        if self.capsets.is_empty() {
+            return Err(ENOSYS);
+        }
+        if size == 0 {
+            return Err(EINVAL);
+        }
+        let info = self
+            .capsets
+            .iter()
+            .find(|c| c.id == id && c.max_version >= version)
+            .ok_or(EINVAL)?;
+        let size = size.min(info.max_size) as usize;
+
+        {
+            let cache = self.capset_cache.lock();
+            if let Some(c) = cache.iter().find(|c| c.id == id && c.version == version) {
+                return f(&c.data[..size.min(c.data.len())]);
+            }
+        }
+
+        let reply = self.ctrl.call(
+            protocol::get_capset(id, version)?,
+            None,
+            protocol::HDR_SIZE + info.max_size as usize,
+        )?;
+        let r = reply.response()?.expect(resp::OK_CAPSET)?;
+        let mut data = KVec::with_capacity(r.payload().len(), GFP_KERNEL)?;
+        data.extend_from_slice(r.payload(), GFP_KERNEL)?;
+
+        let mut cache = self.capset_cache.lock();
+        if !cache.iter().any(|c| c.id == id && c.version == version) {
+            cache.push(CachedCapset { id, version, data }, GFP_KERNEL)?;
+        }
+        let c = cache
+            .iter()
+            .find(|c| c.id == id && c.version == version)
+            .ok_or(EINVAL)?;
+        f(&c.data[..size.min(c.data.len())])
+    }
+
+    /// Allocates a host context id (never 0).
+    pub(crate) fn alloc_context_id(&self) -> Result<u32> {
+        loop {
+            let mut pool = self.context_ids.lock();
+            if let Some(id) = pool.find_unused_id(1) {
+                return Ok(id.acquire() as u32);
+            }
+            let grow = pool.grow_request().ok_or(ENOSPC)?;
+            drop(pool);
+            let resizer = grow.realloc(GFP_KERNEL)?;
+            self.context_ids.lock().grow(resizer);
+        }
+    }
+
+    /// Releases a context id from [`Gpu::alloc_context_id`].
+    pub(crate) fn free_context_id(&self, id: u32) {
+        self.context_ids.lock().release_id(id as usize);
+    }
+}

@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The virtio-gpu wire protocol (include/uapi/linux/virtio_gpu.h): commands
+//! are encoded and responses decoded here, field by field, little-endian.
+
+use kernel::{prelude::*, uapi};
+
+/// `enum virtio_gpu_ctrl_type`: the commands the driver sends.
+pub(crate) mod cmd {
+    pub(crate) const GET_CAPSET_INFO: u32 = 0x0108;
+    pub(crate) const GET_CAPSET: u32 = 0x0109;
+    pub(crate) const CTX_CREATE: u32 = 0x0200;
+    pub(crate) const CTX_DESTROY: u32 = 0x0201;
+}
+
+/// `enum virtio_gpu_ctrl_type`: the responses.
+pub(crate) mod resp {
+    pub(crate) const OK_NODATA: u32 = 0x1100;
+    pub(crate) const OK_CAPSET_INFO: u32 = 0x1102;
+    pub(crate) const OK_CAPSET: u32 = 0x1103;
+    pub(crate) const ERR_UNSPEC: u32 = 0x1200;
+    pub(crate) const ERR_OUT_OF_MEMORY: u32 = 0x1201;
+    pub(crate) const ERR_INVALID_SCANOUT_ID: u32 = 0x1202;
+    pub(crate) const ERR_INVALID_RESOURCE_ID: u32 = 0x1203;
+    pub(crate) const ERR_INVALID_CONTEXT_ID: u32 = 0x1204;
+    pub(crate) const ERR_INVALID_PARAMETER: u32 = 0x1205;
+}
+
+/// Size of `struct virtio_gpu_ctrl_hdr`, which starts every command and response.
+pub(crate) const HDR_SIZE: usize = size_of::<uapi::virtio_gpu_ctrl_hdr>();
+
+/// Size of the debug name field of `struct virtio_gpu_ctx_create`.
+pub(crate) const DEBUG_NAME_LEN: usize = 64;
+
+/// A command being encoded: `struct virtio_gpu_ctrl_hdr`, then its fields in order.
+pub(crate) struct Command {
+    buf: KVec<u8>,
+}
+
+impl Command {
+    /// Starts command `ty` for context `ctx_id` (0: none), without a fence.
+    pub(crate) fn new(ty: u32, ctx_id: u32, size: usize) -> Result<Self> {
+        let mut buf = KVec::with_capacity(size, GFP_KERNEL)?;
+        buf.extend_from_slice(&ty.to_le_bytes(), GFP_KERNEL)?; // type
+        buf.extend_from_slice(&0u32.to_le_bytes(), GFP_KERNEL)?; // flags
+        buf.extend_from_slice(&0u64.to_le_bytes(), GFP_KERNEL)?; // fence_id
+        buf.extend_from_slice(&ctx_id.to_le_bytes(), GFP_KERNEL)?; // ctx_id
+        buf.extend_from_slice(&[0u8; 4], GFP_KERNEL)?; // ring_idx, padding
+        Ok(Self { buf })
+    }
+
+    /// Appends a `__le32`.
+    pub(crate) fn u32(mut self, v: u32) -> Result<Self> {
+        self.buf.extend_from_slice(&v.to_le_bytes(), GFP_KERNEL)?;
+        Ok(self)
+    }
+
+    /// Appends raw bytes.
+    pub(crate) fn bytes(mut self, b: &[u8]) -> Result<Self> {
+        self.buf.extend_from_slice(b, GFP_KERNEL)?;
+        Ok(self)
+    }
+
+    /// The encoded command.
+    pub(crate) fn finish(self) -> KVec<u8> {
+        self.buf
+    }
+}
+
+/// Turns a response type into `Ok` or the errno it stands for.
+pub(crate) fn check_response(ty: u32) -> Result {
+    match ty {
+        resp::OK_NODATA..resp::ERR_UNSPEC => Ok(()),
+        resp::ERR_OUT_OF_MEMORY => Err(ENOMEM),
+        resp::ERR_UNSPEC
+        | resp::ERR_INVALID_SCANOUT_ID
+        | resp::ERR_INVALID_RESOURCE_ID
+        | resp::ERR_INVALID_CONTEXT_ID
+        | resp::ERR_INVALID_PARAMETER => Err(EINVAL),
+        _ => Err(EIO),
+    }
+}
+
+/// A response as the device wrote it.
+pub(crate) struct Response<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Response<'a> {
+    /// Wraps `bytes`; the device must have written at least a header.
+    pub(crate) fn new(bytes: &'a [u8]) -> Result<Self> {
+        if bytes.len() < HDR_SIZE {
+            return Err(EIO);
+        }
+        Ok(Self { bytes })
+    }
+
+    /// The response type (`VIRTIO_GPU_RESP_*`).
+    pub(crate) fn ty(&self) -> u32 {
+        self.u32_at(0).unwrap_or(0)
+    }
+
+    /// The `__le32` at byte `offset`, if the device wrote it.
+    pub(crate) fn u32_at(&self, offset: usize) -> Result<u32> {
+        let b = self.bytes.get(offset..offset + 4).ok_or(EIO)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// What follows the header.
+    pub(crate) fn payload(&self) -> &'a [u8] {
+        &self.bytes[HDR_SIZE..]
+    }
+
+    /// Fails with `EIO` unless the response has type `want`.
+    pub(crate) fn expect(self, want: u32) -> Result<Self> {
+        if self.ty() == want {
+            Ok(self)
+        } else {
+            Err(EIO)
+        }
+    }
+}
+
+/// `VIRTIO_GPU_CMD_GET_CAPSET_INFO`.
+pub(crate) fn get_capset_info(index: u32) -> Result<KVec<u8>> {
+    Ok(Command::new(cmd::GET_CAPSET_INFO, 0, size_of::<uapi::virtio_gpu_get_capset_info>())?
+        .u32(index)?
+        .u32(0)?
+        .finish())
+}
+
+/// `VIRTIO_GPU_CMD_GET_CAPSET`.
+pub(crate) fn get_capset(id: u32, version: u32) -> Result<KVec<u8>> {
+    Ok(Command::new(cmd::GET_CAPSET, 0, size_of::<uapi::virtio_gpu_get_capset>())?
+        .u32(id)?
+        .u32(version)?
+        .finish())
+}
+
+/// `VIRTIO_GPU_CMD_CTX_CREATE`; `name` is truncated to the field's size.
+pub(crate) fn ctx_create(ctx_id: u32, context_init: u32, name: &[u8]) -> Result<KVec<u8>> {
+    let mut field = [0u8; DEBUG_NAME_LEN];
+    let n = name.len().min(DEBUG_NAME_LEN);
+    field[..n].copy_from_slice(&name[..n]);
+    Ok(Command::new(cmd::CTX_CREATE, ctx_id, size_of::<uapi::virtio_gpu_ctx_create>())?
+        .u32(n as u32)?
+        .u32(context_init)?
+        .bytes(&field)?
+        .finish())
+}
+
+/// `VIRTIO_GPU_CMD_CTX_DESTROY`.
+pub(crate) fn ctx_destroy(ctx_id: u32) -> Result<KVec<u8>> {
+    Ok(Command::new(cmd::CTX_DESTROY, ctx_id, size_of::<uapi::virtio_gpu_ctx_destroy>())?.finish())
+}
+
+/// Size of `struct virtio_gpu_resp_capset_info`.
+pub(crate) const RESP_CAPSET_INFO_SIZE: usize = size_of::<uapi::virtio_gpu_resp_capset_info>();
+
+#[kernel::macros::kunit_tests(virtio_gpu_rs_protocol)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_have_the_size_of_their_c_struct() -> Result {
+        assert_eq!(get_capset_info(0)?.len(), size_of::<uapi::virtio_gpu_get_capset_info>());
+        assert_eq!(get_capset(1, 2)?.len(), size_of::<uapi::virtio_gpu_get_capset>());
+        assert_eq!(ctx_create(1, 2, b"x")?.len(), size_of::<uapi::virtio_gpu_ctx_create>());
+        assert_eq!(ctx_destroy(1)?.len(), size_of::<uapi::virtio_gpu_ctx_destroy>());
+        Ok(())
+    }
+
+    #[test]
+    fn header_is_little_endian() -> Result {
+        let c = ctx_create(0x0102_0304, 4, b"name")?;
+        assert_eq!(&c[0..4], &[0x00, 0x02, 0x00, 0x00]);
+        assert_eq!(&c[16..20], &[0x04, 0x03, 0x02, 0x01]);
+        assert_eq!(&c[24..28], &[4, 0, 0, 0]);
+        assert_eq!(&c[28..32], &[4, 0, 0, 0]);
+        assert_eq!(&c[32..36], b"name");
+        Ok(())
+    }
+
+    #[test]
+    fn long_debug_names_are_truncated() -> Result {
+        let c = ctx_create(1, 0, &[b'a'; 100])?;
+        assert_eq!(&c[24..28], &[64, 0, 0, 0]);
+        Ok(())
+    }
+
+    #[test]
+    fn responses_map_to_errnos() {
+        assert_eq!(check_response(resp::OK_NODATA), Ok(()));
+        assert_eq!(check_response(resp::OK_CAPSET), Ok(()));
+        assert_eq!(check_response(resp::ERR_OUT_OF_MEMORY), Err(ENOMEM));
+        assert_eq!(check_response(resp::ERR_INVALID_CONTEXT_ID), Err(EINVAL));
+        assert_eq!(check_response(resp::ERR_UNSPEC), Err(EINVAL));
+        assert_eq!(check_response(0), Err(EIO));
+        assert_eq!(check_response(0x1300), Err(EIO));
+    }
+
+    #[test]
+    fn short_responses_are_eio() {
+        assert!(Response::new(&[0u8; 8]).is_err());
+        let r = [0x02u8, 0x11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let r = Response::new(&r).map(|r| r.ty());
+        assert_eq!(r, Ok(resp::OK_CAPSET_INFO));
+    }
+}

@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A virtio-gpu DRM driver.
+//!
+//! It speaks the virtio-gpu protocol (include/uapi/linux/virtio_gpu.h) to the
+//! host over the control queue and offers guest userspace the virtgpu UAPI
+//! (include/uapi/drm/virtgpu_drm.h) of the C driver under the same DRM driver
+//! name, `virtio_gpu`, by which Mesa picks its virgl and venus drivers.
+
+mod driver;
+mod file;
+mod gem;
+mod gpu;
+mod protocol;
+mod transport;
+mod uapi;
+
+kernel::module_virtio_driver! {
+    type: driver::VirtioGpuDriver,
+    name: "virtio_gpu_rs",
+    authors: ["The virtio-gpu-rs authors"],
+    description: "Virtio GPU driver (Rust)",
+    license: "GPL v2",
+}

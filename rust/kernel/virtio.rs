@@ -1,0 +1,402 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Abstractions for virtio devices and drivers.
+//!
+//! C headers: [`include/linux/virtio.h`](srctree/include/linux/virtio.h),
+//! [`include/linux/virtio_config.h`](srctree/include/linux/virtio_config.h)
+//!
+//! A virtio driver implements [`Driver`] and is registered with
+//! [`module_virtio_driver!`]. The bus calls [`Driver::probe`] with the feature
+//! bits already negotiated from [`Driver::FEATURES`]; the driver reads its
+//! configuration space through [`Device`], finds its queues with
+//! [`Device::find_virtqueues`] and gets usable [`Virtqueue`]s only by marking
+//! the device ready with [`Device::ready`].
+//!
+//! Teardown follows what the virtio core requires: after [`Driver::unbind`],
+//! the adapter resets the device (which stops DMA and waits for running queue
+//! callbacks), hands every buffer still on a queue back to its owner through
+//! [`Request::cancel`] and deletes the queues, all before the driver's data is
+//! dropped. [`Virtqueue`] handles that outlive this report [`ENODEV`].
+
+use crate::{
+    bindings, container_of, device,
+    device_id::RawDeviceId,
+    driver,
+    error::{from_result, to_result},
+    prelude::*,
+    sync::Arc,
+    types::Opaque,
+    ThisModule,
+};
+use core::{marker::PhantomData, mem::offset_of, pin::Pin, ptr::NonNull};
+
+mod config;
+mod virtqueue;
+
+pub use config::ConfigField;
+pub use virtqueue::{DeviceBuffer, Request, Segments, Virtqueue, Virtqueues};
+
+/// An adapter for the registration of virtio drivers.
+pub struct Adapter<T: Driver>(T);
+
+// SAFETY:
+// - `bindings::virtio_driver` is a C type declared as `repr(C)`.
+// - `T::Data` is the type of the driver's device private data.
+// - `struct virtio_driver` embeds a `struct device_driver`.
+// - `DEVICE_DRIVER_OFFSET` is the correct byte offset to the embedded `struct device_driver`.
+unsafe impl<T: Driver> driver::DriverLayout for Adapter<T> {
+    type DriverType = bindings::virtio_driver;
+    type DriverData<'bound> = T::Data<'bound>;
+    const DEVICE_DRIVER_OFFSET: usize = offset_of!(Self::DriverType, driver);
+}
+
+// SAFETY: A call to `unregister` for a given instance of `DriverType` is guaranteed to be valid if
+// a preceding call to `register` has been successful.
+unsafe impl<T: Driver + 'static> driver::RegistrationOps for Adapter<T> {
+    unsafe fn register(
+        vdrv: &Opaque<Self::DriverType>,
+        name: &'static CStr,
+        module: &'static ThisModule,
+    ) -> Result {
+        let features = T::FEATURES;
+        let nfeatures = u32::try_from(features.len())?;
+
+        // SAFETY: It's safe to set the fields of `struct virtio_driver` on initialization.
+        unsafe {
+            (*vdrv.get()).driver.name = name.as_char_ptr();
+            (*vdrv.get()).id_table = T::ID_TABLE.as_ptr();
+            (*vdrv.get()).feature_table = features.as_ptr();
+            (*vdrv.get()).feature_table_size = nfeatures;
+            (*vdrv.get()).probe = Some(Self::probe_callback);
+            (*vdrv.get()).remove = Some(Self::remove_callback);
+            (*vdrv.get()).config_changed = Some(Self::config_changed_callback);
+        }
+
+        // SAFETY: `vdrv` is guaranteed to be a valid `DriverType`.
+        to_result(unsafe { bindings::__register_virtio_driver(vdrv.get(), module.as_ptr()) })
+    }
+
+    unsafe fn unregister(vdrv: &Opaque<Self::DriverType>) {
+        // SAFETY: `vdrv` is guaranteed to be a valid `DriverType`.
+        unsafe { bindings::unregister_virtio_driver(vdrv.get()) }
+    }
+}
+
+impl<T: Driver + 'static> Adapter<T> {
+    extern "C" fn probe_callback(vdev: *mut bindings::virtio_device) -> c_int {
+        // SAFETY: The virtio bus only ever calls the probe callback with a valid pointer to a
+        // `struct virtio_device`.
+        //
+        // INVARIANT: `vdev` is valid for the duration of `probe_callback()`.
+        let vdev = unsafe { &*vdev.cast::<Device<device::CoreInternal<'_>>>() };
+
+        from_result(|| {
+            let data = T::probe(vdev);
+            let res = vdev.as_ref().set_drvdata(data);
+            if res.is_err() {
+                // The driver's data, and with it every `Virtqueue` handle, is gone; the
+                // queues it found must not outlive the failed probe.
+                vdev.teardown();
+            }
+            res?;
+            Ok(0)
+        })
+    }
+
+    extern "C" fn remove_callback(vdev: *mut bindings::virtio_device) {
+        // SAFETY: The virtio bus only ever calls the remove callback with a valid pointer to a
+        // `struct virtio_device`.
+        //
+        // INVARIANT: `vdev` is valid for the duration of `remove_callback()`.
+        let vdev = unsafe { &*vdev.cast::<Device<device::CoreInternal<'_>>>() };
+
+        // SAFETY: `remove_callback` is only ever called after a successful call to
+        // `probe_callback`, hence it's guaranteed that `Device::set_drvdata()` has been called
+        // and stored a `Pin<KBox<T::Data<'_>>>`.
+        let data = unsafe { vdev.as_ref().drvdata_borrow::<T::Data<'_>>() };
+
+        T::unbind(vdev, data);
+
+        // The virtio core requires the device to be reset when `remove` returns; the driver's
+        // data is only dropped after that, so the queues are torn down here, while it is
+        // still alive.
+        vdev.teardown();
+    }
+
+    extern "C" fn config_changed_callback(vdev: *mut bindings::virtio_device) {
+        // SAFETY: The virtio core only calls `config_changed` with a valid device bound to this
+        // driver, between the end of a successful probe and the start of remove.
+        //
+        // INVARIANT: `vdev` is valid and bound for the duration of the call.
+        let vdev = unsafe { &*vdev.cast::<Device<device::BoundInternal>>() };
+
+        // SAFETY: The device is bound to this driver (see above), so `probe_callback` has
+        // stored a `Pin<KBox<T::Data<'_>>>` that is only dropped after `remove`.
+        let data = unsafe { vdev.as_ref().drvdata_borrow::<T::Data<'_>>() };
+
+        T::config_changed(vdev, data);
+    }
+}
+
+/// Declares a kernel module that exposes a single virtio driver.
+///
+/// # Examples
+///
+/// ```ignore
+/// kernel::module_virtio_driver! {
+///     type: MyDriver,
+///     name: "module_name",
+///     authors: ["Author name"],
+///     description: "Description",
+///     license: "GPL v2",
+/// }
+/// ```
+#[macro_export]
+macro_rules! module_virtio_driver {
+    ($($f:tt)*) => {
+        $crate::module_driver!(<T>, $crate::virtio::Adapter<T>, { $($f)* });
+    };
+}
+
+/// Abstraction for `struct virtio_device_id`.
+///
+/// Virtio ids carry no driver data: tables of them are declared with
+/// [`virtio_device_table!`](crate::virtio_device_table).
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub struct DeviceId(bindings::virtio_device_id);
+
+impl DeviceId {
+    /// Matches devices of type `device` (`VIRTIO_ID_*`) from any vendor.
+    pub const fn new(device: u32) -> Self {
+        Self(bindings::virtio_device_id {
+            device,
+            vendor: bindings::VIRTIO_DEV_ANY_ID,
+        })
+    }
+
+    /// Matches devices of type `device` from `vendor` only.
+    pub const fn with_vendor(device: u32, vendor: u32) -> Self {
+        Self(bindings::virtio_device_id { device, vendor })
+    }
+}
+
+// SAFETY: `DeviceId` is a `#[repr(transparent)]` wrapper of `virtio_device_id` and does not add
+// additional invariants, so it's safe to transmute to `RawType`.
+unsafe impl RawDeviceId for DeviceId {
+    type RawType = bindings::virtio_device_id;
+}
+
+/// `IdTable` type for virtio.
+pub type IdTable = &'static dyn crate::device_id::IdTable<DeviceId, ()>;
+
+/// Creates a virtio `IdTable` with its alias for modpost, so the driver autoloads.
+///
+/// # Examples
+///
+/// ```ignore
+/// kernel::virtio_device_table!(ID_TABLE, [virtio::DeviceId::new(bindings::VIRTIO_ID_GPU)]);
+/// ```
+#[macro_export]
+macro_rules! virtio_device_table {
+    ($table_name:ident, [$($id:expr),* $(,)?]) => {
+        $crate::module_device_table!(
+            "virtio", $crate::virtio::DeviceId, $table_name, @none, [$($id),*]
+        );
+    };
+}
+
+/// The virtio driver trait.
+pub trait Driver {
+    /// The type of the driver's bus device private data.
+    type Data<'bound>: Send + 'bound;
+
+    /// The table of device ids supported by the driver.
+    const ID_TABLE: IdTable;
+
+    /// The feature bits the driver offers; the device's features are intersected with them
+    /// before [`Driver::probe`] is called.
+    const FEATURES: &'static [u32];
+
+    /// Virtio driver probe.
+    ///
+    /// Called with the features negotiated. The device is not yet `DRIVER_OK`: queues become
+    /// usable through [`Device::ready`]; if the driver never calls it, the core marks the device
+    /// ready after a successful probe.
+    fn probe<'bound>(
+        dev: &'bound Device<device::Core<'_>>,
+    ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound;
+
+    /// Virtio driver unbind.
+    ///
+    /// Called before the adapter resets the device and deletes its queues; the queues still
+    /// work here, so this is the place for a graceful shutdown that needs the device.
+    fn unbind<'bound>(dev: &'bound Device<device::Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        let _ = (dev, this);
+    }
+
+    /// The device's configuration space changed.
+    ///
+    /// Called in atomic context (the virtio core holds a spinlock): must not sleep.
+    fn config_changed(dev: &Device<device::Bound>, this: Pin<&Self::Data<'_>>) {
+        let _ = (dev, this);
+    }
+}
+
+/// A shared memory region of a virtio device (`struct virtio_shm_region`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShmRegion {
+    /// Guest physical address of the region.
+    pub addr: u64,
+    /// Length of the region in bytes.
+    pub len: u64,
+}
+
+/// The virtio device representation.
+///
+/// # Invariants
+///
+/// A [`Device`] instance represents a valid `struct virtio_device` created by the C portion of
+/// the kernel.
+#[repr(transparent)]
+pub struct Device<Ctx: device::DeviceContext = device::Normal>(
+    Opaque<bindings::virtio_device>,
+    PhantomData<Ctx>,
+);
+
+impl<Ctx: device::DeviceContext> Device<Ctx> {
+    fn as_raw(&self) -> *mut bindings::virtio_device {
+        self.0.get()
+    }
+
+    /// Returns the device type (`VIRTIO_ID_*`).
+    pub fn device_type(&self) -> u32 {
+        // SAFETY: By the type invariant `self.as_raw()` is a valid `struct virtio_device`, whose
+        // `id` is set before the device is registered and never changes afterwards.
+        unsafe { (*self.as_raw()).id.device }
+    }
+
+    /// Returns the device's vendor id.
+    pub fn vendor(&self) -> u32 {
+        // SAFETY: As in `device_type()`.
+        unsafe { (*self.as_raw()).id.vendor }
+    }
+}
+
+impl Device<device::Bound> {
+    /// Returns whether feature bit `bit` was negotiated.
+    ///
+    /// A bit the driver did not offer in [`Driver::FEATURES`] is never negotiated.
+    pub fn has_feature(&self, bit: u32) -> bool {
+        // SAFETY: By the type invariant `self.as_raw()` is a valid `struct virtio_device`; the
+        // features of a bound device are fixed once probe has been called.
+        unsafe { bindings::__virtio_test_bit(self.as_raw(), bit) }
+    }
+
+    /// Returns shared memory region `id`, if the device has it.
+    pub fn shm_region(&self, id: u8) -> Option<ShmRegion> {
+        let mut region = bindings::virtio_shm_region::default();
+        // SAFETY: By the type invariant `self.as_raw()` is a valid `struct virtio_device`, and
+        // `region` is valid for writes.
+        let found = unsafe { bindings::virtio_get_shm_region(self.as_raw(), &mut region, id) };
+        found.then_some(ShmRegion {
+            addr: region.addr,
+            len: region.len,
+        })
+    }
+}
+
+impl<'a> Device<device::Core<'a>> {
+    /// Marks the device `DRIVER_OK` and hands out its queues, which can only be used from now on.
+    pub fn ready<R: Request, const N: usize>(
+        &self,
+        queues: Virtqueues<R, N>,
+    ) -> [Arc<Virtqueue<R>>; N] {
+        // SAFETY: By the type invariant `self.as_raw()` is a valid `struct virtio_device`, and
+        // `Core` guarantees that we are in probe, with the device lock held.
+        unsafe { bindings::virtio_device_ready(self.as_raw()) };
+        queues.into_ready()
+    }
+}
+
+impl<'a> Device<device::CoreInternal<'a>> {
+    /// Resets the device, cancels every request still on its queues and deletes them.
+    fn teardown(&self) {
+        let vdev = self.as_raw();
+        // SAFETY: By the type invariant `vdev` is a valid `struct virtio_device`. Resetting stops
+        // the device from using any buffer and waits for running queue callbacks.
+        unsafe { bindings::virtio_reset_device(vdev) };
+        // SAFETY: The device has been reset and we are in probe or remove, with the device lock
+        // held, so nothing else finds or deletes queues concurrently.
+        unsafe { virtqueue::delete_all(vdev) };
+    }
+}
+
+// SAFETY: `virtio::Device` is a transparent wrapper of `struct virtio_device`.
+// The offset is guaranteed to point to a valid device field inside `virtio::Device`.
+unsafe impl<Ctx: device::DeviceContext> device::AsBusDevice<Ctx> for Device<Ctx> {
+    const OFFSET: usize = offset_of!(bindings::virtio_device, dev);
+}
+
+// SAFETY: `Device` is a transparent wrapper of a type that doesn't depend on `Device`'s generic
+// argument.
+kernel::impl_device_context_deref!(unsafe { Device });
+kernel::impl_device_context_into_aref!(Device);
+
+// SAFETY: Instances of `Device` are always reference-counted.
+unsafe impl crate::sync::aref::AlwaysRefCounted for Device {
+    fn inc_ref(&self) {
+        // SAFETY: The existence of a shared reference guarantees that the refcount is non-zero.
+        unsafe { bindings::get_device(self.as_ref().as_raw()) };
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // CAST: `Self` a transparent wrapper of `bindings::virtio_device`.
+        let vdev: *mut bindings::virtio_device = obj.cast().as_ptr();
+
+        // SAFETY: By the type invariant of `Self`, `vdev` is a pointer to a valid
+        // `struct virtio_device`.
+        let dev = unsafe { core::ptr::addr_of_mut!((*vdev).dev) };
+
+        // SAFETY: The safety requirements guarantee that the refcount is non-zero.
+        unsafe { bindings::put_device(dev) }
+    }
+}
+
+impl<Ctx: device::DeviceContext> AsRef<device::Device<Ctx>> for Device<Ctx> {
+    fn as_ref(&self) -> &device::Device<Ctx> {
+        // SAFETY: By the type invariant of `Self`, `self.as_raw()` is a pointer to a valid
+        // `struct virtio_device`.
+        let dev = unsafe { core::ptr::addr_of_mut!((*self.as_raw()).dev) };
+
+        // SAFETY: `dev` points to a valid `struct device`.
+        unsafe { device::Device::from_raw(dev) }
+    }
+}
+
+impl<Ctx: device::DeviceContext> TryFrom<&device::Device<Ctx>> for &Device<Ctx> {
+    type Error = kernel::error::Error;
+
+    fn try_from(dev: &device::Device<Ctx>) -> Result<Self, Self::Error> {
+        // SAFETY: By the type invariant of `Device`, `dev.as_raw()` is a valid pointer to a
+        // `struct device`.
+        if !unsafe { bindings::is_virtio_device(dev.as_raw()) } {
+            return Err(EINVAL);
+        }
+
+        // SAFETY: We've just verified that the device is a virtio device, hence the containing
+        // `struct virtio_device` is valid.
+        let vdev = unsafe { container_of!(dev.as_raw(), bindings::virtio_device, dev) };
+
+        // SAFETY: `vdev` is a valid `struct virtio_device` (see above), and `Device` is a
+        // transparent wrapper of it.
+        Ok(unsafe { &*vdev.cast() })
+    }
+}
+
+// SAFETY: A `Device` is always reference-counted and can be released from any thread.
+unsafe impl Send for Device {}
+
+// SAFETY: `Device` can be shared among threads because all methods of `Device`
+// (i.e. `Device<Normal>) are thread safe.
+unsafe impl Sync for Device {}
