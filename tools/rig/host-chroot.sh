@@ -7,9 +7,9 @@
 CHROOT=$RIG_CACHE/host-trixie
 HOST_PKGS="qemu-system-arm qemu-system-x86 qemu-system-modules-opengl
 	qemu-system-gui libvirglrenderer1 virgl-server xvfb xauth
-	libgl1-mesa-dri libegl-mesa0 mesa-vulkan-drivers gcc libc6-dev"
+	libgl1-mesa-dri libegl-mesa0 libegl1 libgles2 mesa-vulkan-drivers gcc libc6-dev"
 # Bumped whenever HOST_PKGS changes, so existing chroots get the new packages.
-HOST_PKGS_REV=1
+HOST_PKGS_REV=2
 
 make_chroot() {
 	[ "$(cat "$CHROOT/.rig-ready" 2>/dev/null)" = "$HOST_PKGS_REV" ] && return 0

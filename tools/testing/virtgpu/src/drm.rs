@@ -97,6 +97,34 @@ impl Device {
         Ok(value)
     }
 
+    /// GET_CAPS with a raw address and size.
+    pub fn get_caps_raw(&self, id: u32, ver: u32, addr: u64, size: u32) -> IoctlResult {
+        let mut gc = VirtgpuGetCaps {
+            cap_set_id: id,
+            cap_set_ver: ver,
+            addr,
+            size,
+            pad: 0,
+        };
+        self.ioctl(DRM_IOCTL_VIRTGPU_GET_CAPS, &mut gc)
+    }
+
+    /// CONTEXT_INIT with a raw parameter count and pointer.
+    pub fn context_init_raw(&self, num_params: u32, ptr: u64) -> IoctlResult {
+        let mut ci = VirtgpuContextInit {
+            num_params,
+            pad: 0,
+            ctx_set_params: ptr,
+        };
+        self.ioctl(DRM_IOCTL_VIRTGPU_CONTEXT_INIT, &mut ci)
+    }
+
+    /// GETPARAM writing to a raw address.
+    pub fn getparam_raw(&self, param: u64, addr: u64) -> IoctlResult {
+        let mut gp = VirtgpuGetparam { param, value: addr };
+        self.ioctl(DRM_IOCTL_VIRTGPU_GETPARAM, &mut gp)
+    }
+
     /// GET_CAPS into `buf`, which is first filled with `fill`.
     pub fn get_caps(&self, id: u32, ver: u32, buf: &mut [u8], fill: u8) -> IoctlResult {
         buf.fill(fill);
@@ -111,7 +139,6 @@ impl Device {
     }
 
     /// CONTEXT_INIT with the given parameters.
-    #[allow(dead_code)]
     pub fn context_init(&self, params: &[VirtgpuContextSetParam]) -> IoctlResult {
         let mut ci = VirtgpuContextInit {
             num_params: params.len() as u32,
@@ -163,6 +190,7 @@ pub fn errno_name(e: i32) -> String {
         libc::EACCES => "EACCES",
         libc::ENOSPC => "ENOSPC",
         libc::ENOENT => "ENOENT",
+        libc::EEXIST => "EEXIST",
         _ => return format!("errno {e}"),
     };
     n.to_owned()

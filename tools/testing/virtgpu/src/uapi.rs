@@ -77,6 +77,12 @@ pub struct VirtgpuContextInit {
     pub ctx_set_params: u64,
 }
 
+/// An ioctl number in the driver range with `nr` (relative to `DRM_COMMAND_BASE`) and the
+/// size of `T`, for probing numbers the UAPI does not define.
+pub const fn virtgpu_iowr<T>(nr: u32) -> u64 {
+    iowr::<T>(DRM_COMMAND_BASE + nr)
+}
+
 pub const DRM_IOCTL_VIRTGPU_GETPARAM: u64 = iowr::<VirtgpuGetparam>(DRM_COMMAND_BASE + 0x03);
 pub const DRM_IOCTL_VIRTGPU_GET_CAPS: u64 = iowr::<VirtgpuGetCaps>(DRM_COMMAND_BASE + 0x09);
 pub const DRM_IOCTL_VIRTGPU_CONTEXT_INIT: u64 =
@@ -90,6 +96,7 @@ pub const VIRTGPU_PARAM_CROSS_DEVICE: u64 = 5;
 pub const VIRTGPU_PARAM_CONTEXT_INIT: u64 = 6;
 pub const VIRTGPU_PARAM_SUPPORTED_CAPSET_IDS: u64 = 7;
 pub const VIRTGPU_PARAM_EXPLICIT_DEBUG_NAME: u64 = 8;
+pub const VIRTGPU_PARAM_BLOB_ALIGNMENT: u64 = 9;
 
 pub const VIRTGPU_CONTEXT_PARAM_CAPSET_ID: u64 = 1;
 pub const VIRTGPU_CONTEXT_PARAM_NUM_RINGS: u64 = 2;

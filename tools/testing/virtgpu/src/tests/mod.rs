@@ -4,7 +4,9 @@
 use crate::drm::Device;
 use crate::ktap::Outcome;
 
+mod context;
 mod params;
+mod unbind;
 
 /// Which host the guest runs on (the rig passes `rig.host=` on the kernel
 /// command line).
@@ -24,7 +26,11 @@ pub struct Ctx {
 
 /// Every test case, in the order it runs.
 pub fn all() -> Vec<(&'static str, fn(&Ctx) -> Outcome)> {
-    params::TESTS.to_vec()
+    let mut all = params::TESTS.to_vec();
+    all.extend_from_slice(context::TESTS);
+    // Last: it unbinds and rebinds the device.
+    all.extend_from_slice(unbind::TESTS);
+    all
 }
 
 /// `check!(cond, "fmt", args)`: fails the test with the message unless `cond`.

@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Bad input to GETPARAM, GET_CAPS and CONTEXT_INIT, and the context
+//! lifecycle. Every errno is the one the C driver returns for the same input.
+
+use super::{expect_errno, Ctx, Host};
+use crate::check;
+use crate::drm::{errno_name, Device};
+use crate::ktap::Outcome;
+use crate::uapi::*;
+
+pub const TESTS: &[(&str, fn(&Ctx) -> Outcome)] = &[
+    ("ioctl_unused_number_is_einval", ioctl_unused_number),
+    ("ioctl_past_the_table_is_einval", ioctl_past_the_table),
+    ("getparam_blob_alignment_without_feature_is_enoent", getparam_blob_alignment),
+    ("getparam_bad_address_is_efault", getparam_bad_address),
+    ("get_caps_zero_size_is_einval", get_caps_zero_size),
+    ("get_caps_unknown_capset_is_einval", get_caps_unknown_capset),
+    ("get_caps_version_above_max_is_einval", get_caps_version_above_max),
+    ("get_caps_bad_address_is_efault", get_caps_bad_address),
+    ("get_caps_oversized_buffer_gets_the_capset", get_caps_oversized),
+    ("get_caps_cached_answer_is_identical", get_caps_cached),
+    ("context_init_virgl2", context_init_virgl2),
+    ("context_init_twice_is_eexist", context_init_twice),
+    ("context_init_with_debug_name_and_rings", context_init_full),
+    ("context_init_without_params", context_init_no_params),
+    ("context_init_unknown_capset_is_einval", context_init_unknown_capset),
+    ("context_init_capset_id_above_63_is_einval", context_init_capset_above_63),
+    ("context_init_capset_twice_is_einval", context_init_capset_twice),
+    ("context_init_too_many_params_is_einval", context_init_too_many),
+    ("context_init_unknown_param_is_einval", context_init_unknown_param),
+    ("context_init_too_many_rings_is_einval", context_init_too_many_rings),
+    ("context_init_poll_mask_outside_rings_is_einval", context_init_bad_poll_mask),
+    ("context_init_bad_params_address_is_efault", context_init_bad_params_address),
+    ("context_init_bad_debug_name_address_is_efault", context_init_bad_debug_name),
+    ("context_init_on_2d_is_einval", context_init_2d),
+];
+
+/// A page-aligned user address nothing is mapped at.
+const UNMAPPED: u64 = 0x10;
+
+fn param(param: u64, value: u64) -> VirtgpuContextSetParam {
+    VirtgpuContextSetParam { param, value }
+}
+
+fn capset(id: u32) -> VirtgpuContextSetParam {
+    param(VIRTGPU_CONTEXT_PARAM_CAPSET_ID, id.into())
+}
+
+/// A fresh file on the render node, for tests that change per-file state.
+fn fresh(ctx: &Ctx) -> Result<Device, Outcome> {
+    Device::open(&ctx.dev.path).map_err(|e| Outcome::Fail(format!("open {}: {e}", ctx.dev.path)))
+}
+
+fn gl_only(ctx: &Ctx) -> Option<Outcome> {
+    (ctx.host != Host::Gl).then(|| Outcome::Skip("needs the virgl host".into()))
+}
+
+fn ioctl_unused_number(ctx: &Ctx) -> Outcome {
+    let mut arg = [0u64; 2];
+    expect_errno(
+        "ioctl DRM_COMMAND_BASE + 0",
+        ctx.dev.ioctl(virtgpu_iowr::<[u64; 2]>(0), &mut arg),
+        libc::EINVAL,
+    )
+}
+
+fn ioctl_past_the_table(ctx: &Ctx) -> Outcome {
+    let mut arg = [0u64; 2];
+    expect_errno(
+        "ioctl DRM_COMMAND_BASE + 0x20",
+        ctx.dev.ioctl(virtgpu_iowr::<[u64; 2]>(0x20), &mut arg),
+        libc::EINVAL,
+    )
+}
+
+fn getparam_blob_alignment(ctx: &Ctx) -> Outcome {
+    // Neither host here offers VIRTIO_GPU_F_BLOB_ALIGNMENT.
+    expect_errno(
+        "GETPARAM BLOB_ALIGNMENT",
+        ctx.dev.getparam(VIRTGPU_PARAM_BLOB_ALIGNMENT),
+        libc::ENOENT,
+    )
+}
+
+fn getparam_bad_address(ctx: &Ctx) -> Outcome {
+    expect_errno(
+        "GETPARAM to an unmapped address",
+        ctx.dev.getparam_raw(VIRTGPU_PARAM_3D_FEATURES, UNMAPPED),
+        libc::EFAULT,
+    )
+}
+
+fn get_caps_zero_size(ctx: &Ctx) -> Outcome {
+    if let Some(o) = gl_only(ctx) {
+        return o;
+    }
+    let mut buf = [0u8; 16];
+    expect_errno(
+        "GET_CAPS size 0",
+        ctx.dev
+            .get_caps_raw(CAPSET_VIRGL2, 0, buf.as_mut_ptr() as u64, 0),
+        libc::EINVAL,
+    )
+}
+
+fn get_caps_unknown_capset(ctx: &Ctx) -> Outcome {
+    if let Some(o) = gl_only(ctx) {
+        return o;
+    }
+    let mut buf = vec![0u8; 64];
+    expect_errno("GET_CAPS id 3", ctx.dev.get_caps(3, 0, &mut buf, 0), libc::EINVAL)
+}
+
+fn get_caps_version_above_max(ctx: &Ctx) -> Outcome {
+    if let Some(o) = gl_only(ctx) {
+        return o;
+    }
+    let mut buf = vec![0u8; 64];
+    // virgl (1) has max version 1 on this host.
+    expect_errno("GET_CAPS virgl v9", ctx.dev.get_caps(CAPSET_VIRGL, 9, &mut buf, 0), libc::EINVAL)
+}
+
+fn get_caps_bad_address(ctx: &Ctx) -> Outcome {
+    if let Some(o) = gl_only(ctx) {
+        return o;
+    }
+    expect_errno(
+        "GET_CAPS to an unmapped address",
+        ctx.dev.get_caps_raw(CAPSET_VIRGL2, 0, UNMAPPED, 64),
+        libc::EFAULT,
+    )
+}
+
+/// A buffer much larger than the capset: the driver copies the capset, no more.
+fn get_caps_oversized(ctx: &Ctx) -> Outcome {
+    if let Some(o) = gl_only(ctx) {
+        return o;
+    }
+    let mut a = vec![0u8; 4 << 20];
+    let mut b = vec![0u8; 4 << 20];
+    if let Err(e) = ctx.dev.get_caps(CAPSET_VIRGL2, 0, &mut a, 0x00) {
+        return Outcome::Fail(format!("GET_CAPS 4 MiB: {}", errno_name(e)));
+    }
+    if let Err(e) = ctx.dev.get_caps(CAPSET_VIRGL2, 0, &mut b, 0xff) {
+        return Outcome::Fail(format!("GET_CAPS 4 MiB again: {}", errno_name(e)));
+    }
+    let copied = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    check!(copied > 0 && copied < 64 * 1024, "copied {copied} bytes");
+    check!(a[copied..].iter().all(|&x| x == 0), "bytes past the capset written");
+    check!(b[copied..].iter().all(|&x| x == 0xff), "bytes past the capset written");
+    Outcome::Pass
+}
+
+fn get_caps_cached(ctx: &Ctx) -> Outcome {
+    if let Some(o) = gl_only(ctx) {
+        return o;
+    }
+    let mut first = vec![0u8; 4096];
+    let mut second = vec![0u8; 4096];
+    for buf in [&mut first, &mut second] {
+        if let Err(e) = ctx.dev.get_caps(CAPSET_VENUS, 0, buf, 0) {
+            return Outcome::Fail(format!("GET_CAPS venus: {}", errno_name(e)));
+        }
+    }
+    check!(first == second, "two answers differ");
+    Outcome::Pass
+}
+
+fn context_init_virgl2(ctx: &Ctx) -> Outcome {
+    if let Some(o) = gl_only(ctx) {
+        return o;
+    }
+    let dev = match fresh(ctx) {
+        Ok(d) => d,
+        Err(o) => return o,
+    };
+    match dev.context_init(&[capset(CAPSET_VIRGL2)]) {
+        Ok(()) => Outcome::Pass,
+        Err(e) => Outcome::Fail(format!("CONTEXT_INIT virgl2: {}", errno_name(e))),
+    }
+}
+
+fn context_init_twice(ctx: &Ctx) -> Outcome {
+    if let Some(o) = gl_only(ctx) {
+        return o;
+    }
+    let dev = match fresh(ctx) {
+        Ok(d) => d,
+        Err(o) => return o,
+    };
+    if let Err(e) = dev.context_init(&[capset(CAPSET_VIRGL2)]) {
+        return Outcome::Fail(format!("first CONTEXT_INIT: {}", errno_name(e)));
+    }
+    expect_errno("second CONTEXT_INIT", dev.context_init(&[capset(CAPSET_VIRGL2)]), libc::EEXIST)
+}
+
+fn context_init_full(ctx: &Ctx) -> Outcome {
+    if let Some(o) = gl_only(ctx) {
+        return o;
+    }
+    let dev = match fresh(ctx) {
+        Ok(d) => d,
+        Err(o) => return o,
+    };
+    let name = b"virtgpu-tests\0";
+    let params = [
+        capset(CAPSET_VENUS),
+        param(VIRTGPU_CONTEXT_PARAM_NUM_RINGS, 2),
+        param(VIRTGPU_CONTEXT_PARAM_POLL_RINGS_MASK, 0b11),
+        param(VIRTGPU_CONTEXT_PARAM_DEBUG_NAME, name.as_ptr() as u64),
+    ];
+    match dev.context_init(&params) {
+        Ok(()) => Outcome::Pass,
+        Err(e) => Outcome::Fail(format!("CONTEXT_INIT venus, 2 rings, name: {}", errno_name(e))),
+    }
+}
+
+fn context_init_no_params(ctx: &Ctx) -> Outcome {
+    if let Some(o) = gl_only(ctx) {
+        return o;
+    }
+    let dev = match fresh(ctx) {
+        Ok(d) => d,
+        Err(o) => return o,
+    };
+    match dev.context_init(&[]) {
+        Ok(()) => Outcome::Pass,
+        Err(e) => Outcome::Fail(format!("CONTEXT_INIT without params: {}", errno_name(e))),
+    }
+}
+
+/// CONTEXT_INIT with `params` on a fresh file fails with `errno`, and the file can still
+/// initialise a context afterwards unless the failed call set its capset.
+fn context_init_fails(ctx: &Ctx, what: &str, params: &[VirtgpuContextSetParam], errno: i32) -> Outcome {
+    if let Some(o) = gl_only(ctx) {
+        return o;
+    }
+    let dev = match fresh(ctx) {
+        Ok(d) => d,
+        Err(o) => return o,
+    };
+    expect_errno(what, dev.context_init(params), errno)
+}
+
+fn context_init_unknown_capset(ctx: &Ctx) -> Outcome {
+    context_init_fails(ctx, "CONTEXT_INIT capset 3", &[capset(3)], libc::EINVAL)
+}
+
+fn context_init_capset_above_63(ctx: &Ctx) -> Outcome {
+    context_init_fails(ctx, "CONTEXT_INIT capset 64", &[capset(64)], libc::EINVAL)
+}
+
+fn context_init_capset_twice(ctx: &Ctx) -> Outcome {
+    context_init_fails(
+        ctx,
+        "CONTEXT_INIT capset twice",
+        &[capset(CAPSET_VIRGL2), capset(CAPSET_VIRGL2)],
+        libc::EINVAL,
+    )
+}
+
+fn context_init_too_many(ctx: &Ctx) -> Outcome {
+    let p = [capset(CAPSET_VIRGL2); 5];
+    context_init_fails(ctx, "CONTEXT_INIT with 5 params", &p, libc::EINVAL)
+}
+
+fn context_init_unknown_param(ctx: &Ctx) -> Outcome {
+    context_init_fails(ctx, "CONTEXT_INIT param 99", &[param(99, 0)], libc::EINVAL)
+}
+
+fn context_init_too_many_rings(ctx: &Ctx) -> Outcome {
+    context_init_fails(
+        ctx,
+        "CONTEXT_INIT 65 rings",
+        &[param(VIRTGPU_CONTEXT_PARAM_NUM_RINGS, 65)],
+        libc::EINVAL,
+    )
+}
+
+fn context_init_bad_poll_mask(ctx: &Ctx) -> Outcome {
+    context_init_fails(
+        ctx,
+        "CONTEXT_INIT 2 rings, poll mask 0b100",
+        &[
+            param(VIRTGPU_CONTEXT_PARAM_NUM_RINGS, 2),
+            param(VIRTGPU_CONTEXT_PARAM_POLL_RINGS_MASK, 0b100),
+        ],
+        libc::EINVAL,
+    )
+}
+
+fn context_init_bad_params_address(ctx: &Ctx) -> Outcome {
+    if let Some(o) = gl_only(ctx) {
+        return o;
+    }
+    let dev = match fresh(ctx) {
+        Ok(d) => d,
+        Err(o) => return o,
+    };
+    expect_errno("CONTEXT_INIT params unmapped", dev.context_init_raw(1, UNMAPPED), libc::EFAULT)
+}
+
+fn context_init_bad_debug_name(ctx: &Ctx) -> Outcome {
+    context_init_fails(
+        ctx,
+        "CONTEXT_INIT debug name unmapped",
+        &[param(VIRTGPU_CONTEXT_PARAM_DEBUG_NAME, UNMAPPED)],
+        libc::EFAULT,
+    )
+}
+
+fn context_init_2d(ctx: &Ctx) -> Outcome {
+    if ctx.host != Host::TwoD {
+        return Outcome::Skip("needs the 2D host".into());
+    }
+    expect_errno(
+        "CONTEXT_INIT on a 2D device",
+        ctx.dev.context_init(&[capset(CAPSET_VIRGL2)]),
+        libc::EINVAL,
+    )
+}

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Unbinding the device through sysfs while a process holds the render node
+//! open and is calling ioctls, then binding it again.
+
+use super::{Ctx, Host};
+use crate::check;
+use crate::drm::{errno_name, Device};
+use crate::ktap::Outcome;
+use crate::uapi::*;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const TESTS: &[(&str, fn(&Ctx) -> Outcome)] = &[
+    ("unbind_with_busy_file_gives_enodev", unbind_busy),
+    ("rebind_after_unbind_works", rebind),
+];
+
+/// The virtio device behind the render node, and the directory of its driver.
+fn device_and_driver(node: &str) -> Result<(String, PathBuf), String> {
+    let minor = node.rsplit('/').next().unwrap_or(node);
+    let dev = std::fs::canonicalize(format!("/sys/class/drm/{minor}/device"))
+        .map_err(|e| format!("{minor}/device: {e}"))?;
+    let name = dev
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or("no device name")?;
+    let driver = std::fs::canonicalize(dev.join("driver")).map_err(|e| format!("{name}/driver: {e}"))?;
+    Ok((name, driver))
+}
+
+/// Where the device was bound before `unbind_busy` unbound it.
+static mut UNBOUND: Option<(String, PathBuf)> = None;
+
+fn unbind_busy(ctx: &Ctx) -> Outcome {
+    let (name, driver) = match device_and_driver(&ctx.dev.path) {
+        Ok(x) => x,
+        Err(e) => return Outcome::Fail(e),
+    };
+    let file = match Device::open(&ctx.dev.path) {
+        Ok(f) => Arc::new(f),
+        Err(e) => return Outcome::Fail(format!("open: {e}")),
+    };
+    if ctx.host == Host::Gl {
+        let p = [VirtgpuContextSetParam {
+            param: VIRTGPU_CONTEXT_PARAM_CAPSET_ID,
+            value: CAPSET_VIRGL2.into(),
+        }];
+        if let Err(e) = file.context_init(&p) {
+            return Outcome::Fail(format!("CONTEXT_INIT: {}", errno_name(e)));
+        }
+    }
+
+    // A second thread calls ioctls without pause until the device goes away.
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let (file, stop) = (file.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut ok = 0u64;
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match file.getparam(VIRTGPU_PARAM_3D_FEATURES) {
+                    Ok(_) => ok += 1,
+                    Err(e) => return (ok, Some(e)),
+                }
+                let mut buf = [0u8; 64];
+                let _ = file.get_caps(CAPSET_VIRGL2, 0, &mut buf, 0);
+            }
+            (ok, None)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let unbind = std::fs::write(driver.join("unbind"), &name);
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, Ordering::Relaxed);
+    let (ok, err) = worker.join().unwrap_or((0, None));
+    if let Err(e) = unbind {
+        return Outcome::Fail(format!("unbind {name} from {}: {e}", driver.display()));
+    }
+    // SAFETY: The tests run one at a time on the main thread.
+    unsafe { UNBOUND = Some((name.clone(), driver)) };
+
+    check!(ok > 0, "no ioctl succeeded before the unbind");
+    check!(err == Some(libc::ENODEV), "the busy thread ended with {:?}, want ENODEV", err.map(errno_name));
+    for (what, res) in [
+        ("GETPARAM", file.getparam(VIRTGPU_PARAM_3D_FEATURES).map(|_| ())),
+        ("GET_CAPS", file.get_caps(CAPSET_VIRGL2, 0, &mut [0u8; 64], 0)),
+        ("CONTEXT_INIT", file.context_init(&[])),
+    ] {
+        check!(res == Err(libc::ENODEV), "{what} after unbind: {:?}, want ENODEV", res.map_err(errno_name));
+    }
+    check!(
+        !std::path::Path::new(&format!("/sys/bus/virtio/devices/{name}/driver")).exists(),
+        "{name} still has a driver"
+    );
+    Outcome::Pass
+}
+
+fn rebind(ctx: &Ctx) -> Outcome {
+    // SAFETY: The tests run one at a time on the main thread.
+    let Some((name, driver)) = (unsafe { (*std::ptr::addr_of!(UNBOUND)).clone() }) else {
+        return Outcome::Fail("the device was not unbound".into());
+    };
+    if let Err(e) = std::fs::write(driver.join("bind"), &name) {
+        return Outcome::Fail(format!("bind {name}: {e}"));
+    }
+    let dev = match Device::open_render_node("virtio_gpu") {
+        Ok(d) => d,
+        Err(e) => return Outcome::Fail(e),
+    };
+    let want = i32::from(ctx.host == Host::Gl);
+    match dev.getparam(VIRTGPU_PARAM_3D_FEATURES) {
+        Ok(v) => check!(v == want, "3D_FEATURES {v} after rebind"),
+        Err(e) => return Outcome::Fail(format!("GETPARAM after rebind: {}", errno_name(e))),
+    }
+    if ctx.host == Host::Gl {
+        let mut buf = vec![0u8; 4096];
+        if let Err(e) = dev.get_caps(CAPSET_VIRGL2, 0, &mut buf, 0) {
+            return Outcome::Fail(format!("GET_CAPS after rebind: {}", errno_name(e)));
+        }
+        check!(buf.iter().any(|&b| b != 0), "empty capset after rebind");
+        let p = [VirtgpuContextSetParam {
+            param: VIRTGPU_CONTEXT_PARAM_CAPSET_ID,
+            value: CAPSET_VIRGL2.into(),
+        }];
+        if let Err(e) = dev.context_init(&p) {
+            return Outcome::Fail(format!("CONTEXT_INIT after rebind: {}", errno_name(e)));
+        }
+    }
+    Outcome::Pass
+}
