@@ -100,6 +100,23 @@ def host_unit_tests(rep):
         rep.add("host/rig", "fail", p.stdout.splitlines()[-30:])
 
 
+def rustfmt_tests(rep):
+    """The project's Rust code is formatted as the kernel's rustfmt config wants."""
+    stage = os.path.join(CACHE, "stage", "current")
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "--", "*.rs"],
+                           cwd=ROOT, stdout=subprocess.PIPE, text=True).stdout.split()
+    kernel_files = [f for f in files if not f.startswith("tools/")]
+    p = subprocess.run(["rustfmt", "--check", "--edition", "2021", "--config-path",
+                        os.path.join(stage, ".rustfmt.toml")] + kernel_files,
+                       cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    rep.add("host/rustfmt/kernel-code", "pass" if p.returncode == 0 and kernel_files else "fail",
+            p.stdout.splitlines()[:40] or ["no files"])
+    p = subprocess.run(["cargo", "fmt", "--check"], cwd=os.path.join(ROOT, "tools/testing/virtgpu"),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    rep.add("host/rustfmt/virtgpu-tests", "pass" if p.returncode == 0 else "fail",
+            p.stdout.splitlines()[:40])
+
+
 def run_boot(rep, driver, host, kernel, initrd, chroot):
     tag = f"{ARCH}/{driver}/{host}"
     logfile = os.path.join(OUT, f"console-{ARCH}-{driver}-{host}.log")
@@ -172,6 +189,8 @@ def main():
                 out = out2
         if driver not in built:
             rep.add(f"build/{ARCH}/{driver}", "fail", out[-30:])
+
+    rustfmt_tests(rep)
 
     chroot_out, _ = chroot_job.communicate()
     chroot = chroot_out.strip().splitlines()[-1] if chroot_job.returncode == 0 else None

@@ -194,10 +194,13 @@ mod tests {
     #[test]
     fn generation_retry_reads_once_when_stable() {
         let mut calls = 0;
-        let value = retry_while_generation_changes(|| 7, || {
-            calls += 1;
-            calls
-        });
+        let value = retry_while_generation_changes(
+            || 7,
+            || {
+                calls += 1;
+                calls
+            },
+        );
         assert_eq!((calls, value), (1, 1));
     }
 }

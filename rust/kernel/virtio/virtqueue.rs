@@ -241,9 +241,8 @@ impl<R: Request> Virtqueue<R> {
             }
             let err = Error::from_errno(ret);
             // SAFETY: As above.
-            let empty = unsafe {
-                (*guard.vq).num_free == bindings::virtqueue_get_vring_size(guard.vq)
-            };
+            let empty =
+                unsafe { (*guard.vq).num_free == bindings::virtqueue_get_vring_size(guard.vq) };
             if err != ENOSPC || empty {
                 drop(guard);
                 // SAFETY: The queue refused `token`, so we own it again.
@@ -358,7 +357,7 @@ struct Registry {
 }
 
 /// The callback of every queue found through this abstraction.
-unsafe extern "C" fn queue_callback(vq: *mut bindings::virtqueue) {
+extern "C" fn queue_callback(vq: *mut bindings::virtqueue) {
     // SAFETY: The virtio core calls this with a valid virtqueue of a device whose `priv` points
     // to the `Registry` installed by `find_virtqueues`; it stays installed until the queues are
     // deleted, after the device reset, which waits for running callbacks.
@@ -431,7 +430,8 @@ impl<'a> Device<device::Core<'a>> {
         }
         let registry = KBox::new(Registry { queues: dyn_queues }, GFP_KERNEL)?;
 
-        let mut infos: [MaybeUninit<bindings::virtqueue_info>; N] = [const { MaybeUninit::uninit() }; N];
+        let mut infos: [MaybeUninit<bindings::virtqueue_info>; N] =
+            [const { MaybeUninit::uninit() }; N];
         for (info, name) in infos.iter_mut().zip(names) {
             info.write(bindings::virtqueue_info {
                 name: name.as_char_ptr(),

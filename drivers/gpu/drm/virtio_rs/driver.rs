@@ -10,7 +10,7 @@ use kernel::{
     uapi, virtio,
 };
 
-use crate::{file::File, gem::VirtioGpuObject, gpu, gpu::Gpu, uapi::*};
+use crate::{debugfs::DebugFs, file::File, gem::VirtioGpuObject, gpu, gpu::Gpu, uapi::*};
 
 /// The virtio driver.
 pub(crate) struct VirtioGpuDriver;
@@ -25,9 +25,13 @@ pub(crate) type VirtioGpuDevice<Ctx = drm::Normal> = drm::Device<VirtioGpuDrmDri
 /// the DRM device, after which every ioctl fails with `ENODEV`.
 pub(crate) struct VirtioGpuData<'bound> {
     _reg: drm::Registration<'bound, VirtioGpuDrmDriver>,
+    _debugfs: Pin<KBox<DebugFs>>,
 }
 
-kernel::virtio_device_table!(ID_TABLE, [virtio::DeviceId::new(kernel::bindings::VIRTIO_ID_GPU)]);
+kernel::virtio_device_table!(
+    ID_TABLE,
+    [virtio::DeviceId::new(kernel::bindings::VIRTIO_ID_GPU)]
+);
 
 impl virtio::Driver for VirtioGpuDriver {
     type Data<'bound> = VirtioGpuData<'bound>;
@@ -38,12 +42,20 @@ impl virtio::Driver for VirtioGpuDriver {
         vdev: &'bound virtio::Device<Core<'_>>,
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
         let gpu = Gpu::probe(vdev)?;
+        let debugfs = DebugFs::new(&gpu, vdev.as_ref().name())?;
         let drm = drm::UnregisteredDevice::<VirtioGpuDrmDriver>::new(vdev, Ok::<_, Error>(gpu))?;
         // SAFETY: `reg` is stored in `VirtioGpuData` and dropped when the driver is unbound; it
         // is never forgotten.
         let reg = unsafe { drm::Registration::new(vdev.as_ref(), drm, (), 0)? };
-        dev_info!(vdev, "initialized {} for the Rust driver\n", INFO.name.to_str().unwrap_or("?"));
-        Ok(VirtioGpuData { _reg: reg })
+        dev_info!(
+            vdev,
+            "initialized {} for the Rust driver\n",
+            INFO.name.to_str().unwrap_or("?")
+        );
+        Ok(VirtioGpuData {
+            _reg: reg,
+            _debugfs: debugfs,
+        })
     }
 }
 

@@ -103,7 +103,7 @@ fn current_comm() -> [u8; 16] {
     // driver's `get_task_comm()` can.
     let comm = unsafe { (*Task::current_raw()).comm };
     for (d, s) in name.iter_mut().zip(comm.iter()) {
-        *d = *s as u8;
+        *d = s.to_ne_bytes()[0];
     }
     name
 }

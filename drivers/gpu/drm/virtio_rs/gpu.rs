@@ -97,7 +97,11 @@ impl Gpu {
             return Err(ENODEV);
         }
         let blob_alignment = if vdev.has_feature(uapi::VIRTIO_GPU_F_BLOB_ALIGNMENT) {
-            Some(kernel::virtio_read_config!(vdev, uapi::virtio_gpu_config, blob_alignment)?)
+            Some(kernel::virtio_read_config!(
+                vdev,
+                uapi::virtio_gpu_config,
+                blob_alignment
+            )?)
         } else {
             None
         };
@@ -109,7 +113,8 @@ impl Gpu {
             context_init: vdev.has_feature(uapi::VIRTIO_GPU_F_CONTEXT_INIT),
             blob_alignment,
         };
-        let host_visible = vdev.shm_region(uapi::virtio_gpu_shm_id_VIRTIO_GPU_SHM_ID_HOST_VISIBLE as u8);
+        let host_visible =
+            vdev.shm_region(uapi::virtio_gpu_shm_id_VIRTIO_GPU_SHM_ID_HOST_VISIBLE as u8);
         if let Some(r) = host_visible {
             dev_info!(vdev, "host memory window: {:#x} +{:#x}\n", r.addr, r.len);
         }
@@ -132,7 +137,12 @@ impl Gpu {
 
         let queues = vdev.find_virtqueues::<ControlRequest, 2>([c"control", c"cursor"])?;
         let (num_scanouts, num_capsets) = read_config(vdev)?;
-        dev_info!(vdev, "number of scanouts: {}, of capsets: {}\n", num_scanouts, num_capsets);
+        dev_info!(
+            vdev,
+            "number of scanouts: {}, of capsets: {}\n",
+            num_scanouts,
+            num_capsets
+        );
 
         let [ctrl, cursor] = vdev.ready(queues);
         let ctrl = ControlQueue::new(ctrl);

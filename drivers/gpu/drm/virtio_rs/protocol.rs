@@ -123,18 +123,24 @@ impl<'a> Response<'a> {
 
 /// `VIRTIO_GPU_CMD_GET_CAPSET_INFO`.
 pub(crate) fn get_capset_info(index: u32) -> Result<KVec<u8>> {
-    Ok(Command::new(cmd::GET_CAPSET_INFO, 0, size_of::<uapi::virtio_gpu_get_capset_info>())?
-        .u32(index)?
-        .u32(0)?
-        .finish())
+    Ok(Command::new(
+        cmd::GET_CAPSET_INFO,
+        0,
+        size_of::<uapi::virtio_gpu_get_capset_info>(),
+    )?
+    .u32(index)?
+    .u32(0)?
+    .finish())
 }
 
 /// `VIRTIO_GPU_CMD_GET_CAPSET`.
 pub(crate) fn get_capset(id: u32, version: u32) -> Result<KVec<u8>> {
-    Ok(Command::new(cmd::GET_CAPSET, 0, size_of::<uapi::virtio_gpu_get_capset>())?
-        .u32(id)?
-        .u32(version)?
-        .finish())
+    Ok(
+        Command::new(cmd::GET_CAPSET, 0, size_of::<uapi::virtio_gpu_get_capset>())?
+            .u32(id)?
+            .u32(version)?
+            .finish(),
+    )
 }
 
 /// `VIRTIO_GPU_CMD_CTX_CREATE`; `name` is truncated to the field's size.
@@ -142,16 +148,25 @@ pub(crate) fn ctx_create(ctx_id: u32, context_init: u32, name: &[u8]) -> Result<
     let mut field = [0u8; DEBUG_NAME_LEN];
     let n = name.len().min(DEBUG_NAME_LEN);
     field[..n].copy_from_slice(&name[..n]);
-    Ok(Command::new(cmd::CTX_CREATE, ctx_id, size_of::<uapi::virtio_gpu_ctx_create>())?
-        .u32(n as u32)?
-        .u32(context_init)?
-        .bytes(&field)?
-        .finish())
+    Ok(Command::new(
+        cmd::CTX_CREATE,
+        ctx_id,
+        size_of::<uapi::virtio_gpu_ctx_create>(),
+    )?
+    .u32(n as u32)?
+    .u32(context_init)?
+    .bytes(&field)?
+    .finish())
 }
 
 /// `VIRTIO_GPU_CMD_CTX_DESTROY`.
 pub(crate) fn ctx_destroy(ctx_id: u32) -> Result<KVec<u8>> {
-    Ok(Command::new(cmd::CTX_DESTROY, ctx_id, size_of::<uapi::virtio_gpu_ctx_destroy>())?.finish())
+    Ok(Command::new(
+        cmd::CTX_DESTROY,
+        ctx_id,
+        size_of::<uapi::virtio_gpu_ctx_destroy>(),
+    )?
+    .finish())
 }
 
 /// Size of `struct virtio_gpu_resp_capset_info`.
@@ -163,10 +178,22 @@ mod tests {
 
     #[test]
     fn commands_have_the_size_of_their_c_struct() -> Result {
-        assert_eq!(get_capset_info(0)?.len(), size_of::<uapi::virtio_gpu_get_capset_info>());
-        assert_eq!(get_capset(1, 2)?.len(), size_of::<uapi::virtio_gpu_get_capset>());
-        assert_eq!(ctx_create(1, 2, b"x")?.len(), size_of::<uapi::virtio_gpu_ctx_create>());
-        assert_eq!(ctx_destroy(1)?.len(), size_of::<uapi::virtio_gpu_ctx_destroy>());
+        assert_eq!(
+            get_capset_info(0)?.len(),
+            size_of::<uapi::virtio_gpu_get_capset_info>()
+        );
+        assert_eq!(
+            get_capset(1, 2)?.len(),
+            size_of::<uapi::virtio_gpu_get_capset>()
+        );
+        assert_eq!(
+            ctx_create(1, 2, b"x")?.len(),
+            size_of::<uapi::virtio_gpu_ctx_create>()
+        );
+        assert_eq!(
+            ctx_destroy(1)?.len(),
+            size_of::<uapi::virtio_gpu_ctx_destroy>()
+        );
         Ok(())
     }
 
@@ -202,7 +229,9 @@ mod tests {
     #[test]
     fn short_responses_are_eio() {
         assert!(Response::new(&[0u8; 8]).is_err());
-        let r = [0x02u8, 0x11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let r = [
+            0x02u8, 0x11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
         let r = Response::new(&r).map(|r| r.ty());
         assert_eq!(r, Ok(resp::OK_CAPSET_INFO));
     }

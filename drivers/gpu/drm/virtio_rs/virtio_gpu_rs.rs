@@ -7,6 +7,7 @@
 //! (include/uapi/drm/virtgpu_drm.h) of the C driver under the same DRM driver
 //! name, `virtio_gpu`, by which Mesa picks its virgl and venus drivers.
 
+mod debugfs;
 mod driver;
 mod file;
 mod gem;

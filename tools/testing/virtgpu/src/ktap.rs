@@ -54,7 +54,10 @@ mod tests {
     #[test]
     fn result_lines() {
         assert_eq!(result_line(1, "a", &Outcome::Pass), "ok 1 a");
-        assert_eq!(result_line(2, "b", &Outcome::Fail("x".into())), "not ok 2 b");
+        assert_eq!(
+            result_line(2, "b", &Outcome::Fail("x".into())),
+            "not ok 2 b"
+        );
         assert_eq!(
             result_line(3, "c", &Outcome::Skip("why".into())),
             "ok 3 c # SKIP why"

@@ -13,7 +13,10 @@ use tests::{Ctx, Host};
 
 fn host_from_cmdline() -> Result<Host, String> {
     let cmdline = std::fs::read_to_string("/proc/cmdline").map_err(|e| e.to_string())?;
-    match cmdline.split_whitespace().find_map(|w| w.strip_prefix("rig.host=")) {
+    match cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("rig.host="))
+    {
         Some("gl") => Ok(Host::Gl),
         Some("2d") => Ok(Host::TwoD),
         other => Err(format!("rig.host= on the kernel command line: {other:?}")),
@@ -40,8 +43,14 @@ fn print_info() -> i32 {
         ("HOST_VISIBLE", uapi::VIRTGPU_PARAM_HOST_VISIBLE),
         ("CROSS_DEVICE", uapi::VIRTGPU_PARAM_CROSS_DEVICE),
         ("CONTEXT_INIT", uapi::VIRTGPU_PARAM_CONTEXT_INIT),
-        ("SUPPORTED_CAPSET_IDs", uapi::VIRTGPU_PARAM_SUPPORTED_CAPSET_IDS),
-        ("EXPLICIT_DEBUG_NAME", uapi::VIRTGPU_PARAM_EXPLICIT_DEBUG_NAME),
+        (
+            "SUPPORTED_CAPSET_IDs",
+            uapi::VIRTGPU_PARAM_SUPPORTED_CAPSET_IDS,
+        ),
+        (
+            "EXPLICIT_DEBUG_NAME",
+            uapi::VIRTGPU_PARAM_EXPLICIT_DEBUG_NAME,
+        ),
     ] {
         match dev.getparam(p) {
             Ok(v) => println!("virtgpu-info: GETPARAM {name} = {v:#x}"),
@@ -65,7 +74,10 @@ fn main() {
         Ok(ctx) => ctx,
         Err(e) => {
             // A KTAP document that says why nothing could run.
-            print!("KTAP version 1\n1..1\n{}not ok 1 setup\n", ktap::diagnostic(&e));
+            print!(
+                "KTAP version 1\n1..1\n{}not ok 1 setup\n",
+                ktap::diagnostic(&e)
+            );
             std::process::exit(1);
         }
     };

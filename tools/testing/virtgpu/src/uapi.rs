@@ -85,8 +85,7 @@ pub const fn virtgpu_iowr<T>(nr: u32) -> u64 {
 
 pub const DRM_IOCTL_VIRTGPU_GETPARAM: u64 = iowr::<VirtgpuGetparam>(DRM_COMMAND_BASE + 0x03);
 pub const DRM_IOCTL_VIRTGPU_GET_CAPS: u64 = iowr::<VirtgpuGetCaps>(DRM_COMMAND_BASE + 0x09);
-pub const DRM_IOCTL_VIRTGPU_CONTEXT_INIT: u64 =
-    iowr::<VirtgpuContextInit>(DRM_COMMAND_BASE + 0x0b);
+pub const DRM_IOCTL_VIRTGPU_CONTEXT_INIT: u64 = iowr::<VirtgpuContextInit>(DRM_COMMAND_BASE + 0x0b);
 
 pub const VIRTGPU_PARAM_3D_FEATURES: u64 = 1;
 pub const VIRTGPU_PARAM_CAPSET_QUERY_FIX: u64 = 2;

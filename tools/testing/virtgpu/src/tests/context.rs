@@ -11,27 +11,63 @@ use crate::uapi::*;
 pub const TESTS: &[(&str, fn(&Ctx) -> Outcome)] = &[
     ("ioctl_unused_number_is_einval", ioctl_unused_number),
     ("ioctl_past_the_table_is_einval", ioctl_past_the_table),
-    ("getparam_blob_alignment_without_feature_is_enoent", getparam_blob_alignment),
+    (
+        "getparam_blob_alignment_without_feature_is_enoent",
+        getparam_blob_alignment,
+    ),
     ("getparam_bad_address_is_efault", getparam_bad_address),
     ("get_caps_zero_size_is_einval", get_caps_zero_size),
     ("get_caps_unknown_capset_is_einval", get_caps_unknown_capset),
-    ("get_caps_version_above_max_is_einval", get_caps_version_above_max),
+    (
+        "get_caps_version_above_max_is_einval",
+        get_caps_version_above_max,
+    ),
     ("get_caps_bad_address_is_efault", get_caps_bad_address),
-    ("get_caps_oversized_buffer_gets_the_capset", get_caps_oversized),
+    (
+        "get_caps_oversized_buffer_gets_the_capset",
+        get_caps_oversized,
+    ),
     ("get_caps_cached_answer_is_identical", get_caps_cached),
     ("context_init_virgl2", context_init_virgl2),
     ("context_init_twice_is_eexist", context_init_twice),
     ("context_init_with_debug_name_and_rings", context_init_full),
     ("context_init_without_params", context_init_no_params),
-    ("context_init_unknown_capset_is_einval", context_init_unknown_capset),
-    ("context_init_capset_id_above_63_is_einval", context_init_capset_above_63),
-    ("context_init_capset_twice_is_einval", context_init_capset_twice),
-    ("context_init_too_many_params_is_einval", context_init_too_many),
-    ("context_init_unknown_param_is_einval", context_init_unknown_param),
-    ("context_init_too_many_rings_is_einval", context_init_too_many_rings),
-    ("context_init_poll_mask_outside_rings_is_einval", context_init_bad_poll_mask),
-    ("context_init_bad_params_address_is_efault", context_init_bad_params_address),
-    ("context_init_bad_debug_name_address_is_efault", context_init_bad_debug_name),
+    (
+        "context_init_unknown_capset_is_einval",
+        context_init_unknown_capset,
+    ),
+    (
+        "context_init_capset_id_above_63_is_einval",
+        context_init_capset_above_63,
+    ),
+    (
+        "context_init_capset_twice_is_einval",
+        context_init_capset_twice,
+    ),
+    (
+        "context_init_too_many_params_is_einval",
+        context_init_too_many,
+    ),
+    (
+        "context_init_unknown_param_is_einval",
+        context_init_unknown_param,
+    ),
+    (
+        "context_init_too_many_rings_is_einval",
+        context_init_too_many_rings,
+    ),
+    (
+        "context_init_poll_mask_outside_rings_is_einval",
+        context_init_bad_poll_mask,
+    ),
+    (
+        "context_init_bad_params_address_is_efault",
+        context_init_bad_params_address,
+    ),
+    (
+        "context_init_bad_debug_name_address_is_efault",
+        context_init_bad_debug_name,
+    ),
     ("context_init_on_2d_is_einval", context_init_2d),
 ];
 
@@ -108,7 +144,11 @@ fn get_caps_unknown_capset(ctx: &Ctx) -> Outcome {
         return o;
     }
     let mut buf = vec![0u8; 64];
-    expect_errno("GET_CAPS id 3", ctx.dev.get_caps(3, 0, &mut buf, 0), libc::EINVAL)
+    expect_errno(
+        "GET_CAPS id 3",
+        ctx.dev.get_caps(3, 0, &mut buf, 0),
+        libc::EINVAL,
+    )
 }
 
 fn get_caps_version_above_max(ctx: &Ctx) -> Outcome {
@@ -117,7 +157,11 @@ fn get_caps_version_above_max(ctx: &Ctx) -> Outcome {
     }
     let mut buf = vec![0u8; 64];
     // virgl (1) has max version 1 on this host.
-    expect_errno("GET_CAPS virgl v9", ctx.dev.get_caps(CAPSET_VIRGL, 9, &mut buf, 0), libc::EINVAL)
+    expect_errno(
+        "GET_CAPS virgl v9",
+        ctx.dev.get_caps(CAPSET_VIRGL, 9, &mut buf, 0),
+        libc::EINVAL,
+    )
 }
 
 fn get_caps_bad_address(ctx: &Ctx) -> Outcome {
@@ -146,8 +190,14 @@ fn get_caps_oversized(ctx: &Ctx) -> Outcome {
     }
     let copied = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
     check!(copied > 0 && copied < 64 * 1024, "copied {copied} bytes");
-    check!(a[copied..].iter().all(|&x| x == 0), "bytes past the capset written");
-    check!(b[copied..].iter().all(|&x| x == 0xff), "bytes past the capset written");
+    check!(
+        a[copied..].iter().all(|&x| x == 0),
+        "bytes past the capset written"
+    );
+    check!(
+        b[copied..].iter().all(|&x| x == 0xff),
+        "bytes past the capset written"
+    );
     Outcome::Pass
 }
 
@@ -191,7 +241,11 @@ fn context_init_twice(ctx: &Ctx) -> Outcome {
     if let Err(e) = dev.context_init(&[capset(CAPSET_VIRGL2)]) {
         return Outcome::Fail(format!("first CONTEXT_INIT: {}", errno_name(e)));
     }
-    expect_errno("second CONTEXT_INIT", dev.context_init(&[capset(CAPSET_VIRGL2)]), libc::EEXIST)
+    expect_errno(
+        "second CONTEXT_INIT",
+        dev.context_init(&[capset(CAPSET_VIRGL2)]),
+        libc::EEXIST,
+    )
 }
 
 fn context_init_full(ctx: &Ctx) -> Outcome {
@@ -211,7 +265,10 @@ fn context_init_full(ctx: &Ctx) -> Outcome {
     ];
     match dev.context_init(&params) {
         Ok(()) => Outcome::Pass,
-        Err(e) => Outcome::Fail(format!("CONTEXT_INIT venus, 2 rings, name: {}", errno_name(e))),
+        Err(e) => Outcome::Fail(format!(
+            "CONTEXT_INIT venus, 2 rings, name: {}",
+            errno_name(e)
+        )),
     }
 }
 
@@ -231,7 +288,12 @@ fn context_init_no_params(ctx: &Ctx) -> Outcome {
 
 /// CONTEXT_INIT with `params` on a fresh file fails with `errno`, and the file can still
 /// initialise a context afterwards unless the failed call set its capset.
-fn context_init_fails(ctx: &Ctx, what: &str, params: &[VirtgpuContextSetParam], errno: i32) -> Outcome {
+fn context_init_fails(
+    ctx: &Ctx,
+    what: &str,
+    params: &[VirtgpuContextSetParam],
+    errno: i32,
+) -> Outcome {
     if let Some(o) = gl_only(ctx) {
         return o;
     }
@@ -297,7 +359,11 @@ fn context_init_bad_params_address(ctx: &Ctx) -> Outcome {
         Ok(d) => d,
         Err(o) => return o,
     };
-    expect_errno("CONTEXT_INIT params unmapped", dev.context_init_raw(1, UNMAPPED), libc::EFAULT)
+    expect_errno(
+        "CONTEXT_INIT params unmapped",
+        dev.context_init_raw(1, UNMAPPED),
+        libc::EFAULT,
+    )
 }
 
 fn context_init_bad_debug_name(ctx: &Ctx) -> Outcome {

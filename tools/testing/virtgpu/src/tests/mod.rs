@@ -53,6 +53,9 @@ pub fn expect_errno<T: std::fmt::Debug>(what: &str, res: Result<T, i32>, errno: 
             errno_name(e),
             errno_name(errno)
         )),
-        Ok(v) => Outcome::Fail(format!("{what}: succeeded ({v:?}), want {}", errno_name(errno))),
+        Ok(v) => Outcome::Fail(format!(
+            "{what}: succeeded ({v:?}), want {}",
+            errno_name(errno)
+        )),
     }
 }

@@ -13,12 +13,19 @@ pub const TESTS: &[(&str, fn(&Ctx) -> Outcome)] = &[
     ("getparam_resource_blob", getparam_resource_blob),
     ("getparam_host_visible", getparam_host_visible),
     ("getparam_context_init", getparam_context_init),
-    ("getparam_supported_capset_ids", getparam_supported_capset_ids),
+    (
+        "getparam_supported_capset_ids",
+        getparam_supported_capset_ids,
+    ),
     ("getparam_unknown_is_einval", getparam_unknown),
     ("get_caps_virgl", get_caps_virgl),
     ("get_caps_virgl2", get_caps_virgl2),
     ("get_caps_venus", get_caps_venus),
-    ("get_caps_without_capsets_is_enosys", get_caps_without_capsets),
+    (
+        "get_caps_without_capsets_is_enosys",
+        get_caps_without_capsets,
+    ),
+    ("debugfs_features_describe_the_device", debugfs_features),
 ];
 
 fn version_name(ctx: &Ctx) -> Outcome {
@@ -34,7 +41,10 @@ fn feature_param(ctx: &Ctx, param: u64) -> Outcome {
     let want = i32::from(ctx.host == Host::Gl);
     match ctx.dev.getparam(param) {
         Ok(v) if v == want => Outcome::Pass,
-        Ok(v) => Outcome::Fail(format!("param {param} = {v}, want {want} on {:?}", ctx.host)),
+        Ok(v) => Outcome::Fail(format!(
+            "param {param} = {v}, want {want} on {:?}",
+            ctx.host
+        )),
         Err(e) => Outcome::Fail(format!("GETPARAM {param}: {}", errno_name(e))),
     }
 }
@@ -63,7 +73,10 @@ fn getparam_supported_capset_ids(ctx: &Ctx) -> Outcome {
     match ctx.host {
         Host::Gl => {
             for id in [CAPSET_VIRGL, CAPSET_VIRGL2, CAPSET_VENUS] {
-                check!(mask & (1 << id) != 0, "capset {id} missing from mask {mask:#x}");
+                check!(
+                    mask & (1 << id) != 0,
+                    "capset {id} missing from mask {mask:#x}"
+                );
             }
         }
         Host::TwoD => check!(mask == 0, "mask {mask:#x} on a host without capsets"),
@@ -120,4 +133,63 @@ fn get_caps_without_capsets(ctx: &Ctx) -> Outcome {
         ctx.dev.get_caps(CAPSET_VIRGL, 0, &mut buf, 0),
         libc::ENOSYS,
     )
+}
+
+/// The features file: the C driver's `dri/<minor>/virtio-gpu-features`, or the Rust
+/// driver's `virtio-gpu-rs.<device>/features`.
+fn features_file() -> Option<String> {
+    let dirs = std::fs::read_dir("/sys/kernel/debug").ok()?;
+    let mut candidates: Vec<String> = Vec::new();
+    for d in dirs.filter_map(|e| e.ok()) {
+        let name = d.file_name().to_string_lossy().into_owned();
+        if name.starts_with("virtio-gpu-rs.") {
+            candidates.push(format!("/sys/kernel/debug/{name}/features"));
+        }
+    }
+    if let Ok(minors) = std::fs::read_dir("/sys/kernel/debug/dri") {
+        for m in minors.filter_map(|e| e.ok()) {
+            candidates.push(format!("{}/virtio-gpu-features", m.path().display()));
+        }
+    }
+    candidates
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+}
+
+fn debugfs_features(ctx: &Ctx) -> Outcome {
+    let Some(path) = features_file() else {
+        return Outcome::Fail("no features file in debugfs".into());
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => return Outcome::Fail(format!("{path}: {e}")),
+    };
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.split(':').next().map(str::trim) == Some(name))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|v| v.trim().to_owned())
+    };
+    let (yes, capsets) = match ctx.host {
+        Host::Gl => ("yes", "3"),
+        Host::TwoD => ("no", "0"),
+    };
+    for f in ["virgl", "blob resources", "context init"] {
+        check!(
+            field(f).as_deref() == Some(yes),
+            "{path}: {f} = {:?}, want {yes}",
+            field(f)
+        );
+    }
+    check!(
+        field("cap sets").as_deref() == Some(capsets),
+        "{path}: cap sets = {:?}, want {capsets}",
+        field("cap sets")
+    );
+    check!(
+        (ctx.host == Host::Gl) == text.contains("host visible region"),
+        "{path}: host visible region line on {:?}",
+        ctx.host
+    );
+    Outcome::Pass
 }

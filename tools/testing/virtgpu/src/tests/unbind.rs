@@ -26,7 +26,8 @@ fn device_and_driver(node: &str) -> Result<(String, PathBuf), String> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or("no device name")?;
-    let driver = std::fs::canonicalize(dev.join("driver")).map_err(|e| format!("{name}/driver: {e}"))?;
+    let driver =
+        std::fs::canonicalize(dev.join("driver")).map_err(|e| format!("{name}/driver: {e}"))?;
     Ok((name, driver))
 }
 
@@ -82,13 +83,27 @@ fn unbind_busy(ctx: &Ctx) -> Outcome {
     unsafe { UNBOUND = Some((name.clone(), driver)) };
 
     check!(ok > 0, "no ioctl succeeded before the unbind");
-    check!(err == Some(libc::ENODEV), "the busy thread ended with {:?}, want ENODEV", err.map(errno_name));
+    check!(
+        err == Some(libc::ENODEV),
+        "the busy thread ended with {:?}, want ENODEV",
+        err.map(errno_name)
+    );
     for (what, res) in [
-        ("GETPARAM", file.getparam(VIRTGPU_PARAM_3D_FEATURES).map(|_| ())),
-        ("GET_CAPS", file.get_caps(CAPSET_VIRGL2, 0, &mut [0u8; 64], 0)),
+        (
+            "GETPARAM",
+            file.getparam(VIRTGPU_PARAM_3D_FEATURES).map(|_| ()),
+        ),
+        (
+            "GET_CAPS",
+            file.get_caps(CAPSET_VIRGL2, 0, &mut [0u8; 64], 0),
+        ),
         ("CONTEXT_INIT", file.context_init(&[])),
     ] {
-        check!(res == Err(libc::ENODEV), "{what} after unbind: {:?}, want ENODEV", res.map_err(errno_name));
+        check!(
+            res == Err(libc::ENODEV),
+            "{what} after unbind: {:?}, want ENODEV",
+            res.map_err(errno_name)
+        );
     }
     check!(
         !std::path::Path::new(&format!("/sys/bus/virtio/devices/{name}/driver")).exists(),
