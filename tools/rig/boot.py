@@ -27,8 +27,11 @@ QEMU = {
 }
 CONSOLE = {"arm64": "ttyAMA0", "x86_64": "ttyS0"}
 GPU = {
-    "gl": "virtio-gpu-gl-pci,blob=on,hostmem=256M,venus=on",
-    "2d": "virtio-gpu-pci",
+    "gl": ["-device", "virtio-gpu-gl-pci,blob=on,hostmem=256M,venus=on"],
+    "2d": ["-device", "virtio-gpu-pci"],
+    # The 2D device on the virtio-mmio transport (arm64 "virt" only), modern
+    # (virtio 1.0) as both drivers require.
+    "mmio": ["-global", "virtio-mmio.force-legacy=false", "-device", "virtio-gpu-device"],
 }
 
 # Runs as PID 1 of the new namespaces, on the build machine's side.
@@ -65,8 +68,8 @@ def qemu_command(args, run_dir):
                 f"rig.mode={args.mode}", f"rig.host={args.host}",
             ] + args.append),
             "-serial", "stdio", "-monitor", "none",
-            "-display", "sdl,gl=on" if args.host == "gl" else "sdl",
-            "-device", GPU[args.host]]
+            "-display", "sdl,gl=on" if args.host == "gl" else "sdl"]
+    cmd += GPU[args.host]
     return cmd
 
 
@@ -143,6 +146,8 @@ def main():
                    help="NAME=VALUE for QEMU's environment")
     p.add_argument("--echo", action="store_true")
     args = p.parse_args()
+    if args.host == "mmio" and args.arch != "arm64":
+        p.error("HOST=mmio needs ARCH=arm64 (the virt machine's virtio-mmio transports)")
     sys.exit(boot(args))
 
 

@@ -31,7 +31,8 @@ def available_drivers():
 
 
 DRIVERS = os.environ["DRIVER"].split() if os.environ.get("DRIVER") else available_drivers()
-HOSTS = os.environ["HOST"].split() if os.environ.get("HOST") else ["gl", "2d"]
+HOSTS = (os.environ["HOST"].split() if os.environ.get("HOST")
+         else ["gl", "2d", "mmio"] if ARCH == "arm64" else ["gl", "2d"])
 
 
 class Report:

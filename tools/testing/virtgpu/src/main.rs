@@ -18,7 +18,8 @@ fn host_from_cmdline() -> Result<Host, String> {
         .find_map(|w| w.strip_prefix("rig.host="))
     {
         Some("gl") => Ok(Host::Gl),
-        Some("2d") => Ok(Host::TwoD),
+        // The same 2D device, on the virtio-mmio transport.
+        Some("2d") | Some("mmio") => Ok(Host::TwoD),
         other => Err(format!("rig.host= on the kernel command line: {other:?}")),
     }
 }

@@ -186,10 +186,11 @@ fn debugfs_features(ctx: &Ctx) -> Outcome {
         "{path}: cap sets = {:?}, want {capsets}",
         field("cap sets")
     );
+    // Only asserted where there is a region: without one, the C driver on virtio-mmio prints
+    // the transport's "no region" length (all ones) as a region.
     check!(
-        (ctx.host == Host::Gl) == text.contains("host visible region"),
-        "{path}: host visible region line on {:?}",
-        ctx.host
+        ctx.host != Host::Gl || text.contains("host visible region"),
+        "{path}: no host visible region line"
     );
     Outcome::Pass
 }
