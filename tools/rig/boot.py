@@ -77,7 +77,10 @@ def boot(args):
     run_dir = tempfile.mkdtemp(prefix="boot-", dir=args.workdir)
     subprocess.run(["cp", args.kernel, os.path.join(run_dir, "kernel")], check=True)
     subprocess.run(["cp", args.initrd, os.path.join(run_dir, "initrd")], check=True)
-    env = " ".join(f"export {shlex.quote(e)};" for e in args.env)
+    envs = list(args.env)
+    if args.shim and args.host == "gl":
+        envs += [f"LD_PRELOAD={args.shim}", "VGPU_SHIM_REPORT=/run/rig/shim-report"]
+    env = " ".join(f"export {shlex.quote(e)};" for e in envs)
     with open(os.path.join(run_dir, "inside.sh"), "w") as f:
         f.write(INSIDE.format(env=env, qemu=" ".join(
             shlex.quote(c) for c in qemu_command(args, run_dir))))
@@ -117,6 +120,14 @@ def boot(args):
         except ProcessLookupError:
             pass
         proc.wait()
+        report = os.path.join(run_dir, "shim-report")
+        if os.path.exists(report):
+            with open(report) as f:
+                counts = f.read().strip()
+            line = f"\nrig: host resources: {counts}\n"
+            log.write(line.encode())
+            if args.echo:
+                print(line, end="")
         log.close()
         subprocess.run(["rm", "-rf", run_dir])
     if timed_out:
@@ -145,6 +156,7 @@ def main():
     p.add_argument("--env", action="append", default=[],
                    help="NAME=VALUE for QEMU's environment")
     p.add_argument("--echo", action="store_true")
+    p.add_argument("--shim", help="the virgl shim to preload into QEMU (path in the chroot)")
     args = p.parse_args()
     if args.host == "mmio" and args.arch != "arm64":
         p.error("HOST=mmio needs ARCH=arm64 (the virt machine's virtio-mmio transports)")

@@ -118,7 +118,7 @@ def rustfmt_tests(rep):
             p.stdout.splitlines()[:40])
 
 
-def run_boot(rep, driver, host, kernel, initrd, chroot):
+def run_boot(rep, driver, host, kernel, initrd, chroot, shim):
     tag = f"{ARCH}/{driver}/{host}"
     logfile = os.path.join(OUT, f"console-{ARCH}-{driver}-{host}.log")
     log(f"booting {tag} (console: {os.path.relpath(logfile, ROOT)})")
@@ -129,7 +129,8 @@ def run_boot(rep, driver, host, kernel, initrd, chroot):
                          "--arch", ARCH, "--host", host, "--mode", "test",
                          "--kernel", kernel, "--initrd", initrd, "--chroot", chroot,
                          "--log", logfile, "--workdir", workdir,
-                         "--timeout", str(BOOT_TIMEOUT)]).returncode
+                         "--timeout", str(BOOT_TIMEOUT)]
+                        + (["--shim", shim] if shim else [])).returncode
     with open(logfile, errors="replace") as f:
         lines = f.read().splitlines()
     log(f"{tag}: guest ran {time.monotonic() - t0:.0f}s")
@@ -148,6 +149,13 @@ def run_boot(rep, driver, host, kernel, initrd, chroot):
         problems.append("the guest did not reach the end of /init")
     if not results:
         problems.append("no KTAP results on the console")
+    for l in lines:
+        # "rig: host resources: created N released M reset R live L"
+        words = ktap.strip(l).split()
+        if words[:3] == ["rig:", "host", "resources:"] and "live" in words:
+            live = int(words[words.index("live") + 1])
+            if live:
+                problems.append(f"host resources leaked: {' '.join(words[3:])}")
     if bad:
         problems.append("kernel splat on the console:")
         problems += bad[:20]
@@ -198,10 +206,18 @@ def main():
     if not chroot:
         rep.add("setup/host-chroot", "fail", open(chroot_log).read().splitlines()[-30:])
 
+    shim = None
+    if chroot and "gl" in HOSTS:
+        ok, out = sh([os.path.join(RIG, "build-shim.sh")])
+        if ok:
+            shim = out[-1]
+        else:
+            rep.add("setup/virgl-shim", "fail", out[-30:])
+
     for driver in DRIVERS:
         for host in HOSTS:
             if driver in built and chroot:
-                run_boot(rep, driver, host, *built[driver], chroot)
+                run_boot(rep, driver, host, *built[driver], chroot, shim)
             else:
                 rep.add(f"{ARCH}/{driver}/{host}: boot", "fail", ["not built"])
 

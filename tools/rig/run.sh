@@ -9,9 +9,10 @@
 CHROOT=$("$RIG_ROOT/tools/rig/host-chroot.sh")
 KERNEL=$("$RIG_ROOT/tools/rig/build-kernel.sh")
 INITRD=$("$RIG_ROOT/tools/rig/build-initramfs.sh")
+SHIM=$("$RIG_ROOT/tools/rig/build-shim.sh")
 log "kernel: $(cat "$RIG_CACHE/build/$ARCH-$DRIVER/rig-version"), DRIVER=$DRIVER HOST=$HOST"
 mkdir -p "$RIG_OUT/runs"
 exec python3 "$RIG_ROOT/tools/rig/boot.py" --arch "$ARCH" --host "$HOST" --mode run \
 	--kernel "$KERNEL" --initrd "$INITRD" --chroot "$CHROOT" \
 	--log "$RIG_OUT/console-run-$ARCH-$DRIVER-$HOST.log" --workdir "$RIG_OUT/runs" \
-	--timeout "${BOOT_TIMEOUT:-600}" --echo
+	--timeout "${BOOT_TIMEOUT:-600}" --shim "$SHIM" --echo

@@ -238,11 +238,15 @@ impl Gpu {
             }
         }
 
-        let reply = self.ctrl.call(
-            protocol::get_capset(id, version)?,
-            None,
-            protocol::HDR_SIZE + info.max_size as usize,
-        )?;
+        // As the C driver: a host that does not answer in time is `EBUSY`.
+        let reply = self
+            .ctrl
+            .call(
+                protocol::get_capset(id, version)?,
+                None,
+                protocol::HDR_SIZE + info.max_size as usize,
+            )
+            .map_err(|e| if e == ETIMEDOUT { EBUSY } else { e })?;
         let r = reply.response()?.expect(resp::OK_CAPSET)?;
         let mut data = KVec::with_capacity(r.payload().len(), GFP_KERNEL)?;
         data.extend_from_slice(r.payload(), GFP_KERNEL)?;

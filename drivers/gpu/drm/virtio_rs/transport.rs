@@ -7,16 +7,22 @@
 //! (waiting for room while the queue is full), sleeps until the queue callback
 //! completes it and turns the host's answer into a [`Reply`] or an errno. When
 //! the device goes away first, teardown cancels the request and the caller gets
-//! `ENODEV`.
+//! `ENODEV`. A host that does not answer within [`HOST_TIMEOUT_MS`] gets the
+//! caller `ETIMEDOUT`; the request then stays owned by the queue until the host
+//! answers or the queue is torn down.
 
 use kernel::{
     new_spinlock_irq,
     prelude::*,
     sync::{Arc, Completion, SpinLockIrq},
+    time::msecs_to_jiffies,
     virtio::{DeviceBuffer, Request, Segments, Virtqueue},
 };
 
 use crate::protocol::{self, Response};
+
+/// How long a caller waits for the host's answer (the C driver's capset timeout).
+pub(crate) const HOST_TIMEOUT_MS: u32 = 5000;
 
 /// One command on the control queue, owned by the queue while the device has it.
 #[pin_data]
@@ -99,7 +105,12 @@ impl ControlQueue {
             GFP_KERNEL,
         )?;
         self.vq.submit(req.clone())?;
-        req.done.wait_for_completion();
+        if !req
+            .done
+            .wait_for_completion_timeout(msecs_to_jiffies(HOST_TIMEOUT_MS))
+        {
+            return Err(ETIMEDOUT);
+        }
         let outcome = (*req.outcome.lock()).unwrap_or(Err(EIO));
         let len = outcome? as usize;
         let reply = Reply { req, len };
