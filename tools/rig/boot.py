@@ -66,6 +66,7 @@ def qemu_command(args, run_dir):
             "-append", " ".join([
                 f"console={CONSOLE[args.arch]}", "panic=-1", "oops=panic",
                 f"rig.mode={args.mode}", f"rig.host={args.host}",
+                f"rig.driver={args.driver}",
             ] + args.append),
             "-serial", "stdio", "-monitor", "none",
             "-display", "sdl,gl=on" if args.host == "gl" else "sdl"]
@@ -145,6 +146,7 @@ def main():
     p.add_argument("--arch", choices=QEMU, required=True)
     p.add_argument("--host", choices=GPU, required=True)
     p.add_argument("--mode", choices=["test", "run"], required=True)
+    p.add_argument("--driver", choices=["c", "rust"], required=True)
     p.add_argument("--kernel", required=True)
     p.add_argument("--initrd", required=True)
     p.add_argument("--chroot", required=True)

@@ -127,6 +127,7 @@ def run_boot(rep, driver, host, kernel, initrd, chroot, shim):
     os.makedirs(workdir, exist_ok=True)
     rc = subprocess.run([sys.executable, os.path.join(RIG, "boot.py"),
                          "--arch", ARCH, "--host", host, "--mode", "test",
+                         "--driver", driver,
                          "--kernel", kernel, "--initrd", initrd, "--chroot", chroot,
                          "--log", logfile, "--workdir", workdir,
                          "--timeout", str(BOOT_TIMEOUT)]

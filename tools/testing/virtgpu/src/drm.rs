@@ -47,6 +47,11 @@ impl Device {
         Err(format!("no render node of driver {name} among {nodes:?}"))
     }
 
+    /// The file descriptor.
+    pub fn fd(&self) -> libc::c_int {
+        self.fd
+    }
+
     /// Issues `ioctl(fd, req, arg)`.
     pub fn ioctl<T>(&self, req: u64, arg: &mut T) -> IoctlResult {
         // SAFETY: `arg` is a valid, exclusively borrowed `T` whose layout is
@@ -95,6 +100,69 @@ impl Device {
         };
         self.ioctl(DRM_IOCTL_VIRTGPU_GETPARAM, &mut gp)?;
         Ok(value)
+    }
+
+    /// RESOURCE_CREATE_BLOB; returns (GEM handle, resource id).
+    pub fn create_blob(
+        &self,
+        blob_mem: u32,
+        blob_flags: u32,
+        size: u64,
+        blob_id: u64,
+        cmd: &[u32],
+    ) -> Result<(u32, u32), i32> {
+        let mut rc = VirtgpuResourceCreateBlob {
+            blob_mem,
+            blob_flags,
+            size,
+            cmd_size: (cmd.len() * 4) as u32,
+            cmd: if cmd.is_empty() {
+                0
+            } else {
+                cmd.as_ptr() as u64
+            },
+            blob_id,
+            ..Default::default()
+        };
+        self.ioctl(DRM_IOCTL_VIRTGPU_RESOURCE_CREATE_BLOB, &mut rc)?;
+        Ok((rc.bo_handle, rc.res_handle))
+    }
+
+    /// MAP: the fake offset to mmap `handle` at.
+    pub fn map_offset(&self, handle: u32) -> Result<u64, i32> {
+        let mut m = VirtgpuMap {
+            handle,
+            ..Default::default()
+        };
+        self.ioctl(DRM_IOCTL_VIRTGPU_MAP, &mut m)?;
+        Ok(m.offset)
+    }
+
+    /// RESOURCE_INFO.
+    pub fn resource_info(&self, handle: u32) -> Result<VirtgpuResourceInfo, i32> {
+        let mut ri = VirtgpuResourceInfo {
+            bo_handle: handle,
+            ..Default::default()
+        };
+        self.ioctl(DRM_IOCTL_VIRTGPU_RESOURCE_INFO, &mut ri)?;
+        Ok(ri)
+    }
+
+    /// GEM_CLOSE.
+    pub fn gem_close(&self, handle: u32) -> IoctlResult {
+        let mut c = DrmGemClose { handle, pad: 0 };
+        self.ioctl(DRM_IOCTL_GEM_CLOSE, &mut c)
+    }
+
+    /// PRIME_HANDLE_TO_FD (read-write): the dma-buf's fd.
+    pub fn prime_export(&self, handle: u32) -> Result<libc::c_int, i32> {
+        let mut p = DrmPrimeHandle {
+            handle,
+            flags: (libc::O_CLOEXEC | libc::O_RDWR) as u32,
+            fd: -1,
+        };
+        self.ioctl(DRM_IOCTL_PRIME_HANDLE_TO_FD, &mut p)?;
+        Ok(p.fd)
     }
 
     /// GET_CAPS with a raw address and size.

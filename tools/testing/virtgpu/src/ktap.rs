@@ -26,7 +26,7 @@ pub fn diagnostic(msg: &str) -> String {
 }
 
 /// Writes a KTAP document of `tests` to stdout, running each in turn.
-pub fn run<C>(ctx: &C, tests: &[(&str, fn(&C) -> Outcome)]) -> bool {
+pub fn run<C>(ctx: &C, tests: &[(String, Box<dyn Fn(&C) -> Outcome>)]) -> bool {
     let out = std::io::stdout();
     let mut ok = true;
     {

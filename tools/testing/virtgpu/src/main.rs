@@ -6,21 +6,36 @@
 
 mod drm;
 mod ktap;
+mod mapping;
 mod tests;
 mod uapi;
 
-use tests::{Ctx, Host};
+use tests::{Ctx, Driver, Host};
+
+/// The value of `rig.<key>=` on the kernel command line.
+fn cmdline_value(key: &str) -> Result<Option<String>, String> {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").map_err(|e| e.to_string())?;
+    let prefix = format!("rig.{key}=");
+    Ok(cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(prefix.as_str()))
+        .map(str::to_owned))
+}
 
 fn host_from_cmdline() -> Result<Host, String> {
-    let cmdline = std::fs::read_to_string("/proc/cmdline").map_err(|e| e.to_string())?;
-    match cmdline
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("rig.host="))
-    {
+    match cmdline_value("host")?.as_deref() {
         Some("gl") => Ok(Host::Gl),
         // The same 2D device, on the virtio-mmio transport.
         Some("2d") | Some("mmio") => Ok(Host::TwoD),
         other => Err(format!("rig.host= on the kernel command line: {other:?}")),
+    }
+}
+
+fn driver_from_cmdline() -> Result<Driver, String> {
+    match cmdline_value("driver")?.as_deref() {
+        Some("c") => Ok(Driver::C),
+        Some("rust") => Ok(Driver::Rust),
+        other => Err(format!("rig.driver= on the kernel command line: {other:?}")),
     }
 }
 
@@ -68,6 +83,7 @@ fn main() {
     let setup = host_from_cmdline().and_then(|host| {
         Ok(Ctx {
             host,
+            driver: driver_from_cmdline()?,
             dev: drm::Device::open_render_node("virtio_gpu")?,
         })
     });

@@ -17,6 +17,13 @@ const IOC_READ: u32 = 2;
 const DRM_IOCTL_BASE: u32 = b'd' as u32;
 const DRM_COMMAND_BASE: u32 = 0x40;
 
+const fn iow<T>(nr: u32) -> u64 {
+    ((IOC_WRITE << IOC_DIRSHIFT)
+        | (DRM_IOCTL_BASE << IOC_TYPESHIFT)
+        | (nr << IOC_NRSHIFT)
+        | ((core::mem::size_of::<T>() as u32) << IOC_SIZESHIFT)) as u64
+}
+
 const fn iowr<T>(nr: u32) -> u64 {
     (((IOC_READ | IOC_WRITE) << IOC_DIRSHIFT)
         | (DRM_IOCTL_BASE << IOC_TYPESHIFT)
@@ -87,6 +94,79 @@ pub const DRM_IOCTL_VIRTGPU_GETPARAM: u64 = iowr::<VirtgpuGetparam>(DRM_COMMAND_
 pub const DRM_IOCTL_VIRTGPU_GET_CAPS: u64 = iowr::<VirtgpuGetCaps>(DRM_COMMAND_BASE + 0x09);
 pub const DRM_IOCTL_VIRTGPU_CONTEXT_INIT: u64 = iowr::<VirtgpuContextInit>(DRM_COMMAND_BASE + 0x0b);
 
+/// `struct drm_gem_close`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct DrmGemClose {
+    pub handle: u32,
+    pub pad: u32,
+}
+
+/// `struct drm_prime_handle`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct DrmPrimeHandle {
+    pub handle: u32,
+    pub flags: u32,
+    pub fd: i32,
+}
+
+pub const DRM_IOCTL_GEM_CLOSE: u64 = iow::<DrmGemClose>(0x09);
+pub const DRM_IOCTL_PRIME_HANDLE_TO_FD: u64 = iowr::<DrmPrimeHandle>(0x2d);
+
+/// `struct drm_virtgpu_map`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct VirtgpuMap {
+    pub offset: u64,
+    pub handle: u32,
+    pub pad: u32,
+}
+
+/// `struct drm_virtgpu_resource_info`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct VirtgpuResourceInfo {
+    pub bo_handle: u32,
+    pub res_handle: u32,
+    pub size: u32,
+    pub blob_mem: u32,
+}
+
+/// `struct drm_virtgpu_resource_create_blob`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct VirtgpuResourceCreateBlob {
+    pub blob_mem: u32,
+    pub blob_flags: u32,
+    pub bo_handle: u32,
+    pub res_handle: u32,
+    pub size: u64,
+    pub pad: u32,
+    pub cmd_size: u32,
+    pub cmd: u64,
+    pub blob_id: u64,
+}
+
+pub const DRM_IOCTL_VIRTGPU_MAP: u64 = iowr::<VirtgpuMap>(DRM_COMMAND_BASE + 0x01);
+pub const DRM_IOCTL_VIRTGPU_RESOURCE_INFO: u64 =
+    iowr::<VirtgpuResourceInfo>(DRM_COMMAND_BASE + 0x05);
+pub const DRM_IOCTL_VIRTGPU_RESOURCE_CREATE_BLOB: u64 =
+    iowr::<VirtgpuResourceCreateBlob>(DRM_COMMAND_BASE + 0x0a);
+
+pub const VIRTGPU_BLOB_MEM_GUEST: u32 = 1;
+pub const VIRTGPU_BLOB_MEM_HOST3D: u32 = 2;
+pub const VIRTGPU_BLOB_MEM_HOST3D_GUEST: u32 = 3;
+pub const VIRTGPU_BLOB_FLAG_USE_MAPPABLE: u32 = 1;
+pub const VIRTGPU_BLOB_FLAG_USE_SHAREABLE: u32 = 2;
+pub const VIRTGPU_BLOB_FLAG_USE_CROSS_DEVICE: u32 = 4;
+
+/// `map_info` values (`VIRTIO_GPU_MAP_CACHE_*`).
+pub const MAP_CACHE_NONE: u32 = 0;
+pub const MAP_CACHE_CACHED: u32 = 1;
+pub const MAP_CACHE_UNCACHED: u32 = 2;
+pub const MAP_CACHE_WC: u32 = 3;
+
 pub const VIRTGPU_PARAM_3D_FEATURES: u64 = 1;
 pub const VIRTGPU_PARAM_CAPSET_QUERY_FIX: u64 = 2;
 pub const VIRTGPU_PARAM_RESOURCE_BLOB: u64 = 3;
@@ -118,5 +198,10 @@ mod tests {
         assert_eq!(DRM_IOCTL_VIRTGPU_GETPARAM, 0xc010_6443);
         assert_eq!(DRM_IOCTL_VIRTGPU_GET_CAPS, 0xc018_6449);
         assert_eq!(DRM_IOCTL_VIRTGPU_CONTEXT_INIT, 0xc010_644b);
+        assert_eq!(DRM_IOCTL_VIRTGPU_MAP, 0xc010_6441);
+        assert_eq!(DRM_IOCTL_VIRTGPU_RESOURCE_INFO, 0xc010_6445);
+        assert_eq!(DRM_IOCTL_VIRTGPU_RESOURCE_CREATE_BLOB, 0xc030_644a);
+        assert_eq!(DRM_IOCTL_GEM_CLOSE, 0x4008_6409);
+        assert_eq!(DRM_IOCTL_PRIME_HANDLE_TO_FD, 0xc00c_642d);
     }
 }

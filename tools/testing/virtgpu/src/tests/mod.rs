@@ -4,6 +4,7 @@
 use crate::drm::Device;
 use crate::ktap::Outcome;
 
+mod blob;
 mod context;
 mod params;
 mod unbind;
@@ -18,18 +19,39 @@ pub enum Host {
     TwoD,
 }
 
+/// Which driver the kernel was built with (`rig.driver=` on the kernel command line); the
+/// tests assert the same behaviour of both except where they deliberately differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// The upstream C driver.
+    C,
+    /// The Rust driver.
+    Rust,
+}
+
 pub struct Ctx {
     pub host: Host,
+    pub driver: Driver,
     /// The render node, opened once; tests that need a fresh file open their own.
     pub dev: Device,
 }
 
+/// A named test case.
+pub type Test = (String, Box<dyn Fn(&Ctx) -> Outcome>);
+
+fn from_table(table: &'static [(&'static str, fn(&Ctx) -> Outcome)]) -> impl Iterator<Item = Test> {
+    table
+        .iter()
+        .map(|&(name, f)| (name.to_owned(), Box::new(f) as Box<dyn Fn(&Ctx) -> Outcome>))
+}
+
 /// Every test case, in the order it runs.
-pub fn all() -> Vec<(&'static str, fn(&Ctx) -> Outcome)> {
-    let mut all = params::TESTS.to_vec();
-    all.extend_from_slice(context::TESTS);
+pub fn all() -> Vec<Test> {
+    let mut all: Vec<Test> = from_table(params::TESTS).collect();
+    all.extend(from_table(context::TESTS));
+    all.extend(blob::tests());
     // Last: it unbinds and rebinds the device.
-    all.extend_from_slice(unbind::TESTS);
+    all.extend(from_table(unbind::TESTS));
     all
 }
 

@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Mappable host blobs and the map_info coherency policy, through the real
+//! host and the rig's virgl shim (which makes the host report the map_info a
+//! blob id asks for, or fail the map).
+//!
+//! Each map_info value is tried in every way guest userspace maps a blob: GEM
+//! mmap, dma-buf mmap, a partial mmap at a page offset, a dma-buf mmap after
+//! the GEM handle is closed, and a mapping that lives on across fork. A
+//! coherent case writes through one mapping and reads through another; a
+//! refused case checks the errno and that no mapping was left behind.
+
+use super::{Ctx, Driver, Host};
+use crate::check;
+use crate::drm::{errno_name, Device};
+use crate::ktap::Outcome;
+use crate::mapping::{count_maps, Mapping};
+use crate::uapi::*;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+const PAGE: usize = 4096;
+const BLOB_SIZE: usize = 4 * PAGE;
+
+/// The shim's blob id layout (tools/testing/virgl-shim/virgl_shim.c).
+const SHIM_MAGIC: u64 = 0x5653 << 16;
+const SHIM_FAIL_MAP: u64 = 1 << 8;
+
+/// The map_info values tried: name, value, whether the host's map fails.
+const CASES: &[(&str, u32, bool)] = &[
+    ("cached", MAP_CACHE_CACHED, false),
+    ("uncached", MAP_CACHE_UNCACHED, false),
+    ("wc", MAP_CACHE_WC, false),
+    ("none", MAP_CACHE_NONE, false),
+    ("unknown_7", 7, false),
+    ("wc_with_high_bits_0x13", 0x13, false),
+    ("host_map_fails", MAP_CACHE_CACHED, true),
+];
+
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Gem,
+    DmaBuf,
+    Partial,
+    DmaBufAfterGemClose,
+    Fork,
+}
+
+const MODES: &[(&str, Mode)] = &[
+    ("gem_mmap", Mode::Gem),
+    ("dmabuf_mmap", Mode::DmaBuf),
+    ("dmabuf_mmap_at_page_offset", Mode::Partial),
+    ("dmabuf_mmap_after_gem_close", Mode::DmaBufAfterGemClose),
+    ("fork_with_mapping", Mode::Fork),
+];
+
+/// What mmap of a blob with `map_info` must do: `Ok` or the errno.
+fn expected(driver: Driver, map_info: u32, map_fails: bool) -> Result<(), i32> {
+    if map_fails {
+        return Err(libc::EINVAL);
+    }
+    match driver {
+        // The C driver maps anything it does not know as cached.
+        Driver::C => Ok(()),
+        // The policy: only the coherent values, low nibble, are mapped.
+        Driver::Rust => match map_info & 0x0f {
+            MAP_CACHE_CACHED | MAP_CACHE_UNCACHED | MAP_CACHE_WC => Ok(()),
+            _ => Err(libc::EINVAL),
+        },
+    }
+}
+
+/// The dwords of a VIRGL_CCMD_PIPE_RESOURCE_CREATE for a persistent, coherent buffer of
+/// `size` bytes that the host exports as blob `blob_id`, as Mesa's virgl makes one.
+fn pipe_buffer_create(size: u32, blob_id: u32) -> [u32; 12] {
+    const VIRGL_CCMD_PIPE_RESOURCE_CREATE: u32 = 48;
+    [
+        VIRGL_CCMD_PIPE_RESOURCE_CREATE | (11 << 16),
+        0,                   // target: PIPE_BUFFER
+        64,                  // format: R8_UNORM
+        1 << 4,              // bind: vertex buffer
+        size,                // width
+        1,                   // height
+        1,                   // depth
+        1,                   // array size
+        0,                   // last level
+        0,                   // samples
+        (1 << 1) | (1 << 2), // MAP_PERSISTENT | MAP_COHERENT
+        blob_id,
+    ]
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A virgl2 context on a fresh file and a mappable host blob in it.
+pub struct Blob {
+    pub dev: Device,
+    pub handle: u32,
+    pub res: u32,
+}
+
+impl Blob {
+    pub fn create(ctx: &Ctx, map_info: u32, map_fails: bool) -> Result<Self, String> {
+        let dev = Device::open(&ctx.dev.path).map_err(|e| format!("open: {e}"))?;
+        dev.context_init(&[VirtgpuContextSetParam {
+            param: VIRTGPU_CONTEXT_PARAM_CAPSET_ID,
+            value: CAPSET_VIRGL2.into(),
+        }])
+        .map_err(|e| format!("CONTEXT_INIT: {}", errno_name(e)))?;
+        let seq = u64::from(SEQ.fetch_add(1, Ordering::Relaxed) & 0x7f);
+        let blob_id = SHIM_MAGIC
+            | (seq << 9)
+            | if map_fails { SHIM_FAIL_MAP } else { 0 }
+            | u64::from(map_info & 0xff);
+        let cmd = pipe_buffer_create(BLOB_SIZE as u32, blob_id as u32);
+        let (handle, res) = dev
+            .create_blob(
+                VIRTGPU_BLOB_MEM_HOST3D,
+                VIRTGPU_BLOB_FLAG_USE_MAPPABLE | VIRTGPU_BLOB_FLAG_USE_SHAREABLE,
+                BLOB_SIZE as u64,
+                blob_id,
+                &cmd,
+            )
+            .map_err(|e| format!("RESOURCE_CREATE_BLOB: {}", errno_name(e)))?;
+        Ok(Self { dev, handle, res })
+    }
+
+    pub fn gem_map(&self, page_offset: usize, len: usize) -> Result<Mapping, i32> {
+        let off = self.dev.map_offset(self.handle)?;
+        Mapping::new(self.dev.fd(), off + (page_offset * PAGE) as u64, len)
+    }
+}
+
+struct Fd(libc::c_int);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: The fd is owned by `self`.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// Writes through `a` and reads through `b`, `b` mapping `a`'s byte `off` at `off - shift`.
+fn same_memory(
+    a: &Mapping,
+    b: &Mapping,
+    offs: &[usize],
+    shift: usize,
+    seed: u8,
+) -> Result<(), String> {
+    for (i, &off) in offs.iter().enumerate() {
+        let v = seed.wrapping_add(i as u8 * 37);
+        a.write(off, v);
+        let got = b.read(off - shift);
+        if got != v {
+            return Err(format!(
+                "wrote {v:#x} at {off:#x}, the other mapping reads {got:#x}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn run_case(ctx: &Ctx, map_info: u32, map_fails: bool, mode: Mode) -> Outcome {
+    if ctx.host != Host::Gl {
+        return Outcome::Skip("needs the virgl host".into());
+    }
+    if ctx.driver == Driver::Rust {
+        return Outcome::Skip("blob resources are not implemented by the Rust driver yet".into());
+    }
+    let want = expected(ctx.driver, map_info, map_fails);
+    let blob = match Blob::create(ctx, map_info, map_fails) {
+        Ok(b) => b,
+        Err(e) => return Outcome::Fail(e),
+    };
+    let maps_before = count_maps("dmabuf") + count_maps("renderD");
+    let seed = (map_info as u8).wrapping_mul(13).wrapping_add(mode as u8);
+
+    // The first mapping, in the mode under test.
+    let (first, dmabuf): (Result<Mapping, i32>, Option<Fd>) = match mode {
+        Mode::Gem | Mode::Fork => (blob.gem_map(0, BLOB_SIZE), None),
+        Mode::Partial => {
+            // DRM looks GEM mmap offsets up exactly: a partial mapping is a dma-buf mmap at a
+            // page offset.
+            if let Ok(_m) = blob.gem_map(1, BLOB_SIZE - PAGE) {
+                return Outcome::Fail("GEM mmap inside the object succeeded".into());
+            }
+            let fd = match blob.dev.prime_export(blob.handle) {
+                Ok(fd) => Fd(fd),
+                Err(e) => return Outcome::Fail(format!("PRIME export: {}", errno_name(e))),
+            };
+            (Mapping::new(fd.0, PAGE as u64, BLOB_SIZE - PAGE), Some(fd))
+        }
+        Mode::DmaBuf | Mode::DmaBufAfterGemClose => {
+            let fd = match blob.dev.prime_export(blob.handle) {
+                Ok(fd) => Fd(fd),
+                Err(e) => return Outcome::Fail(format!("PRIME export: {}", errno_name(e))),
+            };
+            if let Mode::DmaBufAfterGemClose = mode {
+                if let Err(e) = blob.dev.gem_close(blob.handle) {
+                    return Outcome::Fail(format!("GEM_CLOSE: {}", errno_name(e)));
+                }
+            }
+            (Mapping::new(fd.0, 0, BLOB_SIZE), Some(fd))
+        }
+    };
+
+    let first = match (first, want) {
+        (Ok(m), Ok(())) => m,
+        (Err(e), Err(w)) if e == w => {
+            let after = count_maps("dmabuf") + count_maps("renderD");
+            check!(after == maps_before, "a refused mmap left a mapping behind");
+            // A coherent blob can still be mapped after a refusal.
+            return match Blob::create(ctx, MAP_CACHE_CACHED, false).and_then(|b| {
+                b.gem_map(0, BLOB_SIZE).map(drop).map_err(|e| {
+                    format!("mmap of a cached blob after a refusal: {}", errno_name(e))
+                })
+            }) {
+                Ok(()) => Outcome::Pass,
+                Err(e) => Outcome::Fail(e),
+            };
+        }
+        (Err(e), Err(w)) => {
+            return Outcome::Fail(format!("mmap: {}, want {}", errno_name(e), errno_name(w)))
+        }
+        (Err(e), Ok(())) => return Outcome::Fail(format!("mmap: {}, want success", errno_name(e))),
+        (Ok(_), Err(w)) => return Outcome::Fail(format!("mmap succeeded, want {}", errno_name(w))),
+    };
+
+    // A second view of the same memory.
+    let offs = [PAGE + 5, 2 * PAGE + 100, BLOB_SIZE - 1];
+    let res = match mode {
+        Mode::Gem => blob
+            .gem_map(0, BLOB_SIZE)
+            .map_err(|e| format!("second GEM mmap: {}", errno_name(e)))
+            .and_then(|second| same_memory(&first, &second, &offs, 0, seed)),
+        Mode::Partial => blob
+            .gem_map(0, BLOB_SIZE)
+            .map_err(|e| format!("full GEM mmap: {}", errno_name(e)))
+            .and_then(|full| same_memory(&full, &first, &offs, PAGE, seed)),
+        Mode::DmaBuf => blob
+            .gem_map(0, BLOB_SIZE)
+            .map_err(|e| format!("GEM mmap: {}", errno_name(e)))
+            .and_then(|gem| same_memory(&first, &gem, &offs, 0, seed)),
+        Mode::DmaBufAfterGemClose => {
+            let fd = dmabuf.as_ref().map(|f| f.0).unwrap_or(-1);
+            Mapping::new(fd, 0, BLOB_SIZE)
+                .map_err(|e| format!("second dma-buf mmap: {}", errno_name(e)))
+                .and_then(|second| same_memory(&first, &second, &offs, 0, seed))
+        }
+        Mode::Fork => fork_writes(&first, seed),
+    };
+    match res {
+        Ok(()) => Outcome::Pass,
+        Err(e) => Outcome::Fail(e),
+    }
+}
+
+/// A child writes through the inherited mapping and exits; the parent sees the byte.
+fn fork_writes(m: &Mapping, seed: u8) -> Result<(), String> {
+    let v = seed ^ 0x5a;
+    // SAFETY: The child only writes to the mapping and calls `_exit`.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err("fork failed".into());
+    }
+    if pid == 0 {
+        m.write(PAGE + 7, v);
+        // SAFETY: Ends the child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: `pid` is our child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    if status != 0 {
+        return Err(format!("child status {status:#x}"));
+    }
+    let got = m.read(PAGE + 7);
+    if got != v {
+        return Err(format!("child wrote {v:#x}, parent reads {got:#x}"));
+    }
+    Ok(())
+}
+
+fn resource_info(ctx: &Ctx) -> Outcome {
+    if ctx.host != Host::Gl {
+        return Outcome::Skip("needs the virgl host".into());
+    }
+    if ctx.driver == Driver::Rust {
+        return Outcome::Skip("blob resources are not implemented by the Rust driver yet".into());
+    }
+    let blob = match Blob::create(ctx, MAP_CACHE_CACHED, false) {
+        Ok(b) => b,
+        Err(e) => return Outcome::Fail(e),
+    };
+    match blob.dev.resource_info(blob.handle) {
+        Ok(info) => {
+            check!(
+                info.res_handle == blob.res,
+                "res_handle {} != {}",
+                info.res_handle,
+                blob.res
+            );
+            check!(info.size as usize == BLOB_SIZE, "size {}", info.size);
+            check!(
+                info.blob_mem == VIRTGPU_BLOB_MEM_HOST3D,
+                "blob_mem {}",
+                info.blob_mem
+            );
+            Outcome::Pass
+        }
+        Err(e) => Outcome::Fail(format!("RESOURCE_INFO: {}", errno_name(e))),
+    }
+}
+
+/// Every map_info case in every mode.
+pub fn tests() -> Vec<(String, Box<dyn Fn(&Ctx) -> Outcome>)> {
+    let mut v: Vec<(String, Box<dyn Fn(&Ctx) -> Outcome>)> = Vec::new();
+    v.push(("blob_resource_info".into(), Box::new(resource_info)));
+    for &(name, map_info, fails) in CASES {
+        for &(mode_name, mode) in MODES {
+            v.push((
+                format!("blob_map_info_{name}_{mode_name}"),
+                Box::new(move |ctx: &Ctx| run_case(ctx, map_info, fails, mode)),
+            ));
+        }
+    }
+    v
+}
