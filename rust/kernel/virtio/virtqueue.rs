@@ -254,6 +254,12 @@ impl<R: Request> Virtqueue<R> {
         }
     }
 
+    /// Whether the queue has been torn down (the device was reset or removed).
+    pub fn is_dead(&self) -> bool {
+        let guard = self.state.lock();
+        guard.dead || guard.vq.is_null()
+    }
+
     /// The number of free descriptors (0 once the queue is torn down).
     pub fn num_free(&self) -> u32 {
         let guard = self.state.lock();

@@ -50,13 +50,22 @@ fn capsets(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 fn host_visible(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     match gpu.host_visible {
         None => writeln!(f, "Host allocations not visible to guest"),
-        Some(r) => writeln!(
-            f,
-            "{:#x}-{:#x}: {} bytes, none allocated",
-            r.addr,
-            r.addr + r.len,
-            r.len
-        ),
+        Some(r) => {
+            let (n, bytes) = gpu
+                .host_visible_mm
+                .as_ref()
+                .map(|mm| mm.usage())
+                .unwrap_or((0, 0));
+            writeln!(
+                f,
+                "{:#x}-{:#x}: {} bytes, {} ranges of {} bytes in use",
+                r.addr,
+                r.addr + r.len,
+                r.len,
+                n,
+                bytes
+            )
+        }
     }
 }
 

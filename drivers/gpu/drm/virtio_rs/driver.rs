@@ -81,20 +81,19 @@ impl drm::Driver for VirtioGpuDrmDriver {
 
     kernel::declare_drm_ioctls! {
         (VIRTGPU_UNUSED, drm_virtgpu_map, ioctl::RENDER_ALLOW, File::unused),
-        (VIRTGPU_MAP, drm_virtgpu_map, ioctl::RENDER_ALLOW, File::not_yet::<uapi::drm_virtgpu_map>),
+        (VIRTGPU_MAP, drm_virtgpu_map, ioctl::RENDER_ALLOW, File::map),
         (VIRTGPU_EXECBUFFER, drm_virtgpu_execbuffer, ioctl::RENDER_ALLOW, File::not_yet::<uapi::drm_virtgpu_execbuffer>),
         (VIRTGPU_GETPARAM, drm_virtgpu_getparam, ioctl::RENDER_ALLOW, File::getparam),
         (VIRTGPU_RESOURCE_CREATE, drm_virtgpu_resource_create, ioctl::RENDER_ALLOW,
          File::not_yet::<uapi::drm_virtgpu_resource_create>),
-        (VIRTGPU_RESOURCE_INFO, drm_virtgpu_resource_info, ioctl::RENDER_ALLOW, File::not_yet::<uapi::drm_virtgpu_resource_info>),
+        (VIRTGPU_RESOURCE_INFO, drm_virtgpu_resource_info, ioctl::RENDER_ALLOW, File::resource_info),
         (VIRTGPU_TRANSFER_FROM_HOST, drm_virtgpu_3d_transfer_from_host, ioctl::RENDER_ALLOW,
          File::not_yet::<uapi::drm_virtgpu_3d_transfer_from_host>),
         (VIRTGPU_TRANSFER_TO_HOST, drm_virtgpu_3d_transfer_to_host, ioctl::RENDER_ALLOW,
          File::not_yet::<uapi::drm_virtgpu_3d_transfer_to_host>),
         (VIRTGPU_WAIT, drm_virtgpu_3d_wait, ioctl::RENDER_ALLOW, File::not_yet::<uapi::drm_virtgpu_3d_wait>),
         (VIRTGPU_GET_CAPS, drm_virtgpu_get_caps, ioctl::RENDER_ALLOW, File::get_caps),
-        (VIRTGPU_RESOURCE_CREATE_BLOB, drm_virtgpu_resource_create_blob, ioctl::RENDER_ALLOW,
-         File::not_yet::<uapi::drm_virtgpu_resource_create_blob>),
+        (VIRTGPU_RESOURCE_CREATE_BLOB, drm_virtgpu_resource_create_blob, ioctl::RENDER_ALLOW, File::resource_create_blob),
         (VIRTGPU_CONTEXT_INIT, drm_virtgpu_context_init, ioctl::RENDER_ALLOW, File::context_init),
     }
 }

@@ -18,11 +18,17 @@ use kernel::{
     uapi,
 };
 
+use kernel::drm::gem::{self, BaseObject};
+
 use crate::{
     driver::{VirtioGpuDevice, VirtioGpuDrmDriver},
+    gem::{BlobArgs, VirtioGpuObject},
     gpu::{Gpu, MAX_CAPSET_ID},
     protocol,
 };
+
+/// The GEM objects of this driver.
+type Object = gem::Object<VirtioGpuObject>;
 
 /// Rings a context may ask for (`MAX_RINGS` in the C driver).
 const MAX_RINGS: u64 = 64;
@@ -131,6 +137,137 @@ impl File {
             .call_nodata(protocol::ctx_create(ctx.id, ctx.context_init, name)?)?;
         ctx.created = true;
         Ok(())
+    }
+
+    /// The file's host context id, creating the host context first if needed (as the C driver
+    /// does for commands that need one); `EINVAL` on a device without 3D.
+    fn context_id(&self) -> Result<u32> {
+        let mut guard = self.context.lock();
+        let Some(ctx) = &mut *guard else {
+            return Err(EINVAL);
+        };
+        if !ctx.created {
+            Self::create_context(&self.gpu, ctx)?;
+        }
+        Ok(ctx.id)
+    }
+
+    /// IOCTL: RESOURCE_CREATE_BLOB: a host blob, made after the optional command payload has
+    /// been submitted to the file's context.
+    pub(crate) fn resource_create_blob(
+        dev: &VirtioGpuDevice<Registered>,
+        _reg: &(),
+        args: &mut uapi::drm_virtgpu_resource_create_blob,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        let gpu = Self::gpu(dev);
+        let f = &gpu.features;
+        // As the C driver's verify_blob(): every violation is EINVAL.
+        let use_mask = uapi::VIRTGPU_BLOB_FLAG_USE_MAPPABLE
+            | uapi::VIRTGPU_BLOB_FLAG_USE_SHAREABLE
+            | uapi::VIRTGPU_BLOB_FLAG_USE_CROSS_DEVICE;
+        if !f.resource_blob
+            || args.blob_flags & !use_mask != 0
+            || (args.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_CROSS_DEVICE != 0 && !f.resource_uuid)
+        {
+            return Err(EINVAL);
+        }
+        let host3d = match args.blob_mem {
+            uapi::VIRTGPU_BLOB_MEM_HOST3D => true,
+            // Guest-memory blobs need backing pages, which this driver does not attach yet.
+            uapi::VIRTGPU_BLOB_MEM_GUEST | uapi::VIRTGPU_BLOB_MEM_HOST3D_GUEST => {
+                return Err(EINVAL)
+            }
+            _ => return Err(EINVAL),
+        };
+        if host3d && (!f.virgl_3d || args.cmd_size % 4 != 0) {
+            return Err(EINVAL);
+        }
+        if let Some(align) = f.blob_alignment {
+            if align != 0 && args.size % u64::from(align) != 0 {
+                return Err(EINVAL);
+            }
+        }
+        let size = usize::try_from(args.size)
+            .ok()
+            .and_then(|s| s.checked_next_multiple_of(kernel::page::PAGE_SIZE))
+            .filter(|&s| s != 0)
+            .ok_or(EINVAL)?;
+
+        let this = file.inner();
+        let ctx_id = this.context_id()?;
+        if args.cmd_size != 0 {
+            let mut cmd = KVec::new();
+            UserSlice::new(
+                UserPtr::from_addr(args.cmd as usize),
+                args.cmd_size as usize,
+            )
+            .read_all(&mut cmd, GFP_KERNEL)?;
+            gpu.ctrl
+                .call_nodata_with(protocol::submit_3d(ctx_id, args.cmd_size)?, cmd)?;
+        }
+
+        let resource_id = gpu.alloc_resource_id()?;
+        let created = protocol::resource_create_blob(
+            ctx_id,
+            resource_id,
+            args.blob_mem,
+            args.blob_flags,
+            args.blob_id,
+            size as u64,
+        )
+        .and_then(|cmd| gpu.ctrl.call_nodata(cmd));
+        if let Err(e) = created {
+            gpu.free_resource_id(resource_id);
+            return Err(e);
+        }
+        // From here on, the object owns the host resource and releases it when dropped.
+        let obj = Object::new(
+            dev,
+            size,
+            BlobArgs {
+                gpu: gpu.clone(),
+                resource_id,
+                blob_mem: args.blob_mem,
+                blob_flags: args.blob_flags,
+            },
+        )
+        .inspect_err(|_| {
+            if let Ok(cmd) = protocol::resource_unref(resource_id) {
+                let _ = gpu.ctrl.call_nodata(cmd);
+            }
+            gpu.free_resource_id(resource_id);
+        })?;
+        obj.create_mmap_offset()?;
+        args.bo_handle = obj.create_handle(file)?;
+        args.res_handle = resource_id;
+        Ok(0)
+    }
+
+    /// IOCTL: MAP: the offset to mmap an object at on the DRM file.
+    pub(crate) fn map(
+        _dev: &VirtioGpuDevice<Registered>,
+        _reg: &(),
+        args: &mut uapi::drm_virtgpu_map,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        let obj = Object::lookup_handle(file, args.handle)?;
+        args.offset = obj.create_mmap_offset()?;
+        Ok(0)
+    }
+
+    /// IOCTL: RESOURCE_INFO: the host resource behind a handle.
+    pub(crate) fn resource_info(
+        _dev: &VirtioGpuDevice<Registered>,
+        _reg: &(),
+        args: &mut uapi::drm_virtgpu_resource_info,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        let obj = Object::lookup_handle(file, args.bo_handle)?;
+        args.res_handle = obj.resource_id;
+        args.size = u32::try_from(obj.size()).unwrap_or(u32::MAX);
+        args.blob_mem = obj.blob_mem;
+        Ok(0)
     }
 
     /// IOCTL: placeholder for command number 0, which virtgpu does not use.

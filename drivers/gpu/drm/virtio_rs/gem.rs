@@ -1,20 +1,167 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! GEM objects of the driver.
+//! GEM objects: host blob resources.
+//!
+//! An object owns its host resource. The first mmap of a mappable blob asks
+//! the host to place it in the host-visible region (MAP_BLOB) and keeps the
+//! map_info the host answers; every mapping then gets the memory type the
+//! coherency policy derives from it, or is refused. Handles, dma-bufs and
+//! mappings each hold a reference to the object; when the last one is gone,
+//! the blob is unmapped, its range released and the resource unreferenced on
+//! the host, once.
 
-use kernel::{drm::gem, prelude::*};
+use kernel::{
+    drm::gem,
+    mm::virt::VmaNew,
+    new_mutex,
+    page::{PAGE_SHIFT, PAGE_SIZE},
+    prelude::*,
+    sync::{Arc, Mutex},
+    uapi,
+};
 
-use crate::driver::{VirtioGpuDevice, VirtioGpuDrmDriver};
+use crate::{
+    coherency,
+    driver::{VirtioGpuDevice, VirtioGpuDrmDriver},
+    gpu::Gpu,
+    protocol::{self, resp},
+};
 
-/// The driver's part of a GEM object.
-#[pin_data]
-pub(crate) struct VirtioGpuObject {}
+/// Where a blob stands with the host-visible region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MapState {
+    /// Not asked for yet.
+    Unmapped,
+    /// Placed at `offset` into the region; the host said `map_info`.
+    Mapped { offset: u64, map_info: u32 },
+    /// MAP_BLOB failed: the blob is never mapped.
+    Failed,
+}
+
+/// What a new object is made from.
+pub(crate) struct BlobArgs {
+    pub(crate) gpu: Arc<Gpu>,
+    pub(crate) resource_id: u32,
+    pub(crate) blob_mem: u32,
+    pub(crate) blob_flags: u32,
+}
+
+/// The driver's part of a GEM object: a host resource.
+#[pin_data(PinnedDrop)]
+pub(crate) struct VirtioGpuObject {
+    gpu: Arc<Gpu>,
+    pub(crate) resource_id: u32,
+    pub(crate) blob_mem: u32,
+    pub(crate) blob_flags: u32,
+    size: usize,
+    #[pin]
+    map: Mutex<MapState>,
+}
 
 impl gem::DriverObject for VirtioGpuObject {
     type Driver = VirtioGpuDrmDriver;
-    type Args = ();
+    type Args = BlobArgs;
 
-    fn new(_dev: &VirtioGpuDevice, _size: usize, _args: Self::Args) -> impl PinInit<Self, Error> {
-        try_pin_init!(VirtioGpuObject {})
+    fn new(_dev: &VirtioGpuDevice, size: usize, args: Self::Args) -> impl PinInit<Self, Error> {
+        try_pin_init!(VirtioGpuObject {
+            gpu: args.gpu,
+            resource_id: args.resource_id,
+            blob_mem: args.blob_mem,
+            blob_flags: args.blob_flags,
+            size,
+            map <- new_mutex!(MapState::Unmapped),
+        })
+    }
+
+    fn mmap(obj: &gem::Object<Self>, vma: &VmaNew, page_offset: usize) -> Result {
+        let this: &VirtioGpuObject = obj;
+        this.mmap(vma, page_offset)
+    }
+}
+
+impl VirtioGpuObject {
+    /// Places the blob in the host-visible region, once; returns where and the map_info.
+    fn ensure_mapped(&self) -> Result<(u64, u32)> {
+        let mut state = self.map.lock();
+        match *state {
+            MapState::Mapped { offset, map_info } => return Ok((offset, map_info)),
+            MapState::Failed => return Err(EINVAL),
+            MapState::Unmapped => {}
+        }
+        let mm = self.gpu.host_visible_mm.as_ref().ok_or(EINVAL)?;
+        let offset = mm.alloc(self.size as u64)?;
+        let answer = self
+            .gpu
+            .ctrl
+            .call(
+                protocol::resource_map_blob(self.resource_id, offset)?,
+                None,
+                protocol::RESP_MAP_INFO_SIZE,
+            )
+            .and_then(|reply| {
+                let r = reply.response()?.expect(resp::OK_MAP_INFO)?;
+                r.u32_at(protocol::HDR_SIZE)
+            });
+        match answer {
+            Ok(map_info) => {
+                *state = MapState::Mapped { offset, map_info };
+                Ok((offset, map_info))
+            }
+            Err(e) => {
+                mm.free(offset);
+                // A device that is gone may come back as a new one; anything else is final.
+                if e != ENODEV && e != ETIMEDOUT {
+                    *state = MapState::Failed;
+                }
+                Err(if e == ENODEV { ENODEV } else { EINVAL })
+            }
+        }
+    }
+
+    /// Maps the blob into `vma` from `page_offset` on, with the caching the host asked for.
+    fn mmap(&self, vma: &VmaNew, page_offset: usize) -> Result {
+        if self.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_MAPPABLE == 0 {
+            return Err(EINVAL);
+        }
+        if self.gpu.ctrl.is_gone() {
+            return Err(ENODEV);
+        }
+        let len = vma.end() - vma.start();
+        let end = page_offset
+            .checked_mul(PAGE_SIZE)
+            .and_then(|o| o.checked_add(len))
+            .ok_or(EINVAL)?;
+        if end > self.size {
+            return Err(EINVAL);
+        }
+        let (offset, map_info) = self.ensure_mapped()?;
+        let caching = coherency::caching_for(map_info)?;
+        let region = self.gpu.host_visible.ok_or(EINVAL)?;
+        let pfn = ((region.addr + offset) >> PAGE_SHIFT) as usize + page_offset;
+        vma.set_caching(caching);
+        // SAFETY: The page frames are the blob's range of the host-visible region, which the
+        // host maps for this resource with this caching; the range stays reserved for the
+        // resource while any mapping exists, since each holds a reference to the object.
+        unsafe { vma.io_remap_pfn_range(vma.start(), pfn, len) }
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for VirtioGpuObject {
+    fn drop(self: Pin<&mut Self>) {
+        let gpu = &self.gpu;
+        if let MapState::Mapped { offset, .. } = *self.map.lock() {
+            if let Ok(cmd) = protocol::resource_unmap_blob(self.resource_id) {
+                // The device may be gone; then the host released everything already.
+                let _ = gpu.ctrl.call_nodata(cmd);
+            }
+            if let Some(mm) = &gpu.host_visible_mm {
+                mm.free(offset);
+            }
+        }
+        if let Ok(cmd) = protocol::resource_unref(self.resource_id) {
+            let _ = gpu.ctrl.call_nodata(cmd);
+        }
+        gpu.free_resource_id(self.resource_id);
     }
 }

@@ -17,6 +17,7 @@ use kernel::{
 };
 
 use crate::{
+    host_visible::HostVisible,
     protocol::{self, resp},
     transport::{ControlQueue, ControlRequest},
 };
@@ -69,6 +70,8 @@ pub(crate) struct Gpu {
     _cursor: Arc<virtio::Virtqueue<ControlRequest>>,
     pub(crate) features: Features,
     pub(crate) host_visible: Option<virtio::ShmRegion>,
+    /// The ranges of the host-visible region blobs are mapped at.
+    pub(crate) host_visible_mm: Option<Pin<KBox<HostVisible>>>,
     pub(crate) num_scanouts: u32,
     /// The capsets; empty if the host has none or did not describe them all.
     pub(crate) capsets: KVec<CapsetInfo>,
@@ -79,6 +82,9 @@ pub(crate) struct Gpu {
     /// Host context ids in use; 0 is never handed out.
     #[pin]
     context_ids: Mutex<IdPool>,
+    /// Host resource ids in use; 0 is never handed out.
+    #[pin]
+    resource_ids: Mutex<IdPool>,
 }
 
 fn read_config(vdev: &virtio::Device<device::Bound>) -> Result<(u32, u32)> {
@@ -155,6 +161,14 @@ impl Gpu {
                 KVec::new()
             }
         };
+        let host_visible_mm = match host_visible {
+            Some(r) => Some(KBox::pin_init(
+                HostVisible::new(r, u64::from(features.blob_alignment.unwrap_or(0))),
+                GFP_KERNEL,
+            )?),
+            None => None,
+        };
+
         let mut capset_id_mask = 0u64;
         for (i, c) in capsets.iter().enumerate() {
             capset_id_mask |= 1u64 << c.id;
@@ -174,11 +188,13 @@ impl Gpu {
                 _cursor: cursor,
                 features,
                 host_visible,
+                host_visible_mm,
                 num_scanouts,
                 capsets,
                 capset_id_mask,
                 capset_cache <- new_mutex!(KVec::new()),
                 context_ids <- new_mutex!(IdPool::new()),
+                resource_ids <- new_mutex!(IdPool::new()),
             }),
             GFP_KERNEL,
         )
@@ -262,22 +278,37 @@ impl Gpu {
         f(&c.data[..size.min(c.data.len())])
     }
 
-    /// Allocates a host context id (never 0).
-    pub(crate) fn alloc_context_id(&self) -> Result<u32> {
+    /// Allocates an id from `pool`, never 0.
+    fn alloc_id(pool: &Mutex<IdPool>) -> Result<u32> {
         loop {
-            let mut pool = self.context_ids.lock();
-            if let Some(id) = pool.find_unused_id(1) {
+            let mut ids = pool.lock();
+            if let Some(id) = ids.find_unused_id(1) {
                 return Ok(id.acquire() as u32);
             }
-            let grow = pool.grow_request().ok_or(ENOSPC)?;
-            drop(pool);
+            let grow = ids.grow_request().ok_or(ENOSPC)?;
+            drop(ids);
             let resizer = grow.realloc(GFP_KERNEL)?;
-            self.context_ids.lock().grow(resizer);
+            pool.lock().grow(resizer);
         }
+    }
+
+    /// Allocates a host context id (never 0).
+    pub(crate) fn alloc_context_id(&self) -> Result<u32> {
+        Self::alloc_id(&self.context_ids)
     }
 
     /// Releases a context id from [`Gpu::alloc_context_id`].
     pub(crate) fn free_context_id(&self, id: u32) {
         self.context_ids.lock().release_id(id as usize);
+    }
+
+    /// Allocates a host resource id (never 0).
+    pub(crate) fn alloc_resource_id(&self) -> Result<u32> {
+        Self::alloc_id(&self.resource_ids)
+    }
+
+    /// Releases a resource id from [`Gpu::alloc_resource_id`].
+    pub(crate) fn free_resource_id(&self, id: u32) {
+        self.resource_ids.lock().release_id(id as usize);
     }
 }

@@ -7,10 +7,15 @@ use kernel::{prelude::*, uapi};
 
 /// `enum virtio_gpu_ctrl_type`: the commands the driver sends.
 pub(crate) mod cmd {
+    pub(crate) const RESOURCE_UNREF: u32 = 0x0102;
     pub(crate) const GET_CAPSET_INFO: u32 = 0x0108;
     pub(crate) const GET_CAPSET: u32 = 0x0109;
+    pub(crate) const RESOURCE_CREATE_BLOB: u32 = 0x010c;
     pub(crate) const CTX_CREATE: u32 = 0x0200;
     pub(crate) const CTX_DESTROY: u32 = 0x0201;
+    pub(crate) const SUBMIT_3D: u32 = 0x0207;
+    pub(crate) const RESOURCE_MAP_BLOB: u32 = 0x0208;
+    pub(crate) const RESOURCE_UNMAP_BLOB: u32 = 0x0209;
 }
 
 /// `enum virtio_gpu_ctrl_type`: the responses.
@@ -18,6 +23,7 @@ pub(crate) mod resp {
     pub(crate) const OK_NODATA: u32 = 0x1100;
     pub(crate) const OK_CAPSET_INFO: u32 = 0x1102;
     pub(crate) const OK_CAPSET: u32 = 0x1103;
+    pub(crate) const OK_MAP_INFO: u32 = 0x1106;
     pub(crate) const ERR_UNSPEC: u32 = 0x1200;
     pub(crate) const ERR_OUT_OF_MEMORY: u32 = 0x1201;
     pub(crate) const ERR_INVALID_SCANOUT_ID: u32 = 0x1202;
@@ -51,6 +57,12 @@ impl Command {
 
     /// Appends a `__le32`.
     pub(crate) fn u32(mut self, v: u32) -> Result<Self> {
+        self.buf.extend_from_slice(&v.to_le_bytes(), GFP_KERNEL)?;
+        Ok(self)
+    }
+
+    /// Appends a `__le64`.
+    pub(crate) fn u64(mut self, v: u64) -> Result<Self> {
         self.buf.extend_from_slice(&v.to_le_bytes(), GFP_KERNEL)?;
         Ok(self)
     }
@@ -169,6 +181,81 @@ pub(crate) fn ctx_destroy(ctx_id: u32) -> Result<KVec<u8>> {
     .finish())
 }
 
+/// `VIRTIO_GPU_CMD_SUBMIT_3D` of a `size`-byte command stream (sent as the payload).
+pub(crate) fn submit_3d(ctx_id: u32, size: u32) -> Result<KVec<u8>> {
+    Ok(Command::new(
+        cmd::SUBMIT_3D,
+        ctx_id,
+        size_of::<uapi::virtio_gpu_cmd_submit>(),
+    )?
+    .u32(size)?
+    .u32(0)?
+    .finish())
+}
+
+/// `VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB` of a host blob (no guest memory entries).
+pub(crate) fn resource_create_blob(
+    ctx_id: u32,
+    resource_id: u32,
+    blob_mem: u32,
+    blob_flags: u32,
+    blob_id: u64,
+    size: u64,
+) -> Result<KVec<u8>> {
+    Ok(Command::new(
+        cmd::RESOURCE_CREATE_BLOB,
+        ctx_id,
+        size_of::<uapi::virtio_gpu_resource_create_blob>(),
+    )?
+    .u32(resource_id)?
+    .u32(blob_mem)?
+    .u32(blob_flags)?
+    .u32(0)? // nr_entries
+    .u64(blob_id)?
+    .u64(size)?
+    .finish())
+}
+
+/// `VIRTIO_GPU_CMD_RESOURCE_MAP_BLOB` at `offset` into the host-visible region.
+pub(crate) fn resource_map_blob(resource_id: u32, offset: u64) -> Result<KVec<u8>> {
+    Ok(Command::new(
+        cmd::RESOURCE_MAP_BLOB,
+        0,
+        size_of::<uapi::virtio_gpu_resource_map_blob>(),
+    )?
+    .u32(resource_id)?
+    .u32(0)?
+    .u64(offset)?
+    .finish())
+}
+
+/// `VIRTIO_GPU_CMD_RESOURCE_UNMAP_BLOB`.
+pub(crate) fn resource_unmap_blob(resource_id: u32) -> Result<KVec<u8>> {
+    Ok(Command::new(
+        cmd::RESOURCE_UNMAP_BLOB,
+        0,
+        size_of::<uapi::virtio_gpu_resource_unmap_blob>(),
+    )?
+    .u32(resource_id)?
+    .u32(0)?
+    .finish())
+}
+
+/// `VIRTIO_GPU_CMD_RESOURCE_UNREF`.
+pub(crate) fn resource_unref(resource_id: u32) -> Result<KVec<u8>> {
+    Ok(Command::new(
+        cmd::RESOURCE_UNREF,
+        0,
+        size_of::<uapi::virtio_gpu_resource_unref>(),
+    )?
+    .u32(resource_id)?
+    .u32(0)?
+    .finish())
+}
+
+/// Size of `struct virtio_gpu_resp_map_info`.
+pub(crate) const RESP_MAP_INFO_SIZE: usize = size_of::<uapi::virtio_gpu_resp_map_info>();
+
 /// Size of `struct virtio_gpu_resp_capset_info`.
 pub(crate) const RESP_CAPSET_INFO_SIZE: usize = size_of::<uapi::virtio_gpu_resp_capset_info>();
 
@@ -193,6 +280,26 @@ mod tests {
         assert_eq!(
             ctx_destroy(1)?.len(),
             size_of::<uapi::virtio_gpu_ctx_destroy>()
+        );
+        assert_eq!(
+            submit_3d(1, 48)?.len(),
+            size_of::<uapi::virtio_gpu_cmd_submit>()
+        );
+        assert_eq!(
+            resource_create_blob(1, 2, 2, 1, 3, 4096)?.len(),
+            size_of::<uapi::virtio_gpu_resource_create_blob>()
+        );
+        assert_eq!(
+            resource_map_blob(1, 0)?.len(),
+            size_of::<uapi::virtio_gpu_resource_map_blob>()
+        );
+        assert_eq!(
+            resource_unmap_blob(1)?.len(),
+            size_of::<uapi::virtio_gpu_resource_unmap_blob>()
+        );
+        assert_eq!(
+            resource_unref(1)?.len(),
+            size_of::<uapi::virtio_gpu_resource_unref>()
         );
         Ok(())
     }

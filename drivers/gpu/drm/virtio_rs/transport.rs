@@ -118,9 +118,22 @@ impl ControlQueue {
         Ok(reply)
     }
 
+    /// Whether the device is gone (its queues were torn down).
+    pub(crate) fn is_gone(&self) -> bool {
+        self.vq.is_dead()
+    }
+
     /// Sends `cmd` and waits for an `OK_NODATA` answer.
     pub(crate) fn call_nodata(&self, cmd: KVec<u8>) -> Result {
         let reply = self.call(cmd, None, protocol::HDR_SIZE)?;
+        reply.response()?.expect(protocol::resp::OK_NODATA)?;
+        Ok(())
+    }
+
+    /// Sends `cmd` followed by `payload` and waits for an `OK_NODATA` answer.
+    pub(crate) fn call_nodata_with(&self, cmd: KVec<u8>, payload: KVec<u8>) -> Result {
+        let payload = (!payload.is_empty()).then_some(payload);
+        let reply = self.call(cmd, payload, protocol::HDR_SIZE)?;
         reply.response()?.expect(protocol::resp::OK_NODATA)?;
         Ok(())
     }

@@ -7,11 +7,13 @@
 //! (include/uapi/drm/virtgpu_drm.h) of the C driver under the same DRM driver
 //! name, `virtio_gpu`, by which Mesa picks its virgl and venus drivers.
 
+mod coherency;
 mod debugfs;
 mod driver;
 mod file;
 mod gem;
 mod gpu;
+mod host_visible;
 mod protocol;
 mod transport;
 mod uapi;

@@ -163,9 +163,6 @@ fn run_case(ctx: &Ctx, map_info: u32, map_fails: bool, mode: Mode) -> Outcome {
     if ctx.host != Host::Gl {
         return Outcome::Skip("needs the virgl host".into());
     }
-    if ctx.driver == Driver::Rust {
-        return Outcome::Skip("blob resources are not implemented by the Rust driver yet".into());
-    }
     let want = expected(ctx.driver, map_info, map_fails);
     let blob = match Blob::create(ctx, map_info, map_fails) {
         Ok(b) => b,
@@ -283,9 +280,6 @@ fn fork_writes(m: &Mapping, seed: u8) -> Result<(), String> {
 fn resource_info(ctx: &Ctx) -> Outcome {
     if ctx.host != Host::Gl {
         return Outcome::Skip("needs the virgl host".into());
-    }
-    if ctx.driver == Driver::Rust {
-        return Outcome::Skip("blob resources are not implemented by the Rust driver yet".into());
     }
     let blob = match Blob::create(ctx, MAP_CACHE_CACHED, false) {
         Ok(b) => b,
