@@ -26,6 +26,11 @@ impl Mapping {
         Ok(Self { ptr: p.cast(), len })
     }
 
+    /// The address the mapping starts at.
+    pub fn addr(&self) -> usize {
+        self.ptr as usize
+    }
+
     /// Writes `byte` at `off` (volatile: the memory is shared with the host).
     pub fn write(&self, off: usize, byte: u8) {
         assert!(off < self.len);
@@ -52,4 +57,17 @@ impl Drop for Mapping {
 pub fn count_maps(needle: &str) -> usize {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
     maps.lines().filter(|l| l.contains(needle)).count()
+}
+
+/// The memory type of the page table entry mapping `addr` in this process, as the kernel's
+/// debug facility (CONFIG_DRM_VIRTIO_GPU_MEMTYPE_DEBUG) reports it.
+pub fn memtype(addr: usize) -> Result<String, String> {
+    const FILE: &str = "/sys/kernel/debug/virtio-gpu-memtype-debug/memtype";
+    std::fs::write(FILE, format!("{addr:x}")).map_err(|e| format!("{FILE}: {e}"))?;
+    let answer = std::fs::read_to_string(FILE).map_err(|e| format!("{FILE}: {e}"))?;
+    let mut words = answer.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some(a), Some(t)) if a == format!("{addr:#x}") && t != "error" => Ok(t.to_owned()),
+        _ => Err(format!("{FILE}: {}", answer.trim())),
+    }
 }

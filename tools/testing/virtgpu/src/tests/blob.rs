@@ -13,7 +13,7 @@ use super::{Ctx, Driver, Host};
 use crate::check;
 use crate::drm::{errno_name, Device};
 use crate::ktap::Outcome;
-use crate::mapping::{count_maps, Mapping};
+use crate::mapping::{count_maps, memtype, Mapping};
 use crate::uapi::*;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -65,6 +65,20 @@ fn expected(driver: Driver, map_info: u32, map_fails: bool) -> Result<(), i32> {
             MAP_CACHE_CACHED | MAP_CACHE_UNCACHED | MAP_CACHE_WC => Ok(()),
             _ => Err(libc::EINVAL),
         },
+    }
+}
+
+/// The memory type the page table entries of a mapping of a blob with `map_info` must have.
+fn expected_memtype(driver: Driver, map_info: u32) -> &'static [&'static str] {
+    let v = match driver {
+        // The C driver compares the whole value: 0x13 is not WC for it.
+        Driver::C => map_info,
+        Driver::Rust => map_info & 0x0f,
+    };
+    match v {
+        MAP_CACHE_WC => &["write-combining"],
+        MAP_CACHE_UNCACHED => &["uncached", "uncached-minus"],
+        _ => &["write-back"],
     }
 }
 
@@ -221,6 +235,17 @@ fn run_case(ctx: &Ctx, map_info: u32, map_fails: bool, mode: Mode) -> Outcome {
         (Err(e), Ok(())) => return Outcome::Fail(format!("mmap: {}, want success", errno_name(e))),
         (Ok(_), Err(w)) => return Outcome::Fail(format!("mmap succeeded, want {}", errno_name(w))),
     };
+
+    // What the page tables say, not only what the driver meant.
+    let want_type = expected_memtype(ctx.driver, map_info);
+    match memtype(first.addr()) {
+        Ok(t) => check!(
+            want_type.contains(&t.as_str()),
+            "the mapping is {t}, want {}",
+            want_type.join(" or ")
+        ),
+        Err(e) => return Outcome::Fail(e),
+    }
 
     // A second view of the same memory.
     let offs = [PAGE + 5, 2 * PAGE + 100, BLOB_SIZE - 1];
