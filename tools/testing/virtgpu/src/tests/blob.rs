@@ -17,8 +17,8 @@ use crate::mapping::{count_maps, memtype, Mapping};
 use crate::uapi::*;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-const PAGE: usize = 4096;
-const BLOB_SIZE: usize = 4 * PAGE;
+pub const PAGE: usize = 4096;
+pub const BLOB_SIZE: usize = 4 * PAGE;
 
 /// The shim's blob id layout (tools/testing/virgl-shim/virgl_shim.c).
 const SHIM_MAGIC: u64 = 0x5653 << 16;
@@ -84,7 +84,7 @@ fn expected_memtype(driver: Driver, map_info: u32) -> &'static [&'static str] {
 
 /// The dwords of a VIRGL_CCMD_PIPE_RESOURCE_CREATE for a persistent, coherent buffer of
 /// `size` bytes that the host exports as blob `blob_id`, as Mesa's virgl makes one.
-fn pipe_buffer_create(size: u32, blob_id: u32) -> [u32; 12] {
+pub fn pipe_buffer_create(size: u32, blob_id: u32) -> [u32; 12] {
     const VIRGL_CCMD_PIPE_RESOURCE_CREATE: u32 = 48;
     [
         VIRGL_CCMD_PIPE_RESOURCE_CREATE | (11 << 16),

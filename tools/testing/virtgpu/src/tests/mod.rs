@@ -5,6 +5,7 @@ use crate::drm::Device;
 use crate::ktap::Outcome;
 
 mod blob;
+mod blob_input;
 mod context;
 mod params;
 mod unbind;
@@ -50,6 +51,7 @@ pub fn all() -> Vec<Test> {
     let mut all: Vec<Test> = from_table(params::TESTS).collect();
     all.extend(from_table(context::TESTS));
     all.extend(blob::tests());
+    all.extend(from_table(blob_input::TESTS));
     // Last: it unbinds and rebinds the device.
     all.extend(from_table(unbind::TESTS));
     all

@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Bad input to RESOURCE_CREATE_BLOB, MAP, RESOURCE_INFO and mmap: clear
+//! errnos, the same as the C driver's except where the Rust driver
+//! deliberately checks earlier (it waits for the host's answer to
+//! CREATE_BLOB). The rig checks afterwards that no host resource leaked.
+
+use super::blob::{Blob, BLOB_SIZE, PAGE};
+use super::{expect_errno, Ctx, Driver, Host};
+use crate::check;
+use crate::drm::{errno_name, Device};
+use crate::ktap::Outcome;
+use crate::mapping::Mapping;
+use crate::uapi::*;
+
+pub const TESTS: &[(&str, fn(&Ctx) -> Outcome)] = &[
+    ("create_blob_unknown_blob_mem_is_einval", unknown_blob_mem),
+    ("create_blob_unknown_flags_is_einval", unknown_flags),
+    (
+        "create_blob_blob_id_on_guest_memory_is_einval",
+        blob_id_on_guest,
+    ),
+    ("create_blob_cmd_size_not_dwords_is_einval", cmd_not_dwords),
+    ("create_blob_cmd_unmapped_is_efault", cmd_unmapped),
+    ("create_blob_zero_size", zero_size),
+    ("create_blob_huge_size", huge_size),
+    ("create_blob_on_2d_is_einval", on_2d),
+    ("map_handle_of_another_file_is_enoent", map_other_file),
+    (
+        "resource_info_unknown_handle_is_enoent",
+        info_unknown_handle,
+    ),
+    ("mmap_of_non_mappable_blob_is_einval", mmap_non_mappable),
+    ("mmap_past_the_end_is_einval", mmap_past_end),
+    ("mmap_misaligned_offset_is_einval", mmap_misaligned),
+];
+
+/// A fresh file with a virgl2 context, for creating blobs by hand.
+fn file(ctx: &Ctx) -> Result<Device, Outcome> {
+    if ctx.host != Host::Gl {
+        return Err(Outcome::Skip("needs the virgl host".into()));
+    }
+    let dev = Device::open(&ctx.dev.path).map_err(|e| Outcome::Fail(format!("open: {e}")))?;
+    dev.context_init(&[VirtgpuContextSetParam {
+        param: VIRTGPU_CONTEXT_PARAM_CAPSET_ID,
+        value: CAPSET_VIRGL2.into(),
+    }])
+    .map_err(|e| Outcome::Fail(format!("CONTEXT_INIT: {}", errno_name(e))))?;
+    Ok(dev)
+}
+
+macro_rules! file_or_return {
+    ($ctx:expr) => {
+        match file($ctx) {
+            Ok(d) => d,
+            Err(o) => return o,
+        }
+    };
+}
+
+fn unknown_blob_mem(ctx: &Ctx) -> Outcome {
+    let dev = file_or_return!(ctx);
+    expect_errno(
+        "blob_mem 7",
+        dev.create_blob(7, VIRTGPU_BLOB_FLAG_USE_MAPPABLE, 4096, 0, &[]),
+        libc::EINVAL,
+    )
+}
+
+fn unknown_flags(ctx: &Ctx) -> Outcome {
+    let dev = file_or_return!(ctx);
+    expect_errno(
+        "blob_flags 0x8",
+        dev.create_blob(VIRTGPU_BLOB_MEM_HOST3D, 0x8, 4096, 1, &[]),
+        libc::EINVAL,
+    )
+}
+
+fn blob_id_on_guest(ctx: &Ctx) -> Outcome {
+    let dev = file_or_return!(ctx);
+    expect_errno(
+        "GUEST blob with blob_id 5",
+        dev.create_blob(VIRTGPU_BLOB_MEM_GUEST, 0, 4096, 5, &[]),
+        libc::EINVAL,
+    )
+}
+
+fn cmd_not_dwords(ctx: &Ctx) -> Outcome {
+    let dev = file_or_return!(ctx);
+    let mut rc = VirtgpuResourceCreateBlob {
+        blob_mem: VIRTGPU_BLOB_MEM_HOST3D,
+        blob_flags: VIRTGPU_BLOB_FLAG_USE_MAPPABLE,
+        size: 4096,
+        cmd_size: 6,
+        cmd: [0u32; 4].as_ptr() as u64,
+        blob_id: 1,
+        ..Default::default()
+    };
+    expect_errno(
+        "cmd_size 6",
+        dev.ioctl(DRM_IOCTL_VIRTGPU_RESOURCE_CREATE_BLOB, &mut rc),
+        libc::EINVAL,
+    )
+}
+
+fn cmd_unmapped(ctx: &Ctx) -> Outcome {
+    let dev = file_or_return!(ctx);
+    let mut rc = VirtgpuResourceCreateBlob {
+        blob_mem: VIRTGPU_BLOB_MEM_HOST3D,
+        blob_flags: VIRTGPU_BLOB_FLAG_USE_MAPPABLE,
+        size: 4096,
+        cmd_size: 48,
+        cmd: 0x10,
+        blob_id: 1,
+        ..Default::default()
+    };
+    expect_errno(
+        "cmd at an unmapped address",
+        dev.ioctl(DRM_IOCTL_VIRTGPU_RESOURCE_CREATE_BLOB, &mut rc),
+        libc::EFAULT,
+    )
+}
+
+/// A size no blob can have. The C driver maps a mappable blob when it creates it and fails with
+/// the allocator's ENOSPC; the Rust driver rejects a zero size itself and gets the host's
+/// refusal of the huge one, EINVAL.
+fn bad_size(ctx: &Ctx, size: u64) -> Outcome {
+    let dev = file_or_return!(ctx);
+    let res = dev.create_blob(
+        VIRTGPU_BLOB_MEM_HOST3D,
+        VIRTGPU_BLOB_FLAG_USE_MAPPABLE,
+        size,
+        0x77,
+        &[],
+    );
+    let want = match ctx.driver {
+        Driver::Rust => libc::EINVAL,
+        Driver::C => libc::ENOSPC,
+    };
+    expect_errno(&format!("size {size:#x}"), res, want)
+}
+
+fn zero_size(ctx: &Ctx) -> Outcome {
+    bad_size(ctx, 0)
+}
+
+fn huge_size(ctx: &Ctx) -> Outcome {
+    bad_size(ctx, 1 << 40)
+}
+
+fn on_2d(ctx: &Ctx) -> Outcome {
+    if ctx.host != Host::TwoD {
+        return Outcome::Skip("needs the 2D host".into());
+    }
+    expect_errno(
+        "CREATE_BLOB on a 2D device",
+        ctx.dev.create_blob(
+            VIRTGPU_BLOB_MEM_GUEST,
+            VIRTGPU_BLOB_FLAG_USE_MAPPABLE,
+            4096,
+            0,
+            &[],
+        ),
+        libc::EINVAL,
+    )
+}
+
+fn map_other_file(ctx: &Ctx) -> Outcome {
+    if ctx.host != Host::Gl {
+        return Outcome::Skip("needs the virgl host".into());
+    }
+    let blob = match Blob::create(ctx, MAP_CACHE_CACHED, false) {
+        Ok(b) => b,
+        Err(e) => return Outcome::Fail(e),
+    };
+    let other = file_or_return!(ctx);
+    // A handle number only means something in the file that made it.
+    let h = blob.handle + 100;
+    expect_errno(
+        "MAP of a handle of another file",
+        other.map_offset(h),
+        libc::ENOENT,
+    )
+}
+
+fn info_unknown_handle(ctx: &Ctx) -> Outcome {
+    expect_errno(
+        "RESOURCE_INFO of handle 0xdead",
+        ctx.dev.resource_info(0xdead),
+        libc::ENOENT,
+    )
+}
+
+fn mmap_non_mappable(ctx: &Ctx) -> Outcome {
+    let dev = file_or_return!(ctx);
+    let cmd = super::blob::pipe_buffer_create(BLOB_SIZE as u32, 0x4242);
+    let (handle, _) = match dev.create_blob(
+        VIRTGPU_BLOB_MEM_HOST3D,
+        VIRTGPU_BLOB_FLAG_USE_SHAREABLE,
+        BLOB_SIZE as u64,
+        0x4242,
+        &cmd,
+    ) {
+        Ok(h) => h,
+        Err(e) => return Outcome::Fail(format!("CREATE_BLOB: {}", errno_name(e))),
+    };
+    let off = match dev.map_offset(handle) {
+        Ok(o) => o,
+        Err(e) => return Outcome::Fail(format!("MAP: {}", errno_name(e))),
+    };
+    expect_errno(
+        "mmap of a blob without USE_MAPPABLE",
+        Mapping::new(dev.fd(), off, BLOB_SIZE).map(drop),
+        libc::EINVAL,
+    )
+}
+
+fn mmap_past_end(ctx: &Ctx) -> Outcome {
+    if ctx.host != Host::Gl {
+        return Outcome::Skip("needs the virgl host".into());
+    }
+    let blob = match Blob::create(ctx, MAP_CACHE_CACHED, false) {
+        Ok(b) => b,
+        Err(e) => return Outcome::Fail(e),
+    };
+    check!(
+        blob.gem_map(0, BLOB_SIZE + PAGE).err() == Some(libc::EINVAL),
+        "GEM mmap one page past the end did not fail with EINVAL"
+    );
+    let fd = match blob.dev.prime_export(blob.handle) {
+        Ok(fd) => fd,
+        Err(e) => return Outcome::Fail(format!("PRIME export: {}", errno_name(e))),
+    };
+    let res = Mapping::new(fd, PAGE as u64, BLOB_SIZE).map(drop);
+    // SAFETY: `fd` is ours.
+    unsafe { libc::close(fd) };
+    expect_errno("dma-buf mmap past the end", res, libc::EINVAL)
+}
+
+fn mmap_misaligned(ctx: &Ctx) -> Outcome {
+    if ctx.host != Host::Gl {
+        return Outcome::Skip("needs the virgl host".into());
+    }
+    let blob = match Blob::create(ctx, MAP_CACHE_CACHED, false) {
+        Ok(b) => b,
+        Err(e) => return Outcome::Fail(e),
+    };
+    let off = match blob.dev.map_offset(blob.handle) {
+        Ok(o) => o,
+        Err(e) => return Outcome::Fail(format!("MAP: {}", errno_name(e))),
+    };
+    expect_errno(
+        "mmap at offset + 100",
+        Mapping::new(blob.dev.fd(), off + 100, PAGE).map(drop),
+        libc::EINVAL,
+    )
+}
