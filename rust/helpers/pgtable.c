@@ -19,3 +19,12 @@ __rust_helper int rust_helper_io_remap_pfn_range(struct vm_area_struct *vma,
 {
 	return io_remap_pfn_range(vma, addr, pfn, size, prot);
 }
+
+#ifdef CONFIG_X86
+#include <asm/mtrr.h>
+
+__rust_helper u8 rust_helper_mtrr_type_lookup(u64 addr, u64 end, u8 *uniform)
+{
+	return mtrr_type_lookup(addr, end, uniform);
+}
+#endif

@@ -41,7 +41,7 @@ build() {
 		{ tail -n 40 "$bld/rig-build.log"; die "kernel build failed"; }
 	local own
 	own=$(grep -E -A12 '^(warning|error)' "$bld/rig-build.log" |
-		grep -E -B3 -A8 -e '--> .*/(rust/kernel/virtio|drivers/gpu/drm/virtio_rs)' || true)
+		grep -E -B3 -A8 -e '--> .*/(rust/kernel/(virtio|drm/gem|mm/virt|sync/completion)|drivers/gpu/drm/virtio_rs)' || true)
 	[ -z "$own" ] || { echo "$own"; die "warnings in the project's Rust code"; }
 	echo "linux-source-7.3 $(cat "$src/.rig-debian-version" 2>/dev/null) ($(cat "$bld/include/config/kernel.release"))" >"$bld/rig-version"
 }

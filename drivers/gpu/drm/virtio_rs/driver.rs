@@ -95,5 +95,7 @@ impl drm::Driver for VirtioGpuDrmDriver {
         (VIRTGPU_GET_CAPS, drm_virtgpu_get_caps, ioctl::RENDER_ALLOW, File::get_caps),
         (VIRTGPU_RESOURCE_CREATE_BLOB, drm_virtgpu_resource_create_blob, ioctl::RENDER_ALLOW, File::resource_create_blob),
         (VIRTGPU_CONTEXT_INIT, drm_virtgpu_context_init, ioctl::RENDER_ALLOW, File::context_init),
+        (VIRTGPU_RESOURCE_COHERENCY, drm_virtgpu_resource_coherency, ioctl::RENDER_ALLOW,
+         File::resource_coherency),
     }
 }

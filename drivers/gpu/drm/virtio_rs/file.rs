@@ -270,6 +270,25 @@ impl File {
         Ok(0)
     }
 
+    /// IOCTL: RESOURCE_COHERENCY: the host's map_info of a blob and what its mappings get.
+    pub(crate) fn resource_coherency(
+        _dev: &VirtioGpuDevice<Registered>,
+        _reg: &(),
+        args: &mut uapi::drm_virtgpu_resource_coherency,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        let obj = Object::lookup_handle(file, args.bo_handle)?;
+        let (map_info, coherency, degraded) = obj.coherency();
+        args.map_info = map_info;
+        args.coherency = coherency as u32;
+        args.flags = if degraded {
+            uapi::VIRTGPU_COHERENCY_F_DEGRADED
+        } else {
+            0
+        };
+        Ok(0)
+    }
+
     /// IOCTL: placeholder for command number 0, which virtgpu does not use.
     pub(crate) fn unused(
         _dev: &VirtioGpuDevice<Registered>,

@@ -118,6 +118,21 @@ impl VirtioGpuObject {
         }
     }
 
+    /// The host's map_info and what a mapping of the blob gets, for the coherency query.
+    pub(crate) fn coherency(&self) -> (u32, coherency::Coherency, bool) {
+        use coherency::Coherency;
+        if self.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_MAPPABLE == 0 || self.gpu.ctrl.is_gone() {
+            return (0, Coherency::NotMappable, false);
+        }
+        let (offset, map_info) = match self.ensure_mapped() {
+            Ok(m) => m,
+            Err(_) => return (0, Coherency::NotMappable, false),
+        };
+        let phys = self.gpu.host_visible.map(|r| r.addr + offset).unwrap_or(0);
+        let (c, degraded) = coherency::coherency_of(map_info, phys, self.size as u64);
+        (map_info, c, degraded)
+    }
+
     /// Maps the blob into `vma` from `page_offset` on, with the caching the host asked for.
     fn mmap(&self, vma: &VmaNew, page_offset: usize) -> Result {
         if self.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_MAPPABLE == 0 {

@@ -38,6 +38,9 @@ pub(crate) const DRM_IOCTL_VIRTGPU_RESOURCE_CREATE_BLOB: u32 =
 pub(crate) const DRM_IOCTL_VIRTGPU_CONTEXT_INIT: u32 =
     virtgpu_iowr::<uapi::drm_virtgpu_context_init>(uapi::DRM_VIRTGPU_CONTEXT_INIT);
 
+pub(crate) const DRM_IOCTL_VIRTGPU_RESOURCE_COHERENCY: u32 =
+    virtgpu_iowr::<uapi::drm_virtgpu_resource_coherency>(uapi::DRM_VIRTGPU_RESOURCE_COHERENCY);
+
 // The numbers userspace has been built with since these ioctls exist.
 const _: () = {
     assert!(DRM_IOCTL_VIRTGPU_GETPARAM == 0xc010_6443);

@@ -148,6 +148,16 @@ impl Device {
         Ok(ri)
     }
 
+    /// RESOURCE_COHERENCY.
+    pub fn resource_coherency(&self, handle: u32) -> Result<VirtgpuResourceCoherency, i32> {
+        let mut c = VirtgpuResourceCoherency {
+            bo_handle: handle,
+            ..Default::default()
+        };
+        self.ioctl(DRM_IOCTL_VIRTGPU_RESOURCE_COHERENCY, &mut c)?;
+        Ok(c)
+    }
+
     /// GEM_CLOSE.
     pub fn gem_close(&self, handle: u32) -> IoctlResult {
         let mut c = DrmGemClose { handle, pad: 0 };

@@ -154,6 +154,26 @@ pub const DRM_IOCTL_VIRTGPU_RESOURCE_INFO: u64 =
 pub const DRM_IOCTL_VIRTGPU_RESOURCE_CREATE_BLOB: u64 =
     iowr::<VirtgpuResourceCreateBlob>(DRM_COMMAND_BASE + 0x0a);
 
+/// `struct drm_virtgpu_resource_coherency` (the project's UAPI extension).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct VirtgpuResourceCoherency {
+    pub bo_handle: u32,
+    pub map_info: u32,
+    pub coherency: u32,
+    pub flags: u32,
+}
+
+pub const DRM_IOCTL_VIRTGPU_RESOURCE_COHERENCY: u64 =
+    iowr::<VirtgpuResourceCoherency>(DRM_COMMAND_BASE + 0x0c);
+
+pub const VIRTGPU_COHERENCY_NOT_MAPPABLE: u32 = 0;
+pub const VIRTGPU_COHERENCY_INCOHERENT: u32 = 1;
+pub const VIRTGPU_COHERENCY_CACHED: u32 = 2;
+pub const VIRTGPU_COHERENCY_WC: u32 = 3;
+pub const VIRTGPU_COHERENCY_UNCACHED: u32 = 4;
+pub const VIRTGPU_COHERENCY_F_DEGRADED: u32 = 1;
+
 pub const VIRTGPU_BLOB_MEM_GUEST: u32 = 1;
 pub const VIRTGPU_BLOB_MEM_HOST3D: u32 = 2;
 pub const VIRTGPU_BLOB_MEM_HOST3D_GUEST: u32 = 3;

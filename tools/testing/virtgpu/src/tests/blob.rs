@@ -302,6 +302,58 @@ fn fork_writes(m: &Mapping, seed: u8) -> Result<(), String> {
     Ok(())
 }
 
+/// The coherency query tells the truth: what it reports is what an mmap then gets, as the
+/// page tables show. The C driver does not have the query.
+fn coherency_query(ctx: &Ctx, map_info: u32, map_fails: bool) -> Outcome {
+    if ctx.host != Host::Gl {
+        return Outcome::Skip("needs the virgl host".into());
+    }
+    let blob = match Blob::create(ctx, map_info, map_fails) {
+        Ok(b) => b,
+        Err(e) => return Outcome::Fail(e),
+    };
+    let c = match (ctx.driver, blob.dev.resource_coherency(blob.handle)) {
+        (Driver::C, res) => return super::expect_errno("RESOURCE_COHERENCY", res, libc::EINVAL),
+        (Driver::Rust, Err(e)) => {
+            return Outcome::Fail(format!("RESOURCE_COHERENCY: {}", errno_name(e)))
+        }
+        (Driver::Rust, Ok(c)) => c,
+    };
+    let want_info = if map_fails { 0 } else { map_info };
+    check!(
+        c.map_info == want_info,
+        "map_info {:#x}, want {want_info:#x}",
+        c.map_info
+    );
+    let mapping = blob.gem_map(0, BLOB_SIZE);
+    let installed = mapping.as_ref().map(|m| memtype(m.addr()));
+    match (c.coherency, installed) {
+        (VIRTGPU_COHERENCY_NOT_MAPPABLE | VIRTGPU_COHERENCY_INCOHERENT, Err(_)) => {
+            check!(
+                map_fails || c.coherency == VIRTGPU_COHERENCY_INCOHERENT,
+                "not mappable"
+            );
+            check!(
+                !map_fails || c.coherency == VIRTGPU_COHERENCY_NOT_MAPPABLE,
+                "incoherent"
+            );
+            Outcome::Pass
+        }
+        (c, Ok(Ok(t))) => {
+            let ok = match c {
+                VIRTGPU_COHERENCY_CACHED => t == "write-back",
+                VIRTGPU_COHERENCY_WC => t == "write-combining",
+                VIRTGPU_COHERENCY_UNCACHED => t == "uncached" || t == "uncached-minus",
+                _ => false,
+            };
+            check!(ok, "reported coherency {c}, the mapping is {t}");
+            Outcome::Pass
+        }
+        (c, Ok(Err(e))) => Outcome::Fail(format!("coherency {c}, memtype: {e}")),
+        (c, Err(e)) => Outcome::Fail(format!("coherency {c}, but mmap: {}", errno_name(*e))),
+    }
+}
+
 fn resource_info(ctx: &Ctx) -> Outcome {
     if ctx.host != Host::Gl {
         return Outcome::Skip("needs the virgl host".into());
@@ -334,6 +386,12 @@ fn resource_info(ctx: &Ctx) -> Outcome {
 pub fn tests() -> Vec<(String, Box<dyn Fn(&Ctx) -> Outcome>)> {
     let mut v: Vec<(String, Box<dyn Fn(&Ctx) -> Outcome>)> = Vec::new();
     v.push(("blob_resource_info".into(), Box::new(resource_info)));
+    for &(name, map_info, fails) in CASES {
+        v.push((
+            format!("blob_coherency_query_{name}"),
+            Box::new(move |ctx: &Ctx| coherency_query(ctx, map_info, fails)),
+        ));
+    }
     for &(name, map_info, fails) in CASES {
         for &(mode_name, mode) in MODES {
             v.push((
