@@ -80,6 +80,7 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("--info") {
         std::process::exit(print_info());
     }
+    let demo = std::env::args().nth(1).as_deref() == Some("--demo");
     let setup = host_from_cmdline().and_then(|host| {
         Ok(Ctx {
             host,
@@ -98,6 +99,10 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if demo {
+        tests::blob::demo(&ctx);
+        return;
+    }
     let ok = ktap::run(&ctx, &tests::all());
     std::process::exit(if ok { 0 } else { 1 });
 }

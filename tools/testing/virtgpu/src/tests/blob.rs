@@ -382,6 +382,58 @@ fn resource_info(ctx: &Ctx) -> Outcome {
     }
 }
 
+/// `--demo`: for one blob per map_info value, what the host said and what the guest did.
+pub fn demo(ctx: &Ctx) {
+    println!(
+        "virtgpu-demo: {:<36} {:>9} {:>12} {:>7}  {:<16} {}",
+        "host map_info", "reported", "coherency", "mmap", "page tables", "data"
+    );
+    for &(name, map_info, fails) in CASES {
+        let blob = match Blob::create(ctx, map_info, fails) {
+            Ok(b) => b,
+            Err(e) => {
+                println!("virtgpu-demo: {name:<36} {e}");
+                continue;
+            }
+        };
+        let (reported, coherency) = match blob.dev.resource_coherency(blob.handle) {
+            Ok(c) => {
+                let names = ["not-mappable", "incoherent", "cached", "wc", "uncached"];
+                let n = names.get(c.coherency as usize).copied().unwrap_or("?");
+                (format!("{:#x}", c.map_info), n.to_owned())
+            }
+            Err(e) => ("-".to_owned(), format!("({})", errno_name(e))),
+        };
+        let host = if fails {
+            "map fails".to_owned()
+        } else {
+            format!("{map_info:#x}")
+        };
+        let (mmap, pt, data) = match blob.gem_map(0, BLOB_SIZE) {
+            Ok(m) => {
+                let t = memtype(m.addr()).unwrap_or_else(|e| e);
+                m.write(100, 0xa5);
+                let check = blob.gem_map(0, BLOB_SIZE).map(|m2| m2.read(100) == 0xa5);
+                let data = match check {
+                    Ok(true) => "ok",
+                    _ => "MISMATCH",
+                };
+                ("ok".to_owned(), t, data)
+            }
+            Err(e) => (errno_name(e), "-".to_owned(), "-"),
+        };
+        println!(
+            "virtgpu-demo: {:<36} {:>9} {:>12} {:>7}  {:<16} {}",
+            format!("{name} ({host})"),
+            reported,
+            coherency,
+            mmap,
+            pt,
+            data
+        );
+    }
+}
+
 /// Every map_info case in every mode.
 pub fn tests() -> Vec<(String, Box<dyn Fn(&Ctx) -> Outcome>)> {
     let mut v: Vec<(String, Box<dyn Fn(&Ctx) -> Outcome>)> = Vec::new();

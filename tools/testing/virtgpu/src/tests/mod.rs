@@ -4,7 +4,7 @@
 use crate::drm::Device;
 use crate::ktap::Outcome;
 
-mod blob;
+pub mod blob;
 mod blob_input;
 mod context;
 mod params;
