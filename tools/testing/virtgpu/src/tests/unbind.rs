@@ -2,10 +2,12 @@
 //! Unbinding the device through sysfs while a process holds the render node
 //! open and is calling ioctls, then binding it again.
 
-use super::{Ctx, Host};
+use super::blob::{Blob, BLOB_SIZE};
+use super::{Ctx, Driver, Host};
 use crate::check;
 use crate::drm::{errno_name, Device};
 use crate::ktap::Outcome;
+use crate::mapping::Mapping;
 use crate::uapi::*;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,6 +54,28 @@ fn unbind_busy(ctx: &Ctx) -> Outcome {
             return Outcome::Fail(format!("CONTEXT_INIT: {}", errno_name(e)));
         }
     }
+
+    // On the virgl host, a blob with a live mapping and an exported dma-buf crosses the unbind.
+    // Not on the C driver: its remove tears down the host-visible range allocator while such a
+    // blob still holds a range (drm_mm_takedown() warns), which fails the run.
+    let blob_state = if ctx.host == Host::Gl && ctx.driver == Driver::Rust {
+        let blob = match Blob::create(ctx, MAP_CACHE_CACHED, false) {
+            Ok(b) => b,
+            Err(e) => return Outcome::Fail(e),
+        };
+        let mapping = match blob.gem_map(0, BLOB_SIZE) {
+            Ok(m) => m,
+            Err(e) => return Outcome::Fail(format!("GEM mmap: {}", errno_name(e))),
+        };
+        mapping.write(0, 1);
+        let dmabuf = match blob.dev.prime_export(blob.handle) {
+            Ok(fd) => fd,
+            Err(e) => return Outcome::Fail(format!("PRIME export: {}", errno_name(e))),
+        };
+        Some((blob, mapping, dmabuf))
+    } else {
+        None
+    };
 
     // A second thread calls ioctls without pause until the device goes away.
     let stop = Arc::new(AtomicBool::new(false));
@@ -109,7 +133,39 @@ fn unbind_busy(ctx: &Ctx) -> Outcome {
         !std::path::Path::new(&format!("/sys/bus/virtio/devices/{name}/driver")).exists(),
         "{name} still has a driver"
     );
+    if let Some((blob, mapping, dmabuf)) = blob_state {
+        // The GEM mapping made before is gone from the page tables: touching it faults.
+        check!(
+            touch_in_child(&mapping) == Some(libc::SIGBUS),
+            "a GEM mapping of a blob of the removed device is still accessible"
+        );
+        // A new mapping of the exported blob is refused.
+        let res = Mapping::new(dmabuf, 0, BLOB_SIZE).map(drop);
+        // SAFETY: The fd is ours.
+        unsafe { libc::close(dmabuf) };
+        drop(blob);
+        check!(
+            res == Err(libc::ENODEV),
+            "dma-buf mmap after unbind: {:?}, want ENODEV",
+            res.map_err(errno_name)
+        );
+    }
     Outcome::Pass
+}
+
+/// Reads the mapping in a child process; returns the signal that killed the child, if any.
+fn touch_in_child(m: &Mapping) -> Option<i32> {
+    // SAFETY: The child only reads the mapping and exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let _ = m.read(0);
+        // SAFETY: Ends the child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: `pid` is our child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status))
 }
 
 fn rebind(ctx: &Ctx) -> Outcome {
