@@ -70,7 +70,12 @@ def qemu_command(args, run_dir):
             ] + args.append),
             "-serial", "stdio", "-monitor", "none",
             "-display", "sdl,gl=on" if args.host == "gl" else "sdl"]
-    cmd += GPU[args.host]
+    gpu = list(GPU[args.host])
+    if args.host == "gl" and args.arch == "x86_64":
+        # Put the host-visible BAR above 4 GiB: in the 32-bit PCI hole the MTRRs make
+        # write-back mappings uncached-minus.
+        gpu[-1] = gpu[-1].replace("hostmem=256M", "hostmem=2G")
+    cmd += gpu
     return cmd
 
 
@@ -121,6 +126,8 @@ def boot(args):
         except ProcessLookupError:
             pass
         proc.wait()
+        if not timed_out:
+            log.write(f"\nrig: qemu exited with status {proc.returncode}\n".encode())
         report = os.path.join(run_dir, "shim-report")
         if os.path.exists(report):
             with open(report) as f:

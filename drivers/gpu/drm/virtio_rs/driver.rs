@@ -82,7 +82,7 @@ impl drm::Driver for VirtioGpuDrmDriver {
     kernel::declare_drm_ioctls! {
         (VIRTGPU_UNUSED, drm_virtgpu_map, ioctl::RENDER_ALLOW, File::unused),
         (VIRTGPU_MAP, drm_virtgpu_map, ioctl::RENDER_ALLOW, File::map),
-        (VIRTGPU_EXECBUFFER, drm_virtgpu_execbuffer, ioctl::RENDER_ALLOW, File::not_yet::<uapi::drm_virtgpu_execbuffer>),
+        (VIRTGPU_EXECBUFFER, drm_virtgpu_execbuffer, ioctl::RENDER_ALLOW, File::execbuffer),
         (VIRTGPU_GETPARAM, drm_virtgpu_getparam, ioctl::RENDER_ALLOW, File::getparam),
         (VIRTGPU_RESOURCE_CREATE, drm_virtgpu_resource_create, ioctl::RENDER_ALLOW,
          File::not_yet::<uapi::drm_virtgpu_resource_create>),

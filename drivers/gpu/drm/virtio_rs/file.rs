@@ -152,6 +152,103 @@ impl File {
         Ok(ctx.id)
     }
 
+    /// A handle to `resource_id` was made in this file: the host context may use the resource
+    /// (as the C driver, the context is created first on devices without CONTEXT_INIT).
+    pub(crate) fn attach_resource(&self, resource_id: u32) -> Result {
+        let mut guard = self.context.lock();
+        let Some(ctx) = &mut *guard else {
+            return Ok(());
+        };
+        if !ctx.created && !self.gpu.features.context_init {
+            Self::create_context(&self.gpu, ctx)?;
+        }
+        if ctx.created {
+            self.gpu
+                .ctrl
+                .call_nodata(protocol::ctx_resource(ctx.id, resource_id, true)?)?;
+        }
+        Ok(())
+    }
+
+    /// The handle to `resource_id` is gone from this file.
+    pub(crate) fn detach_resource(&self, resource_id: u32) {
+        let guard = self.context.lock();
+        if let Some(ctx) = &*guard {
+            if ctx.created {
+                if let Ok(cmd) = protocol::ctx_resource(ctx.id, resource_id, false) {
+                    // The device may be gone; then so is the context.
+                    let _ = self.gpu.ctrl.call_nodata(cmd);
+                }
+            }
+        }
+    }
+
+    /// IOCTL: EXECBUFFER: submits a command stream to the file's context.
+    ///
+    /// The BO list must name handles of this file. The driver waits for the host to take the
+    /// commands; fences (`FENCE_FD_IN`/`FENCE_FD_OUT`, syncobjs) are not supported yet
+    /// (`EOPNOTSUPP`).
+    pub(crate) fn execbuffer(
+        dev: &VirtioGpuDevice<Registered>,
+        _reg: &(),
+        args: &mut uapi::drm_virtgpu_execbuffer,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        let gpu = Self::gpu(dev);
+        if !gpu.features.virgl_3d {
+            return Err(ENOSYS);
+        }
+        let all = uapi::VIRTGPU_EXECBUF_FENCE_FD_IN
+            | uapi::VIRTGPU_EXECBUF_FENCE_FD_OUT
+            | uapi::VIRTGPU_EXECBUF_RING_IDX;
+        if args.flags & !all != 0 {
+            return Err(EINVAL);
+        }
+        let this = file.inner();
+        if args.flags & uapi::VIRTGPU_EXECBUF_RING_IDX != 0 {
+            let guard = this.context.lock();
+            let ctx = guard.as_ref().ok_or(EINVAL)?;
+            if !ctx.rings_set || u64::from(args.ring_idx) >= ctx.num_rings {
+                return Err(EINVAL);
+            }
+        }
+        if args.flags & (uapi::VIRTGPU_EXECBUF_FENCE_FD_IN | uapi::VIRTGPU_EXECBUF_FENCE_FD_OUT)
+            != 0
+            || args.num_in_syncobjs != 0
+            || args.num_out_syncobjs != 0
+        {
+            return Err(EOPNOTSUPP);
+        }
+        let ctx_id = this.context_id()?;
+
+        // The BO list: every handle must exist; the objects are held until the host took the
+        // commands.
+        let mut raw = KVec::new();
+        UserSlice::new(
+            UserPtr::from_addr(args.bo_handles as usize),
+            (args.num_bo_handles as usize)
+                .checked_mul(size_of::<u32>())
+                .ok_or(EINVAL)?,
+        )
+        .read_all(&mut raw, GFP_KERNEL)?;
+        let mut bos = KVec::with_capacity(args.num_bo_handles as usize, GFP_KERNEL)?;
+        for h in raw.chunks_exact(4) {
+            let handle = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]);
+            bos.push(Object::lookup_handle(file, handle)?, GFP_KERNEL)?;
+        }
+
+        let mut cmd = KVec::new();
+        UserSlice::new(
+            UserPtr::from_addr(args.command as usize),
+            args.size as usize,
+        )
+        .read_all(&mut cmd, GFP_KERNEL)?;
+        gpu.ctrl
+            .call_nodata_with(protocol::submit_3d(ctx_id, args.size)?, cmd)?;
+        drop(bos);
+        Ok(0)
+    }
+
     /// IOCTL: RESOURCE_CREATE_BLOB: a host blob, made after the optional command payload has
     /// been submitted to the file's context.
     pub(crate) fn resource_create_blob(

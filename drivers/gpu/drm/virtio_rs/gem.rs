@@ -11,7 +11,7 @@
 //! the host, once.
 
 use kernel::{
-    drm::gem,
+    drm::{self, gem},
     mm::virt::VmaNew,
     new_mutex,
     page::{PAGE_SHIFT, PAGE_SIZE},
@@ -71,6 +71,14 @@ impl gem::DriverObject for VirtioGpuObject {
             size,
             map <- new_mutex!(MapState::Unmapped),
         })
+    }
+
+    fn open(obj: &gem::Object<Self>, file: &drm::File<crate::file::File>) -> Result {
+        file.inner().attach_resource(obj.resource_id)
+    }
+
+    fn close(obj: &gem::Object<Self>, file: &drm::File<crate::file::File>) {
+        file.inner().detach_resource(obj.resource_id);
     }
 
     fn mmap(obj: &gem::Object<Self>, vma: &VmaNew, page_offset: usize) -> Result {

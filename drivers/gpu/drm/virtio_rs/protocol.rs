@@ -13,6 +13,8 @@ pub(crate) mod cmd {
     pub(crate) const RESOURCE_CREATE_BLOB: u32 = 0x010c;
     pub(crate) const CTX_CREATE: u32 = 0x0200;
     pub(crate) const CTX_DESTROY: u32 = 0x0201;
+    pub(crate) const CTX_ATTACH_RESOURCE: u32 = 0x0202;
+    pub(crate) const CTX_DETACH_RESOURCE: u32 = 0x0203;
     pub(crate) const SUBMIT_3D: u32 = 0x0207;
     pub(crate) const RESOURCE_MAP_BLOB: u32 = 0x0208;
     pub(crate) const RESOURCE_UNMAP_BLOB: u32 = 0x0209;
@@ -181,6 +183,21 @@ pub(crate) fn ctx_destroy(ctx_id: u32) -> Result<KVec<u8>> {
     .finish())
 }
 
+/// `VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE` (`attach`) or `VIRTIO_GPU_CMD_CTX_DETACH_RESOURCE`.
+pub(crate) fn ctx_resource(ctx_id: u32, resource_id: u32, attach: bool) -> Result<KVec<u8>> {
+    let ty = if attach {
+        cmd::CTX_ATTACH_RESOURCE
+    } else {
+        cmd::CTX_DETACH_RESOURCE
+    };
+    Ok(
+        Command::new(ty, ctx_id, size_of::<uapi::virtio_gpu_ctx_resource>())?
+            .u32(resource_id)?
+            .u32(0)?
+            .finish(),
+    )
+}
+
 /// `VIRTIO_GPU_CMD_SUBMIT_3D` of a `size`-byte command stream (sent as the payload).
 pub(crate) fn submit_3d(ctx_id: u32, size: u32) -> Result<KVec<u8>> {
     Ok(Command::new(
@@ -284,6 +301,10 @@ mod tests {
         assert_eq!(
             submit_3d(1, 48)?.len(),
             size_of::<uapi::virtio_gpu_cmd_submit>()
+        );
+        assert_eq!(
+            ctx_resource(1, 2, true)?.len(),
+            size_of::<uapi::virtio_gpu_ctx_resource>()
         );
         assert_eq!(
             resource_create_blob(1, 2, 2, 1, 3, 4096)?.len(),

@@ -28,6 +28,14 @@ impl Device {
         })
     }
 
+    /// A device that is not open (fd -1), to move an open one out of a struct.
+    pub fn placeholder() -> Self {
+        Self {
+            fd: -1,
+            path: String::new(),
+        }
+    }
+
     /// Opens the first render node whose driver reports `name`.
     pub fn open_render_node(name: &str) -> Result<Self, String> {
         let mut nodes: Vec<String> = std::fs::read_dir("/dev/dri")
@@ -158,6 +166,26 @@ impl Device {
         Ok(c)
     }
 
+    /// EXECBUFFER of `cmd` with the BO list `bos`.
+    pub fn execbuffer(&self, flags: u32, cmd: &[u32], bos: &[u32]) -> IoctlResult {
+        let mut e = VirtgpuExecbuffer {
+            flags,
+            size: (cmd.len() * 4) as u32,
+            command: cmd.as_ptr() as u64,
+            bo_handles: bos.as_ptr() as u64,
+            num_bo_handles: bos.len() as u32,
+            fence_fd: -1,
+            ..Default::default()
+        };
+        self.ioctl(DRM_IOCTL_VIRTGPU_EXECBUFFER, &mut e)
+    }
+
+    /// WAIT until the host is done with `handle`.
+    pub fn wait(&self, handle: u32) -> IoctlResult {
+        let mut w = Virtgpu3dWait { handle, flags: 0 };
+        self.ioctl(DRM_IOCTL_VIRTGPU_WAIT, &mut w)
+    }
+
     /// GEM_CLOSE.
     pub fn gem_close(&self, handle: u32) -> IoctlResult {
         let mut c = DrmGemClose { handle, pad: 0 };
@@ -229,8 +257,10 @@ impl Device {
 
 impl Drop for Device {
     fn drop(&mut self) {
-        // SAFETY: `fd` was opened by `Device::open` and is closed only here.
-        unsafe { libc::close(self.fd) };
+        if self.fd >= 0 {
+            // SAFETY: `fd` was opened by `Device::open` and is closed only here.
+            unsafe { libc::close(self.fd) };
+        }
     }
 }
 

@@ -174,6 +174,35 @@ pub const VIRTGPU_COHERENCY_WC: u32 = 3;
 pub const VIRTGPU_COHERENCY_UNCACHED: u32 = 4;
 pub const VIRTGPU_COHERENCY_F_DEGRADED: u32 = 1;
 
+/// `struct drm_virtgpu_execbuffer`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct VirtgpuExecbuffer {
+    pub flags: u32,
+    pub size: u32,
+    pub command: u64,
+    pub bo_handles: u64,
+    pub num_bo_handles: u32,
+    pub fence_fd: i32,
+    pub ring_idx: u32,
+    pub syncobj_stride: u32,
+    pub num_in_syncobjs: u32,
+    pub num_out_syncobjs: u32,
+    pub in_syncobjs: u64,
+    pub out_syncobjs: u64,
+}
+
+/// `struct drm_virtgpu_3d_wait`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct Virtgpu3dWait {
+    pub handle: u32,
+    pub flags: u32,
+}
+
+pub const DRM_IOCTL_VIRTGPU_EXECBUFFER: u64 = iowr::<VirtgpuExecbuffer>(DRM_COMMAND_BASE + 0x02);
+pub const DRM_IOCTL_VIRTGPU_WAIT: u64 = iowr::<Virtgpu3dWait>(DRM_COMMAND_BASE + 0x08);
+
 pub const VIRTGPU_BLOB_MEM_GUEST: u32 = 1;
 pub const VIRTGPU_BLOB_MEM_HOST3D: u32 = 2;
 pub const VIRTGPU_BLOB_MEM_HOST3D_GUEST: u32 = 3;
@@ -219,6 +248,8 @@ mod tests {
         assert_eq!(DRM_IOCTL_VIRTGPU_GET_CAPS, 0xc018_6449);
         assert_eq!(DRM_IOCTL_VIRTGPU_CONTEXT_INIT, 0xc010_644b);
         assert_eq!(DRM_IOCTL_VIRTGPU_MAP, 0xc010_6441);
+        assert_eq!(DRM_IOCTL_VIRTGPU_EXECBUFFER, 0xc040_6442);
+        assert_eq!(DRM_IOCTL_VIRTGPU_WAIT, 0xc008_6448);
         assert_eq!(DRM_IOCTL_VIRTGPU_RESOURCE_INFO, 0xc010_6445);
         assert_eq!(DRM_IOCTL_VIRTGPU_RESOURCE_CREATE_BLOB, 0xc030_644a);
         assert_eq!(DRM_IOCTL_GEM_CLOSE, 0x4008_6409);

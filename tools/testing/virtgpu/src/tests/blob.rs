@@ -104,11 +104,49 @@ pub fn pipe_buffer_create(size: u32, blob_id: u32) -> [u32; 12] {
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
+/// x86: the kernel's PAT memtype reservations (one line per reserved range).
+fn pat_memtypes() -> Option<Vec<String>> {
+    std::fs::read_to_string("/sys/kernel/debug/x86/pat_memtype_list")
+        .ok()
+        .map(|t| t.lines().map(str::to_owned).collect())
+}
+
+/// The lines of `after` that `before` does not have (as a multiset).
+fn new_lines(before: &[String], after: Vec<String>) -> Vec<String> {
+    let mut old = before.to_vec();
+    after
+        .into_iter()
+        .filter(|l| match old.iter().position(|o| o == l) {
+            Some(i) => {
+                old.swap_remove(i);
+                false
+            }
+            None => true,
+        })
+        .collect()
+}
+
 /// A virgl2 context on a fresh file and a mappable host blob in it.
 pub struct Blob {
     pub dev: Device,
     pub handle: u32,
     pub res: u32,
+    driver: Driver,
+}
+
+impl Drop for Blob {
+    fn drop(&mut self) {
+        if self.driver == Driver::C {
+            // The C driver sends UNMAP_BLOB and UNREF without waiting for the host. QEMU 10's
+            // virgl device finishes a blob unmap asynchronously, and commands that overtook one
+            // were seen to stall the control queue for good, or crash QEMU at the next reset.
+            // Give the host a moment after the file closes. (The Rust driver waits for every
+            // answer.)
+            let dev = std::mem::replace(&mut self.dev, Device::placeholder());
+            drop(dev);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
 }
 
 impl Blob {
@@ -134,7 +172,12 @@ impl Blob {
                 &cmd,
             )
             .map_err(|e| format!("RESOURCE_CREATE_BLOB: {}", errno_name(e)))?;
-        Ok(Self { dev, handle, res })
+        Ok(Self {
+            dev,
+            handle,
+            res,
+            driver: ctx.driver,
+        })
     }
 
     pub fn gem_map(&self, page_offset: usize, len: usize) -> Result<Mapping, i32> {
@@ -183,6 +226,7 @@ fn run_case(ctx: &Ctx, map_info: u32, map_fails: bool, mode: Mode) -> Outcome {
         Err(e) => return Outcome::Fail(e),
     };
     let maps_before = count_maps("dmabuf") + count_maps("renderD");
+    let pat_before = pat_memtypes();
     let seed = (map_info as u8).wrapping_mul(13).wrapping_add(mode as u8);
 
     // The first mapping, in the mode under test.
@@ -245,6 +289,18 @@ fn run_case(ctx: &Ctx, map_info: u32, map_fails: bool, mode: Mode) -> Outcome {
             want_type.join(" or ")
         ),
         Err(e) => return Outcome::Fail(e),
+    }
+
+    // On x86, the memtype the kernel reserved for the range (PAT), an independent oracle.
+    if let (Some(before), Some(after)) = (pat_before, pat_memtypes()) {
+        let added = new_lines(&before, after);
+        check!(
+            added.iter().any(|l| want_type
+                .iter()
+                .any(|t| l.trim_end().ends_with(&format!("] {t}")))),
+            "no new PAT memtype {} among {added:?}",
+            want_type.join(" or ")
+        );
     }
 
     // A second view of the same memory.

@@ -7,6 +7,7 @@ use crate::ktap::Outcome;
 pub mod blob;
 mod blob_input;
 mod context;
+mod execbuffer;
 mod params;
 mod unbind;
 
@@ -52,6 +53,7 @@ pub fn all() -> Vec<Test> {
     all.extend(from_table(context::TESTS));
     all.extend(blob::tests());
     all.extend(from_table(blob_input::TESTS));
+    all.extend(from_table(execbuffer::TESTS));
     // Last: it unbinds and rebinds the device.
     all.extend(from_table(unbind::TESTS));
     all

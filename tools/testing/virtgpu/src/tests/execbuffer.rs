@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: GPL-2.0
+//! EXECBUFFER: command streams submitted to a virgl2 context, with a BO list.
+
+use super::blob::{Blob, BLOB_SIZE, PAGE};
+use super::{expect_errno, Ctx, Driver, Host};
+use crate::check;
+use crate::drm::errno_name;
+use crate::ktap::Outcome;
+use crate::uapi::*;
+
+pub const TESTS: &[(&str, fn(&Ctx) -> Outcome)] = &[
+    ("execbuffer_nop", nop),
+    ("execbuffer_with_bo_list", with_bo_list),
+    ("execbuffer_unknown_bo_is_enoent", unknown_bo),
+    ("execbuffer_unknown_flags_is_einval", unknown_flags),
+    ("execbuffer_command_unmapped_is_efault", command_unmapped),
+    ("execbuffer_on_2d_is_enosys", on_2d),
+    ("execbuffer_host_copies_what_the_guest_wrote", host_copy),
+];
+
+/// VIRGL_CCMD_NOP, no payload.
+const NOP: [u32; 1] = [0];
+
+fn gl_blob(ctx: &Ctx) -> Result<Blob, Outcome> {
+    if ctx.host != Host::Gl {
+        return Err(Outcome::Skip("needs the virgl host".into()));
+    }
+    Blob::create(ctx, MAP_CACHE_CACHED, false).map_err(Outcome::Fail)
+}
+
+macro_rules! blob_or_return {
+    ($ctx:expr) => {
+        match gl_blob($ctx) {
+            Ok(b) => b,
+            Err(o) => return o,
+        }
+    };
+}
+
+fn nop(ctx: &Ctx) -> Outcome {
+    let blob = blob_or_return!(ctx);
+    match blob.dev.execbuffer(0, &NOP, &[]) {
+        Ok(()) => Outcome::Pass,
+        Err(e) => Outcome::Fail(format!("EXECBUFFER NOP: {}", errno_name(e))),
+    }
+}
+
+fn with_bo_list(ctx: &Ctx) -> Outcome {
+    let blob = blob_or_return!(ctx);
+    match blob.dev.execbuffer(0, &NOP, &[blob.handle]) {
+        Ok(()) => Outcome::Pass,
+        Err(e) => Outcome::Fail(format!("EXECBUFFER with a BO: {}", errno_name(e))),
+    }
+}
+
+fn unknown_bo(ctx: &Ctx) -> Outcome {
+    let blob = blob_or_return!(ctx);
+    expect_errno(
+        "EXECBUFFER with handle 0xdead",
+        blob.dev.execbuffer(0, &NOP, &[0xdead]),
+        libc::ENOENT,
+    )
+}
+
+fn unknown_flags(ctx: &Ctx) -> Outcome {
+    let blob = blob_or_return!(ctx);
+    expect_errno(
+        "EXECBUFFER flags 0x80",
+        blob.dev.execbuffer(0x80, &NOP, &[]),
+        libc::EINVAL,
+    )
+}
+
+fn command_unmapped(ctx: &Ctx) -> Outcome {
+    let blob = blob_or_return!(ctx);
+    let mut e = VirtgpuExecbuffer {
+        size: 16,
+        command: 0x10,
+        fence_fd: -1,
+        ..Default::default()
+    };
+    expect_errno(
+        "EXECBUFFER of an unmapped command",
+        blob.dev.ioctl(DRM_IOCTL_VIRTGPU_EXECBUFFER, &mut e),
+        libc::EFAULT,
+    )
+}
+
+fn on_2d(ctx: &Ctx) -> Outcome {
+    if ctx.host != Host::TwoD {
+        return Outcome::Skip("needs the 2D host".into());
+    }
+    expect_errno(
+        "EXECBUFFER on a 2D device",
+        ctx.dev.execbuffer(0, &NOP, &[]),
+        libc::ENOSYS,
+    )
+}
+
+/// The guest writes into blob A through its mapping, the host copies A into B
+/// (VIRGL_CCMD_RESOURCE_COPY_REGION), and B's mapping shows the data.
+fn host_copy(ctx: &Ctx) -> Outcome {
+    let a = blob_or_return!(ctx);
+    // B in the same file, hence the same context.
+    let b_id = 0x5653_0000 | (0x7f << 9) | u64::from(MAP_CACHE_CACHED);
+    let cmd = super::blob::pipe_buffer_create(BLOB_SIZE as u32, b_id as u32);
+    let (b, b_res) = match a.dev.create_blob(
+        VIRTGPU_BLOB_MEM_HOST3D,
+        VIRTGPU_BLOB_FLAG_USE_MAPPABLE | VIRTGPU_BLOB_FLAG_USE_SHAREABLE,
+        BLOB_SIZE as u64,
+        b_id,
+        &cmd,
+    ) {
+        Ok(x) => x,
+        Err(e) => return Outcome::Fail(format!("second blob: {}", errno_name(e))),
+    };
+    let (ma, mb) = match (a.gem_map(0, BLOB_SIZE), a.dev.map_offset(b)) {
+        (Ok(ma), Ok(off)) => match crate::mapping::Mapping::new(a.dev.fd(), off, BLOB_SIZE) {
+            Ok(mb) => (ma, mb),
+            Err(e) => return Outcome::Fail(format!("mmap B: {}", errno_name(e))),
+        },
+        (Err(e), _) | (_, Err(e)) => return Outcome::Fail(format!("mmap A: {}", errno_name(e))),
+    };
+    for i in 0..BLOB_SIZE / PAGE {
+        ma.write(i * PAGE + 3, 0x30 + i as u8);
+        mb.write(i * PAGE + 3, 0);
+    }
+    const VIRGL_CCMD_RESOURCE_COPY_REGION: u32 = 17;
+    let copy = [
+        VIRGL_CCMD_RESOURCE_COPY_REGION | (13 << 16),
+        b_res,            // dst
+        0,                // dst level
+        0,                // dst x
+        0,                // dst y
+        0,                // dst z
+        a.res,            // src
+        0,                // src level
+        0,                // src x
+        0,                // src y
+        0,                // src z
+        BLOB_SIZE as u32, // width
+        1,                // height
+        1,                // depth
+    ];
+    if let Err(e) = a.dev.execbuffer(0, &copy, &[a.handle, b]) {
+        return Outcome::Fail(format!("EXECBUFFER copy: {}", errno_name(e)));
+    }
+    if ctx.driver == Driver::C {
+        // The C driver does not wait for the host; WAIT does.
+        if let Err(e) = a.dev.wait(b) {
+            return Outcome::Fail(format!("WAIT: {}", errno_name(e)));
+        }
+    }
+    for i in 0..BLOB_SIZE / PAGE {
+        let got = mb.read(i * PAGE + 3);
+        check!(got == 0x30 + i as u8, "page {i} of B reads {got:#x}");
+    }
+    Outcome::Pass
+}
