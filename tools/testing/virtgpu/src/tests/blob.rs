@@ -292,6 +292,9 @@ fn run_case(ctx: &Ctx, map_info: u32, map_fails: bool, mode: Mode) -> Outcome {
     }
 
     // On x86, the memtype the kernel reserved for the range (PAT), an independent oracle.
+    if cfg!(target_arch = "x86_64") && pat_before.is_none() {
+        return Outcome::Fail("no /sys/kernel/debug/x86/pat_memtype_list".into());
+    }
     if let (Some(before), Some(after)) = (pat_before, pat_memtypes()) {
         let added = new_lines(&before, after);
         check!(
