@@ -28,3 +28,8 @@ __rust_helper u8 rust_helper_mtrr_type_lookup(u64 addr, u64 end, u8 *uniform)
 	return mtrr_type_lookup(addr, end, uniform);
 }
 #endif
+
+__rust_helper phys_addr_t rust_helper_page_to_phys(struct page *page)
+{
+	return page_to_phys(page);
+}

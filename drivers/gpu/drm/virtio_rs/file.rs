@@ -18,7 +18,10 @@ use kernel::{
     uapi,
 };
 
-use kernel::drm::gem::{self, BaseObject};
+use kernel::{
+    drm::gem::{self, BaseObject},
+    page::Page,
+};
 
 use crate::{
     driver::{VirtioGpuDevice, VirtioGpuDrmDriver},
@@ -271,13 +274,14 @@ impl File {
         }
         let host3d = match args.blob_mem {
             uapi::VIRTGPU_BLOB_MEM_HOST3D => true,
-            // Guest-memory blobs need backing pages, which this driver does not attach yet.
-            uapi::VIRTGPU_BLOB_MEM_GUEST | uapi::VIRTGPU_BLOB_MEM_HOST3D_GUEST => {
-                return Err(EINVAL)
-            }
+            uapi::VIRTGPU_BLOB_MEM_GUEST => false,
+            // Host blobs with guest memory are not supported yet.
             _ => return Err(EINVAL),
         };
         if host3d && (!f.virgl_3d || args.cmd_size % 4 != 0) {
+            return Err(EINVAL);
+        }
+        if !host3d && (args.blob_id != 0 || args.cmd_size != 0) {
             return Err(EINVAL);
         }
         if let Some(align) = f.blob_alignment {
@@ -292,7 +296,8 @@ impl File {
             .ok_or(EINVAL)?;
 
         let this = file.inner();
-        let ctx_id = this.context_id()?;
+        // As the C driver: a 3D device gets the file's context first, whatever the blob.
+        let ctx_id = if f.virgl_3d { this.context_id()? } else { 0 };
         if args.cmd_size != 0 {
             let mut cmd = KVec::new();
             UserSlice::new(
@@ -304,17 +309,49 @@ impl File {
                 .call_nodata_with(protocol::submit_3d(ctx_id, args.cmd_size)?, cmd)?;
         }
 
+        // Guest blobs: zeroed pages, given to the host with the blob.
+        let pages = if host3d {
+            None
+        } else {
+            let n = size / kernel::page::PAGE_SIZE;
+            let mut pages = KVec::with_capacity(n, GFP_KERNEL)?;
+            for _ in 0..n {
+                pages.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
+            }
+            Some(pages)
+        };
         let resource_id = gpu.alloc_resource_id()?;
-        let created = protocol::resource_create_blob(
-            ctx_id,
-            resource_id,
-            args.blob_mem,
-            args.blob_flags,
-            args.blob_id,
-            size as u64,
-        )
+        let created = match &pages {
+            None => protocol::resource_create_blob(
+                ctx_id,
+                resource_id,
+                args.blob_mem,
+                args.blob_flags,
+                args.blob_id,
+                size as u64,
+            ),
+            Some(pages) => {
+                let mut entries = KVec::with_capacity(pages.len(), GFP_KERNEL)?;
+                for p in pages.iter() {
+                    // SAFETY: `p` is a valid page we own.
+                    let addr = unsafe { kernel::bindings::page_to_phys(p.as_ptr()) };
+                    entries.push((addr, kernel::page::PAGE_SIZE as u32), GFP_KERNEL)?;
+                }
+                protocol::resource_create_guest_blob(
+                    resource_id,
+                    args.blob_mem,
+                    args.blob_flags,
+                    size as u64,
+                    &entries,
+                )
+            }
+        }
         .and_then(|cmd| gpu.ctrl.call_nodata(cmd));
         if let Err(e) = created {
+            if e == ETIMEDOUT {
+                // The host may still create the resource on these pages: never free them.
+                core::mem::forget(pages);
+            }
             gpu.free_resource_id(resource_id);
             return Err(e);
         }
@@ -327,6 +364,7 @@ impl File {
                 resource_id,
                 blob_mem: args.blob_mem,
                 blob_flags: args.blob_flags,
+                pages,
             },
         )
         .inspect_err(|_| {

@@ -14,7 +14,7 @@ use kernel::{
     drm::{self, gem},
     mm::virt::VmaNew,
     new_mutex,
-    page::{PAGE_SHIFT, PAGE_SIZE},
+    page::{Page, PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
     sync::{Arc, Mutex},
     uapi,
@@ -44,6 +44,8 @@ pub(crate) struct BlobArgs {
     pub(crate) resource_id: u32,
     pub(crate) blob_mem: u32,
     pub(crate) blob_flags: u32,
+    /// The guest memory backing a `BLOB_MEM_GUEST` blob.
+    pub(crate) pages: Option<KVec<Page>>,
 }
 
 /// The driver's part of a GEM object: a host resource.
@@ -54,6 +56,9 @@ pub(crate) struct VirtioGpuObject {
     pub(crate) blob_mem: u32,
     pub(crate) blob_flags: u32,
     size: usize,
+    /// Guest blobs: the pages the host was given; they are freed only after the host
+    /// released the resource.
+    pages: Option<KVec<Page>>,
     #[pin]
     map: Mutex<MapState>,
 }
@@ -69,6 +74,7 @@ impl gem::DriverObject for VirtioGpuObject {
             blob_mem: args.blob_mem,
             blob_flags: args.blob_flags,
             size,
+            pages: args.pages,
             map <- new_mutex!(MapState::Unmapped),
         })
     }
@@ -129,6 +135,10 @@ impl VirtioGpuObject {
     /// The host's map_info and what a mapping of the blob gets, for the coherency query.
     pub(crate) fn coherency(&self) -> (u32, coherency::Coherency, bool) {
         use coherency::Coherency;
+        if self.pages.is_some() {
+            // Guest memory: ordinary RAM, mapped cached.
+            return (0, Coherency::Cached, false);
+        }
         if self.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_MAPPABLE == 0 || self.gpu.ctrl.is_gone() {
             return (0, Coherency::NotMappable, false);
         }
@@ -143,6 +153,9 @@ impl VirtioGpuObject {
 
     /// Maps the blob into `vma` from `page_offset` on, with the caching the host asked for.
     fn mmap(&self, vma: &VmaNew, page_offset: usize) -> Result {
+        if let Some(pages) = &self.pages {
+            return Self::mmap_guest(pages, vma, page_offset);
+        }
         if self.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_MAPPABLE == 0 {
             return Err(EINVAL);
         }
@@ -169,10 +182,25 @@ impl VirtioGpuObject {
     }
 }
 
+impl VirtioGpuObject {
+    /// Guest blobs are ordinary guest RAM: their pages are mapped cached.
+    fn mmap_guest(pages: &[Page], vma: &VmaNew, page_offset: usize) -> Result {
+        let n = (vma.end() - vma.start()) / PAGE_SIZE;
+        let end = page_offset.checked_add(n).ok_or(EINVAL)?;
+        let pages = pages.get(page_offset..end).ok_or(EINVAL)?;
+        vma.set_dontexpand();
+        let map = vma.set_mixedmap();
+        for (i, page) in pages.iter().enumerate() {
+            map.vm_insert_page(vma.start() + i * PAGE_SIZE, page)?;
+        }
+        Ok(())
+    }
+}
+
 #[pinned_drop]
 impl PinnedDrop for VirtioGpuObject {
-    fn drop(self: Pin<&mut Self>) {
-        let gpu = &self.gpu;
+    fn drop(mut self: Pin<&mut Self>) {
+        let gpu = self.gpu.clone();
         if let MapState::Mapped { offset, .. } = *self.map.lock() {
             if let Ok(cmd) = protocol::resource_unmap_blob(self.resource_id) {
                 // The device may be gone; then the host released everything already.
@@ -182,8 +210,13 @@ impl PinnedDrop for VirtioGpuObject {
                 mm.free(offset);
             }
         }
-        if let Ok(cmd) = protocol::resource_unref(self.resource_id) {
-            let _ = gpu.ctrl.call_nodata(cmd);
+        let unref =
+            protocol::resource_unref(self.resource_id).and_then(|c| gpu.ctrl.call_nodata(c));
+        if unref == Err(ETIMEDOUT) {
+            // The host may still use the guest pages: never give them back.
+            if let Some(pages) = self.as_mut().project().pages.take() {
+                core::mem::forget(pages);
+            }
         }
         gpu.free_resource_id(self.resource_id);
     }

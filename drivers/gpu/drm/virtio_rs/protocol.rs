@@ -233,6 +233,31 @@ pub(crate) fn resource_create_blob(
     .finish())
 }
 
+/// `VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB` of a blob backed by guest memory: `entries` are the
+/// (guest physical address, length) of its pieces (`struct virtio_gpu_mem_entry`).
+pub(crate) fn resource_create_guest_blob(
+    resource_id: u32,
+    blob_mem: u32,
+    blob_flags: u32,
+    size: u64,
+    entries: &[(u64, u32)],
+) -> Result<KVec<u8>> {
+    let n = u32::try_from(entries.len())?;
+    let len = size_of::<uapi::virtio_gpu_resource_create_blob>()
+        + entries.len() * size_of::<uapi::virtio_gpu_mem_entry>();
+    let mut c = Command::new(cmd::RESOURCE_CREATE_BLOB, 0, len)?
+        .u32(resource_id)?
+        .u32(blob_mem)?
+        .u32(blob_flags)?
+        .u32(n)?
+        .u64(0)? // blob_id
+        .u64(size)?;
+    for &(addr, length) in entries {
+        c = c.u64(addr)?.u32(length)?.u32(0)?;
+    }
+    Ok(c.finish())
+}
+
 /// `VIRTIO_GPU_CMD_RESOURCE_MAP_BLOB` at `offset` into the host-visible region.
 pub(crate) fn resource_map_blob(resource_id: u32, offset: u64) -> Result<KVec<u8>> {
     Ok(Command::new(

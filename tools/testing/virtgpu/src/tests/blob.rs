@@ -497,6 +497,7 @@ pub fn demo(ctx: &Ctx) {
 pub fn tests() -> Vec<(String, Box<dyn Fn(&Ctx) -> Outcome>)> {
     let mut v: Vec<(String, Box<dyn Fn(&Ctx) -> Outcome>)> = Vec::new();
     v.push(("blob_resource_info".into(), Box::new(resource_info)));
+    v.push(("guest_blob_maps_cached".into(), Box::new(guest_blob)));
     for &(name, map_info, fails) in CASES {
         v.push((
             format!("blob_coherency_query_{name}"),
@@ -512,4 +513,57 @@ pub fn tests() -> Vec<(String, Box<dyn Fn(&Ctx) -> Outcome>)> {
         }
     }
     v
+}
+
+/// A guest-memory blob is ordinary guest RAM: it maps, through GEM and dma-buf alike, and the
+/// two mappings show the same memory.
+pub fn guest_blob(ctx: &Ctx) -> Outcome {
+    if ctx.host != Host::Gl {
+        return Outcome::Skip("needs the virgl host".into());
+    }
+    let dev = match Device::open(&ctx.dev.path) {
+        Ok(d) => d,
+        Err(e) => return Outcome::Fail(format!("open: {e}")),
+    };
+    let handle = match dev.create_blob(
+        VIRTGPU_BLOB_MEM_GUEST,
+        VIRTGPU_BLOB_FLAG_USE_MAPPABLE | VIRTGPU_BLOB_FLAG_USE_SHAREABLE,
+        BLOB_SIZE as u64,
+        0,
+        &[],
+    ) {
+        Ok((h, _)) => h,
+        Err(e) => return Outcome::Fail(format!("CREATE_BLOB guest: {}", errno_name(e))),
+    };
+    if ctx.driver == Driver::Rust {
+        match dev.resource_coherency(handle) {
+            Ok(c) => check!(
+                c.coherency == VIRTGPU_COHERENCY_CACHED,
+                "coherency {} for guest memory",
+                c.coherency
+            ),
+            Err(e) => return Outcome::Fail(format!("RESOURCE_COHERENCY: {}", errno_name(e))),
+        }
+    }
+    let gem = match dev
+        .map_offset(handle)
+        .and_then(|off| Mapping::new(dev.fd(), off, BLOB_SIZE))
+    {
+        Ok(m) => m,
+        Err(e) => return Outcome::Fail(format!("GEM mmap: {}", errno_name(e))),
+    };
+    let fd = match dev.prime_export(handle) {
+        Ok(fd) => Fd(fd),
+        Err(e) => return Outcome::Fail(format!("PRIME export: {}", errno_name(e))),
+    };
+    // The whole dma-buf: the C driver's shmem objects ignore the page offset of a dma-buf mmap.
+    let dmabuf = match Mapping::new(fd.0, 0, BLOB_SIZE) {
+        Ok(m) => m,
+        Err(e) => return Outcome::Fail(format!("dma-buf mmap: {}", errno_name(e))),
+    };
+    let offs = [PAGE + 1, 2 * PAGE + 77, BLOB_SIZE - 1];
+    match same_memory(&gem, &dmabuf, &offs, 0, 0x61) {
+        Ok(()) => Outcome::Pass,
+        Err(e) => Outcome::Fail(e),
+    }
 }
