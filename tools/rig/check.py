@@ -22,7 +22,7 @@ ARCH = os.environ.get("ARCH", "arm64")
 CACHE = os.environ.get("VGPU_CACHE") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "virtio-gpu-rs")
 OUT = os.environ.get("OUT") or os.path.join(ROOT, "out")
-BOOT_TIMEOUT = int(os.environ.get("BOOT_TIMEOUT", "300"))
+BOOT_TIMEOUT = int(os.environ.get("BOOT_TIMEOUT", "120"))
 
 
 def available_drivers():
