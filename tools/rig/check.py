@@ -177,6 +177,9 @@ def run_boot(rep, driver, host, kernel, initrd, chroot, shim):
             live = int(words[words.index("live") + 1])
             if live:
                 problems.append(f"host resources leaked: {' '.join(words[3:])}")
+            if "unknown" in words and int(words[words.index("unknown") + 1]):
+                problems.append(f"host resources released twice or never made: "
+                                f"{' '.join(words[3:])}")
     if bad:
         problems.append("kernel splat on the console:")
         problems += bad[:20]

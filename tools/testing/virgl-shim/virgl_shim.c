@@ -21,7 +21,9 @@
  * through RTLD_NEXT.
  *
  * With VGPU_SHIM_REPORT=<file>, the shim writes its counters to the file
- * whenever they change: "created N released M reset R".
+ * whenever they change: "created N released M reset R live L unknown U",
+ * where unknown counts unrefs of resources that were not live (a resource
+ * released twice, or never created).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -58,6 +60,8 @@ static struct {
 	uint32_t behaviour; /* low 16 bits of the blob id */
 } tracked[MAX_TRACKED];
 static unsigned long created, released, resets;
+/* Releases of resources that were not live: double unrefs, or unrefs of nothing. */
+static unsigned long unknown;
 /* Handles of live resources, to count releases of known resources only. */
 static uint32_t live[MAX_TRACKED];
 static unsigned int nlive;
@@ -94,8 +98,8 @@ static void report_locked(void)
 	f = fopen(path, "w");
 	if (!f)
 		return;
-	fprintf(f, "created %lu released %lu reset %lu live %u\n", created,
-		released, resets, nlive);
+	fprintf(f, "created %lu released %lu reset %lu live %u unknown %lu\n",
+		created, released, resets, nlive, unknown);
 	fclose(f);
 }
 
@@ -119,6 +123,8 @@ static void live_remove_locked(uint32_t res)
 			return;
 		}
 	}
+	unknown++;
+	report_locked();
 }
 
 static int behaviour_of(uint32_t res, uint32_t *behaviour)
