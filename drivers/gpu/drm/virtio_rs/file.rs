@@ -272,10 +272,10 @@ impl File {
         {
             return Err(EINVAL);
         }
-        let host3d = match args.blob_mem {
-            uapi::VIRTGPU_BLOB_MEM_HOST3D => true,
-            uapi::VIRTGPU_BLOB_MEM_GUEST => false,
-            // Host blobs with guest memory are not supported yet.
+        let (host3d, guest) = match args.blob_mem {
+            uapi::VIRTGPU_BLOB_MEM_HOST3D => (true, false),
+            uapi::VIRTGPU_BLOB_MEM_GUEST => (false, true),
+            uapi::VIRTGPU_BLOB_MEM_HOST3D_GUEST => (true, true),
             _ => return Err(EINVAL),
         };
         if host3d && (!f.virgl_3d || args.cmd_size % 4 != 0) {
@@ -309,8 +309,8 @@ impl File {
                 .call_nodata_with(protocol::submit_3d(ctx_id, args.cmd_size)?, cmd)?;
         }
 
-        // Guest blobs: zeroed pages, given to the host with the blob.
-        let pages = if host3d {
+        // Guest memory: zeroed pages, given to the host with the blob.
+        let pages = if !guest {
             None
         } else {
             let n = size / kernel::page::PAGE_SIZE;
@@ -337,10 +337,18 @@ impl File {
                     let addr = unsafe { kernel::bindings::page_to_phys(p.as_ptr()) };
                     entries.push((addr, kernel::page::PAGE_SIZE as u32), GFP_KERNEL)?;
                 }
+                // As the C driver: only host3d blobs belong to the context and have a blob id.
+                let (ctx, id) = if host3d {
+                    (ctx_id, args.blob_id)
+                } else {
+                    (0, 0)
+                };
                 protocol::resource_create_guest_blob(
+                    ctx,
                     resource_id,
                     args.blob_mem,
                     args.blob_flags,
+                    id,
                     size as u64,
                     &entries,
                 )

@@ -236,21 +236,23 @@ pub(crate) fn resource_create_blob(
 /// `VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB` of a blob backed by guest memory: `entries` are the
 /// (guest physical address, length) of its pieces (`struct virtio_gpu_mem_entry`).
 pub(crate) fn resource_create_guest_blob(
+    ctx_id: u32,
     resource_id: u32,
     blob_mem: u32,
     blob_flags: u32,
+    blob_id: u64,
     size: u64,
     entries: &[(u64, u32)],
 ) -> Result<KVec<u8>> {
     let n = u32::try_from(entries.len())?;
     let len = size_of::<uapi::virtio_gpu_resource_create_blob>()
         + entries.len() * size_of::<uapi::virtio_gpu_mem_entry>();
-    let mut c = Command::new(cmd::RESOURCE_CREATE_BLOB, 0, len)?
+    let mut c = Command::new(cmd::RESOURCE_CREATE_BLOB, ctx_id, len)?
         .u32(resource_id)?
         .u32(blob_mem)?
         .u32(blob_flags)?
         .u32(n)?
-        .u64(0)? // blob_id
+        .u64(blob_id)?
         .u64(size)?;
     for &(addr, length) in entries {
         c = c.u64(addr)?.u32(length)?.u32(0)?;

@@ -498,6 +498,10 @@ pub fn tests() -> Vec<(String, Box<dyn Fn(&Ctx) -> Outcome>)> {
     let mut v: Vec<(String, Box<dyn Fn(&Ctx) -> Outcome>)> = Vec::new();
     v.push(("blob_resource_info".into(), Box::new(resource_info)));
     v.push(("guest_blob_maps_cached".into(), Box::new(guest_blob)));
+    v.push((
+        "host3d_guest_blob_maps_cached".into(),
+        Box::new(host3d_guest_blob),
+    ));
     for &(name, map_info, fails) in CASES {
         v.push((
             format!("blob_coherency_query_{name}"),
@@ -518,6 +522,15 @@ pub fn tests() -> Vec<(String, Box<dyn Fn(&Ctx) -> Outcome>)> {
 /// A guest-memory blob is ordinary guest RAM: it maps, through GEM and dma-buf alike, and the
 /// two mappings show the same memory.
 pub fn guest_blob(ctx: &Ctx) -> Outcome {
+    guest_memory_blob(ctx, false)
+}
+
+/// The same for a host3d blob backed by guest memory, made from a virgl buffer.
+pub fn host3d_guest_blob(ctx: &Ctx) -> Outcome {
+    guest_memory_blob(ctx, true)
+}
+
+fn guest_memory_blob(ctx: &Ctx, host3d: bool) -> Outcome {
     if ctx.host != Host::Gl {
         return Outcome::Skip("needs the virgl host".into());
     }
@@ -525,12 +538,28 @@ pub fn guest_blob(ctx: &Ctx) -> Outcome {
         Ok(d) => d,
         Err(e) => return Outcome::Fail(format!("open: {e}")),
     };
+    let (blob_mem, blob_id, cmd) = if host3d {
+        if let Err(e) = dev.context_init(&[VirtgpuContextSetParam {
+            param: VIRTGPU_CONTEXT_PARAM_CAPSET_ID,
+            value: CAPSET_VIRGL2.into(),
+        }]) {
+            return Outcome::Fail(format!("CONTEXT_INIT: {}", errno_name(e)));
+        }
+        let id = 0x4733_0001u32;
+        (
+            VIRTGPU_BLOB_MEM_HOST3D_GUEST,
+            u64::from(id),
+            pipe_buffer_create(BLOB_SIZE as u32, id).to_vec(),
+        )
+    } else {
+        (VIRTGPU_BLOB_MEM_GUEST, 0, Vec::new())
+    };
     let handle = match dev.create_blob(
-        VIRTGPU_BLOB_MEM_GUEST,
+        blob_mem,
         VIRTGPU_BLOB_FLAG_USE_MAPPABLE | VIRTGPU_BLOB_FLAG_USE_SHAREABLE,
         BLOB_SIZE as u64,
-        0,
-        &[],
+        blob_id,
+        &cmd,
     ) {
         Ok((h, _)) => h,
         Err(e) => return Outcome::Fail(format!("CREATE_BLOB guest: {}", errno_name(e))),
