@@ -32,6 +32,10 @@ pub const TESTS: &[(&str, fn(&Ctx) -> Outcome)] = &[
     ("mmap_of_non_mappable_blob_is_einval", mmap_non_mappable),
     ("mmap_past_the_end_is_einval", mmap_past_end),
     ("mmap_misaligned_offset_is_einval", mmap_misaligned),
+    (
+        "host_visible_region_exhaustion_is_enospc",
+        region_exhaustion,
+    ),
 ];
 
 /// A fresh file with a virgl2 context, for creating blobs by hand.
@@ -253,4 +257,71 @@ fn mmap_misaligned(ctx: &Ctx) -> Outcome {
         Mapping::new(blob.dev.fd(), off + 100, PAGE).map(drop),
         libc::EINVAL,
     )
+}
+
+/// The host-visible region (256 MiB here) runs out: the first blob that does not fit gets
+/// ENOSPC (at creation on the C driver, which maps blobs when it makes them; at mmap on the
+/// Rust driver), with no warning, and the space comes back when a blob goes.
+fn region_exhaustion(ctx: &Ctx) -> Outcome {
+    const BIG: usize = 64 << 20;
+    let dev = file_or_return!(ctx);
+    let mut live = Vec::new();
+    let mut seq = 0x100u32;
+    let mut make_and_map = |dev: &Device| -> Result<(u32, Mapping), i32> {
+        seq += 1;
+        let id = 0x4e00_0000 | seq;
+        let cmd = super::blob::pipe_buffer_create(BIG as u32, id);
+        let (h, _) = dev.create_blob(
+            VIRTGPU_BLOB_MEM_HOST3D,
+            VIRTGPU_BLOB_FLAG_USE_MAPPABLE,
+            BIG as u64,
+            u64::from(id),
+            &cmd,
+        )?;
+        let off = dev.map_offset(h)?;
+        let m = Mapping::new(dev.fd(), off, PAGE)?;
+        Ok((h, m))
+    };
+    let err = loop {
+        match make_and_map(&dev) {
+            Ok(x) => live.push(x),
+            Err(e) => break e,
+        }
+        if live.len() > 8 {
+            return Outcome::Fail("more than 8 blobs of 64 MiB fit in 256 MiB".into());
+        }
+    };
+    check!(
+        err == libc::ENOSPC,
+        "after {} blobs: {}, want ENOSPC",
+        live.len(),
+        errno_name(err)
+    );
+    check!(live.len() >= 2, "only {} blobs of 64 MiB fit", live.len());
+    // Free one: the next fits. The C driver releases the range when the host has answered
+    // the unref, some time later; the Rust driver before GEM_CLOSE returns.
+    if let Some((h, m)) = live.pop() {
+        drop(m);
+        let _ = dev.gem_close(h);
+    }
+    let patience = if ctx.driver == Driver::C { 50 } else { 1 };
+    let mut res = Err(0);
+    for _ in 0..patience {
+        res = make_and_map(&dev);
+        if !matches!(res, Err(libc::ENOSPC)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    match res {
+        Ok(x) => live.push(x),
+        Err(e) => return Outcome::Fail(format!("after freeing a blob: {}", errno_name(e))),
+    }
+    // Give everything back before the next test, and wait for the C driver to have done so.
+    drop(live);
+    drop(dev);
+    if ctx.driver == Driver::C {
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+    }
+    Outcome::Pass
 }
