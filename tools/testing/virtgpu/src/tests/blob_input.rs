@@ -259,22 +259,25 @@ fn mmap_misaligned(ctx: &Ctx) -> Outcome {
     )
 }
 
-/// The host-visible region (256 MiB here) runs out: the first blob that does not fit gets
-/// ENOSPC (at creation on the C driver, which maps blobs when it makes them; at mmap on the
-/// Rust driver), with no warning, and the space comes back when a blob goes.
+/// The host-visible region runs out: with blobs of a quarter of it, the first that does not
+/// fit gets ENOSPC (at creation on the C driver, which maps blobs when it makes them; at mmap
+/// on the Rust driver), with no warning, and the space comes back when a blob goes.
 fn region_exhaustion(ctx: &Ctx) -> Outcome {
-    const BIG: usize = 64 << 20;
     let dev = file_or_return!(ctx);
+    let Some(region) = super::params::host_visible_len() else {
+        return Outcome::Fail("no host visible region in debugfs".into());
+    };
+    let big = (region / 4) as usize;
     let mut live = Vec::new();
     let mut seq = 0x100u32;
     let mut make_and_map = |dev: &Device| -> Result<(u32, Mapping), i32> {
         seq += 1;
         let id = 0x4e00_0000 | seq;
-        let cmd = super::blob::pipe_buffer_create(BIG as u32, id);
+        let cmd = super::blob::pipe_buffer_create(big as u32, id);
         let (h, _) = dev.create_blob(
             VIRTGPU_BLOB_MEM_HOST3D,
             VIRTGPU_BLOB_FLAG_USE_MAPPABLE,
-            BIG as u64,
+            big as u64,
             u64::from(id),
             &cmd,
         )?;
@@ -288,7 +291,7 @@ fn region_exhaustion(ctx: &Ctx) -> Outcome {
             Err(e) => break e,
         }
         if live.len() > 8 {
-            return Outcome::Fail("more than 8 blobs of 64 MiB fit in 256 MiB".into());
+            return Outcome::Fail(format!("more than 8 blobs of {big:#x} fit in {region:#x}"));
         }
     };
     check!(
@@ -297,7 +300,7 @@ fn region_exhaustion(ctx: &Ctx) -> Outcome {
         live.len(),
         errno_name(err)
     );
-    check!(live.len() >= 2, "only {} blobs of 64 MiB fit", live.len());
+    check!(live.len() >= 2, "only {} blobs of {big:#x} fit", live.len());
     // Free one: the next fits. The C driver releases the range when the host has answered
     // the unref, some time later; the Rust driver before GEM_CLOSE returns.
     if let Some((h, m)) = live.pop() {

@@ -8,7 +8,7 @@ pub mod blob;
 mod blob_input;
 mod context;
 mod execbuffer;
-mod params;
+pub mod params;
 mod unbind;
 
 /// Which host the guest runs on (the rig passes `rig.host=` on the kernel

@@ -137,7 +137,7 @@ fn get_caps_without_capsets(ctx: &Ctx) -> Outcome {
 
 /// The features file: the C driver's `dri/<minor>/virtio-gpu-features`, or the Rust
 /// driver's `virtio-gpu-rs.<device>/features`.
-fn features_file() -> Option<String> {
+pub fn features_file() -> Option<String> {
     let dirs = std::fs::read_dir("/sys/kernel/debug").ok()?;
     let mut candidates: Vec<String> = Vec::new();
     for d in dirs.filter_map(|e| e.ok()) {
@@ -154,6 +154,16 @@ fn features_file() -> Option<String> {
     candidates
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
+}
+
+/// The size of the host-visible region, from the driver's debugfs features file.
+pub fn host_visible_len() -> Option<u64> {
+    let text = std::fs::read_to_string(features_file()?).ok()?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("host visible region"))?;
+    let len = line.rsplit('+').next()?.trim();
+    u64::from_str_radix(len.trim_start_matches("0x"), 16).ok()
 }
 
 fn debugfs_features(ctx: &Ctx) -> Outcome {
