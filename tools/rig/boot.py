@@ -28,6 +28,9 @@ QEMU = {
 CONSOLE = {"arm64": "ttyAMA0", "x86_64": "ttyS0"}
 GPU = {
     "gl": ["-device", "virtio-gpu-gl-pci,blob=on,hostmem=256M,venus=on"],
+    # x86_64 only: the virgl host with its host-visible BAR in the 32-bit PCI hole, where
+    # the MTRRs make write-back mappings uncached-minus.
+    "gl-hole": ["-device", "virtio-gpu-gl-pci,blob=on,hostmem=256M,venus=on"],
     "2d": ["-device", "virtio-gpu-pci"],
     # The 2D device on the virtio-mmio transport (arm64 "virt" only), modern
     # (virtio 1.0) as both drivers require.
@@ -69,7 +72,7 @@ def qemu_command(args, run_dir):
                 f"rig.driver={args.driver}",
             ] + args.append),
             "-serial", "stdio", "-monitor", "none",
-            "-display", "sdl,gl=on" if args.host == "gl" else "sdl"]
+            "-display", "sdl,gl=on" if args.host.startswith("gl") else "sdl"]
     gpu = list(GPU[args.host])
     if args.host == "gl" and args.arch == "x86_64":
         # Put the host-visible BAR above 4 GiB: in the 32-bit PCI hole the MTRRs make
@@ -84,7 +87,7 @@ def boot(args):
     subprocess.run(["cp", args.kernel, os.path.join(run_dir, "kernel")], check=True)
     subprocess.run(["cp", args.initrd, os.path.join(run_dir, "initrd")], check=True)
     envs = list(args.env)
-    if args.shim and args.host == "gl":
+    if args.shim and args.host.startswith("gl"):
         envs += [f"LD_PRELOAD={args.shim}", "VGPU_SHIM_REPORT=/run/rig/shim-report"]
     env = " ".join(f"export {shlex.quote(e)};" for e in envs)
     with open(os.path.join(run_dir, "inside.sh"), "w") as f:
@@ -169,6 +172,8 @@ def main():
     args = p.parse_args()
     if args.host == "mmio" and args.arch != "arm64":
         p.error("HOST=mmio needs ARCH=arm64 (the virt machine's virtio-mmio transports)")
+    if args.host == "gl-hole" and args.arch != "x86_64":
+        p.error("HOST=gl-hole needs ARCH=x86_64 (MTRRs)")
     sys.exit(boot(args))
 
 

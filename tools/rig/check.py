@@ -32,7 +32,7 @@ def available_drivers():
 
 DRIVERS = os.environ["DRIVER"].split() if os.environ.get("DRIVER") else available_drivers()
 HOSTS = (os.environ["HOST"].split() if os.environ.get("HOST")
-         else ["gl", "2d", "mmio"] if ARCH == "arm64" else ["gl", "2d"])
+         else ["gl", "2d", "mmio"] if ARCH == "arm64" else ["gl", "gl-hole", "2d"])
 
 
 class Report:
@@ -231,7 +231,7 @@ def main():
         rep.add("setup/host-chroot", "fail", open(chroot_log).read().splitlines()[-30:])
 
     shim = None
-    if chroot and "gl" in HOSTS:
+    if chroot and any(h.startswith("gl") for h in HOSTS):
         ok, out = sh([os.path.join(RIG, "build-shim.sh")])
         if ok:
             shim = out[-1]

@@ -25,7 +25,7 @@ x86_64) RUST_TARGET=x86_64-unknown-linux-musl DEB_ARCH=amd64 KIMAGE=arch/x86/boo
 *) die "ARCH must be arm64 or x86_64, not '$ARCH'" ;;
 esac
 case "$DRIVER" in rust|c) ;; *) die "DRIVER must be rust or c, not '$DRIVER'" ;; esac
-case "$HOST" in gl|2d|mmio) ;; *) die "HOST must be gl, 2d or mmio, not '$HOST'" ;; esac
+case "$HOST" in gl|gl-hole|2d|mmio) ;; *) die "HOST must be gl, gl-hole, 2d or mmio, not '$HOST'" ;; esac
 
 # The Debian mirror this machine already uses; the rig never names one itself.
 debian_mirror() {

@@ -24,7 +24,7 @@ fn cmdline_value(key: &str) -> Result<Option<String>, String> {
 
 fn host_from_cmdline() -> Result<Host, String> {
     match cmdline_value("host")?.as_deref() {
-        Some("gl") => Ok(Host::Gl),
+        Some("gl") | Some("gl-hole") => Ok(Host::Gl),
         // The same 2D device, on the virtio-mmio transport.
         Some("2d") | Some("mmio") => Ok(Host::TwoD),
         other => Err(format!("rig.host= on the kernel command line: {other:?}")),
@@ -85,6 +85,7 @@ fn main() {
         Ok(Ctx {
             host,
             driver: driver_from_cmdline()?,
+            bar_in_pci_hole: cmdline_value("host")?.as_deref() == Some("gl-hole"),
             dev: drm::Device::open_render_node("virtio_gpu")?,
         })
     });

@@ -34,6 +34,8 @@ pub enum Driver {
 pub struct Ctx {
     pub host: Host,
     pub driver: Driver,
+    /// x86: the host-visible BAR lies where the MTRRs make write-back uncached-minus.
+    pub bar_in_pci_hole: bool,
     /// The render node, opened once; tests that need a fresh file open their own.
     pub dev: Device,
 }
