@@ -12,7 +12,11 @@ use kernel::{
     id_pool::IdPool,
     new_mutex,
     prelude::*,
-    sync::{Arc, Mutex},
+    rbtree::{RBTree, RBTreeNodeReservation},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex,
+    },
     uapi, virtio,
 };
 
@@ -82,10 +86,19 @@ pub(crate) struct Gpu {
     /// Host context ids in use; 0 is never handed out.
     #[pin]
     context_ids: Mutex<IdPool>,
-    /// Host resource ids in use; 0 is never handed out.
+    /// Host resource ids in use on this device; see [`NEXT_RESOURCE_ID`].
     #[pin]
-    resource_ids: Mutex<IdPool>,
+    live_resource_ids: Mutex<RBTree<u32, ()>>,
 }
+
+/// The next host resource id to hand out, on any device.
+///
+/// Resource ids are handed out in order and not reused until the counter wraps, as the C driver
+/// does by default (its `virglhack`): virglrenderer up to 0.7.0 cannot deal with a reused id,
+/// and QEMU 10's virgl device names the memory region of a mapped blob after its resource id
+/// and may keep one across a device reset, so a new binding of the device must not start over
+/// from 1 either. After a wrap, ids still in use on the device are skipped.
+static NEXT_RESOURCE_ID: Atomic<u32> = Atomic::new(1);
 
 fn read_config(vdev: &virtio::Device<device::Bound>) -> Result<(u32, u32)> {
     vdev.read_config_consistent(|d| -> Result<(u32, u32)> {
@@ -194,7 +207,7 @@ impl Gpu {
                 capset_id_mask,
                 capset_cache <- new_mutex!(KVec::new()),
                 context_ids <- new_mutex!(IdPool::new()),
-                resource_ids <- new_mutex!(IdPool::new()),
+                live_resource_ids <- new_mutex!(RBTree::new()),
             }),
             GFP_KERNEL,
         )
@@ -302,13 +315,23 @@ impl Gpu {
         self.context_ids.lock().release_id(id as usize);
     }
 
-    /// Allocates a host resource id (never 0).
+    /// Allocates a host resource id (never 0): the next one of [`NEXT_RESOURCE_ID`] that is
+    /// not in use on this device.
     pub(crate) fn alloc_resource_id(&self) -> Result<u32> {
-        Self::alloc_id(&self.resource_ids)
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let mut live = self.live_resource_ids.lock();
+        // Ends: the device cannot have all 2^32 - 1 ids in use, each takes a node of memory.
+        loop {
+            let id = NEXT_RESOURCE_ID.fetch_add(1, Relaxed);
+            if id != 0 && live.get(&id).is_none() {
+                live.insert(node.into_node(id, ()));
+                return Ok(id);
+            }
+        }
     }
 
     /// Releases a resource id from [`Gpu::alloc_resource_id`].
     pub(crate) fn free_resource_id(&self, id: u32) {
-        self.resource_ids.lock().release_id(id as usize);
+        self.live_resource_ids.lock().remove(&id);
     }
 }

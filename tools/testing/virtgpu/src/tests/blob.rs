@@ -154,7 +154,17 @@ impl Drop for Blob {
 
 impl Blob {
     pub fn create(ctx: &Ctx, map_info: u32, map_fails: bool) -> Result<Self, String> {
-        let dev = Device::open(&ctx.dev.path).map_err(|e| format!("open: {e}"))?;
+        Self::create_at(&ctx.dev.path, ctx.driver, map_info, map_fails)
+    }
+
+    /// Makes the blob on a new file of the render node at `path`.
+    pub fn create_at(
+        path: &str,
+        driver: Driver,
+        map_info: u32,
+        map_fails: bool,
+    ) -> Result<Self, String> {
+        let dev = Device::open(path).map_err(|e| format!("open: {e}"))?;
         dev.context_init(&[VirtgpuContextSetParam {
             param: VIRTGPU_CONTEXT_PARAM_CAPSET_ID,
             value: CAPSET_VIRGL2.into(),
@@ -179,7 +189,7 @@ impl Blob {
             dev,
             handle,
             res,
-            driver: ctx.driver,
+            driver,
         })
     }
 

@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 pub const TESTS: &[(&str, fn(&Ctx) -> Outcome)] = &[
     ("unbind_with_busy_file_gives_enodev", unbind_busy),
     ("rebind_after_unbind_works", rebind),
+    (
+        "mappings_from_before_unbind_stay_revoked",
+        stale_mappings_stay_revoked,
+    ),
 ];
 
 /// The virtio device behind the render node, and the directory of its driver.
@@ -35,6 +39,9 @@ fn device_and_driver(node: &str) -> Result<(String, PathBuf), String> {
 
 /// Where the device was bound before `unbind_busy` unbound it.
 static mut UNBOUND: Option<(String, PathBuf)> = None;
+
+/// A blob of the unbound device and its GEM and dma-buf mappings made before the unbind.
+static mut STALE: Option<(Blob, Mapping, Mapping)> = None;
 
 fn unbind_busy(ctx: &Ctx) -> Outcome {
     let (name, driver) = match device_and_driver(&ctx.dev.path) {
@@ -72,7 +79,15 @@ fn unbind_busy(ctx: &Ctx) -> Outcome {
             Ok(fd) => fd,
             Err(e) => return Outcome::Fail(format!("PRIME export: {}", errno_name(e))),
         };
-        Some((blob, mapping, dmabuf))
+        let dmabuf_mapping = match Mapping::new(dmabuf, 0, BLOB_SIZE) {
+            Ok(m) => m,
+            Err(e) => return Outcome::Fail(format!("dma-buf mmap: {}", errno_name(e))),
+        };
+        check!(
+            dmabuf_mapping.read(0) == 1,
+            "the dma-buf mapping does not see the GEM mapping's write"
+        );
+        Some((blob, mapping, dmabuf, dmabuf_mapping))
     } else {
         None
     };
@@ -140,39 +155,93 @@ fn unbind_busy(ctx: &Ctx) -> Outcome {
         !std::path::Path::new(&format!("/sys/bus/virtio/devices/{name}/driver")).exists(),
         "{name} still has a driver"
     );
-    if let Some((blob, mapping, dmabuf)) = blob_state {
-        // The GEM mapping made before is gone from the page tables: touching it faults.
-        check!(
-            touch_in_child(&mapping) == Some(libc::SIGBUS),
-            "a GEM mapping of a blob of the removed device is still accessible"
-        );
+    if let Some((blob, mapping, dmabuf, dmabuf_mapping)) = blob_state {
+        // The mappings made before are gone from the page tables, whichever file they were
+        // made through: touching them faults. A stale mapping would reach whatever a new
+        // binding of the device places at the same offset of the host-visible region.
+        for (what, m) in [("GEM", &mapping), ("dma-buf", &dmabuf_mapping)] {
+            let r = read_in_child(m);
+            check!(
+                r == Err(libc::SIGBUS),
+                "a {what} mapping of a blob of the removed device is still accessible ({r:?})"
+            );
+        }
         // A new mapping of the exported blob is refused.
         let res = Mapping::new(dmabuf, 0, BLOB_SIZE).map(drop);
         // SAFETY: The fd is ours.
         unsafe { libc::close(dmabuf) };
-        drop(blob);
         check!(
             res == Err(libc::ENODEV),
             "dma-buf mmap after unbind: {:?}, want ENODEV",
             res.map_err(errno_name)
         );
+        // The mappings live on into the rebind test.
+        // SAFETY: The tests run one at a time on the main thread.
+        unsafe { STALE = Some((blob, mapping, dmabuf_mapping)) };
     }
     Outcome::Pass
 }
 
-/// Reads the mapping in a child process; returns the signal that killed the child, if any.
-fn touch_in_child(m: &Mapping) -> Option<i32> {
+/// Reads the first byte of the mapping in a child process: the byte, or the signal that
+/// killed the child.
+fn read_in_child(m: &Mapping) -> Result<u8, i32> {
     // SAFETY: The child only reads the mapping and exits.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        let _ = m.read(0);
+        let v = m.read(0);
         // SAFETY: Ends the child without running the parent's destructors.
-        unsafe { libc::_exit(0) };
+        unsafe { libc::_exit(i32::from(v)) };
     }
     let mut status = 0;
     // SAFETY: `pid` is our child.
     unsafe { libc::waitpid(pid, &mut status, 0) };
-    libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status))
+    if libc::WIFSIGNALED(status) {
+        Err(libc::WTERMSIG(status))
+    } else {
+        Ok(libc::WEXITSTATUS(status) as u8)
+    }
+}
+
+/// New blobs of the rebound device fill the host-visible region from its start, where the
+/// blob mapped before the unbind was. None of them may show through the old mappings.
+fn stale_mappings_stay_revoked(ctx: &Ctx) -> Outcome {
+    // SAFETY: The tests run one at a time on the main thread.
+    let Some((old, gem, dmabuf)) = (unsafe { (*std::ptr::addr_of_mut!(STALE)).take() }) else {
+        return Outcome::Skip(
+            "no blob was mapped across the unbind (virgl host, Rust driver)".into(),
+        );
+    };
+    let path = match Device::open_render_node("virtio_gpu") {
+        Ok(d) => d.path.clone(),
+        Err(e) => return Outcome::Fail(e),
+    };
+    let mut new = Vec::new();
+    for i in 0..8u8 {
+        let blob = match Blob::create_at(&path, ctx.driver, MAP_CACHE_CACHED, false) {
+            Ok(b) => b,
+            Err(e) => return Outcome::Fail(format!("blob {i} after rebind: {e}")),
+        };
+        let m = match blob.gem_map(0, BLOB_SIZE) {
+            Ok(m) => m,
+            Err(e) => return Outcome::Fail(format!("GEM mmap after rebind: {}", errno_name(e))),
+        };
+        let pattern = 0xa0 + i;
+        m.write(0, pattern);
+        for (what, stale) in [("GEM", &gem), ("dma-buf", &dmabuf)] {
+            let r = read_in_child(stale);
+            check!(
+                r != Ok(pattern),
+                "a {what} mapping made before the unbind reads new blob {i} of the rebound device"
+            );
+            check!(
+                r == Err(libc::SIGBUS),
+                "a {what} mapping made before the unbind is accessible again ({r:?})"
+            );
+        }
+        new.push((blob, m));
+    }
+    drop((gem, dmabuf, old, new));
+    Outcome::Pass
 }
 
 fn rebind(ctx: &Ctx) -> Outcome {
