@@ -197,6 +197,100 @@ impl Blob {
         let off = self.dev.map_offset(self.handle)?;
         Mapping::new(self.dev.fd(), off + (page_offset * PAGE) as u64, len)
     }
+
+    /// A second blob, cached, in the same file and context: its handle and resource id.
+    pub fn sibling(&self) -> Result<(u32, u32), String> {
+        let seq = u64::from(SEQ.fetch_add(1, Ordering::Relaxed) & 0x7f);
+        let blob_id = SHIM_MAGIC | (seq << 9) | u64::from(MAP_CACHE_CACHED);
+        let cmd = pipe_buffer_create(BLOB_SIZE as u32, blob_id as u32);
+        self.dev
+            .create_blob(
+                VIRTGPU_BLOB_MEM_HOST3D,
+                VIRTGPU_BLOB_FLAG_USE_MAPPABLE | VIRTGPU_BLOB_FLAG_USE_SHAREABLE,
+                BLOB_SIZE as u64,
+                blob_id,
+                &cmd,
+            )
+            .map_err(|e| format!("second blob: {}", errno_name(e)))
+    }
+
+    /// The host copies all of resource `src` into resource `dst` (both blobs of this file,
+    /// `handles` their handles), VIRGL_CCMD_RESOURCE_COPY_REGION, and has finished when this
+    /// returns.
+    pub fn host_copy(&self, dst: u32, src: u32, handles: &[u32]) -> Result<(), String> {
+        const VIRGL_CCMD_RESOURCE_COPY_REGION: u32 = 17;
+        let copy = [
+            VIRGL_CCMD_RESOURCE_COPY_REGION | (13 << 16),
+            dst,              // dst
+            0,                // dst level
+            0,                // dst x
+            0,                // dst y
+            0,                // dst z
+            src,              // src
+            0,                // src level
+            0,                // src x
+            0,                // src y
+            0,                // src z
+            BLOB_SIZE as u32, // width
+            1,                // height
+            1,                // depth
+        ];
+        self.dev
+            .execbuffer(0, &copy, handles)
+            .map_err(|e| format!("EXECBUFFER copy: {}", errno_name(e)))?;
+        if self.driver == Driver::C {
+            // The C driver does not wait for the host; WAIT does.
+            for &h in handles {
+                self.dev
+                    .wait(h)
+                    .map_err(|e| format!("WAIT: {}", errno_name(e)))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The host sees what the guest wrote through `m` (a mapping of `blob` from byte `shift` on),
+/// and the guest sees through `m` what the host wrote: the host copies the blob into a
+/// cached sibling and back.
+fn host_round_trip(blob: &Blob, m: &Mapping, shift: usize, seed: u8) -> Result<(), String> {
+    let (sib, sib_res) = blob.sibling()?;
+    let off = blob
+        .dev
+        .map_offset(sib)
+        .map_err(|e| format!("MAP of the sibling: {}", errno_name(e)))?;
+    let sm = Mapping::new(blob.dev.fd(), off, BLOB_SIZE)
+        .map_err(|e| format!("mmap of the sibling: {}", errno_name(e)))?;
+    let offs = [shift + 9, 2 * PAGE + 33, BLOB_SIZE - 2];
+    let handles = [blob.handle, sib];
+    let guest = |i: usize| seed.wrapping_add(0x11 * i as u8);
+    let host = |i: usize| !guest(i);
+    for (i, &o) in offs.iter().enumerate() {
+        m.write(o - shift, guest(i));
+        sm.write(o, 0);
+    }
+    blob.host_copy(sib_res, blob.res, &handles)?;
+    for (i, &o) in offs.iter().enumerate() {
+        let got = sm.read(o);
+        if got != guest(i) {
+            return Err(format!(
+                "the guest wrote {:#x} at {o:#x}, the host copied {got:#x}",
+                guest(i)
+            ));
+        }
+        sm.write(o, host(i));
+    }
+    blob.host_copy(blob.res, sib_res, &handles)?;
+    for (i, &o) in offs.iter().enumerate() {
+        let got = m.read(o - shift);
+        if got != host(i) {
+            return Err(format!(
+                "the host wrote {:#x} at {o:#x}, the guest reads {got:#x}",
+                host(i)
+            ));
+        }
+    }
+    Ok(())
 }
 
 struct Fd(libc::c_int);
@@ -342,6 +436,12 @@ fn run_case(ctx: &Ctx, map_info: u32, map_fails: bool, mode: Mode) -> Outcome {
         }
         Mode::Fork => fork_writes(&first, seed),
     };
+    // The host's view, both ways (it needs the handle for the BO list).
+    let res = res.and_then(|()| match mode {
+        Mode::Gem | Mode::DmaBuf | Mode::Fork => host_round_trip(&blob, &first, 0, seed),
+        Mode::Partial => host_round_trip(&blob, &first, PAGE, seed),
+        Mode::DmaBufAfterGemClose => Ok(()),
+    });
     match res {
         Ok(()) => Outcome::Pass,
         Err(e) => Outcome::Fail(e),

@@ -2,7 +2,7 @@
 //! EXECBUFFER: command streams submitted to a virgl2 context, with a BO list.
 
 use super::blob::{Blob, BLOB_SIZE, PAGE};
-use super::{expect_errno, Ctx, Driver, Host};
+use super::{expect_errno, Ctx, Host};
 use crate::check;
 use crate::drm::errno_name;
 use crate::ktap::Outcome;
@@ -102,17 +102,9 @@ fn on_2d(ctx: &Ctx) -> Outcome {
 fn host_copy(ctx: &Ctx) -> Outcome {
     let a = blob_or_return!(ctx);
     // B in the same file, hence the same context.
-    let b_id = 0x5653_0000 | (0x7f << 9) | u64::from(MAP_CACHE_CACHED);
-    let cmd = super::blob::pipe_buffer_create(BLOB_SIZE as u32, b_id as u32);
-    let (b, b_res) = match a.dev.create_blob(
-        VIRTGPU_BLOB_MEM_HOST3D,
-        VIRTGPU_BLOB_FLAG_USE_MAPPABLE | VIRTGPU_BLOB_FLAG_USE_SHAREABLE,
-        BLOB_SIZE as u64,
-        b_id,
-        &cmd,
-    ) {
+    let (b, b_res) = match a.sibling() {
         Ok(x) => x,
-        Err(e) => return Outcome::Fail(format!("second blob: {}", errno_name(e))),
+        Err(e) => return Outcome::Fail(e),
     };
     let (ma, mb) = match (a.gem_map(0, BLOB_SIZE), a.dev.map_offset(b)) {
         (Ok(ma), Ok(off)) => match crate::mapping::Mapping::new(a.dev.fd(), off, BLOB_SIZE) {
@@ -125,31 +117,8 @@ fn host_copy(ctx: &Ctx) -> Outcome {
         ma.write(i * PAGE + 3, 0x30 + i as u8);
         mb.write(i * PAGE + 3, 0);
     }
-    const VIRGL_CCMD_RESOURCE_COPY_REGION: u32 = 17;
-    let copy = [
-        VIRGL_CCMD_RESOURCE_COPY_REGION | (13 << 16),
-        b_res,            // dst
-        0,                // dst level
-        0,                // dst x
-        0,                // dst y
-        0,                // dst z
-        a.res,            // src
-        0,                // src level
-        0,                // src x
-        0,                // src y
-        0,                // src z
-        BLOB_SIZE as u32, // width
-        1,                // height
-        1,                // depth
-    ];
-    if let Err(e) = a.dev.execbuffer(0, &copy, &[a.handle, b]) {
-        return Outcome::Fail(format!("EXECBUFFER copy: {}", errno_name(e)));
-    }
-    if ctx.driver == Driver::C {
-        // The C driver does not wait for the host; WAIT does.
-        if let Err(e) = a.dev.wait(b) {
-            return Outcome::Fail(format!("WAIT: {}", errno_name(e)));
-        }
+    if let Err(e) = a.host_copy(b_res, a.res, &[a.handle, b]) {
+        return Outcome::Fail(e);
     }
     for i in 0..BLOB_SIZE / PAGE {
         let got = mb.read(i * PAGE + 3);
