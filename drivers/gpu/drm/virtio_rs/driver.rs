@@ -5,7 +5,9 @@
 use kernel::{
     device::{Core, DeviceContext},
     drm::{self, gem, ioctl},
+    io::resource::{Flags, Region, Resource},
     prelude::*,
+    str::CString,
     sync::Arc,
     uapi, virtio,
 };
@@ -21,11 +23,29 @@ pub(crate) struct VirtioGpuDrmDriver;
 /// The DRM device of this driver.
 pub(crate) type VirtioGpuDevice<Ctx = drm::Normal> = drm::Device<VirtioGpuDrmDriver, Ctx>;
 
-/// What the driver keeps while bound to a device: the DRM registration. Dropping it unplugs
-/// the DRM device, after which every ioctl fails with `ENODEV`.
+/// What the driver keeps while bound to a device. Fields drop in order: the DRM registration
+/// first, which unplugs the DRM device (every ioctl fails with `ENODEV` from then on and every
+/// userspace mapping of its blobs is zapped), then the claim on the host-visible region.
 pub(crate) struct VirtioGpuData<'bound> {
     _reg: drm::Registration<'bound, VirtioGpuDrmDriver>,
     _debugfs: Pin<KBox<DebugFs>>,
+    /// The host-visible region, claimed in the iomem tree as the C driver claims it.
+    _host_visible: Option<Region>,
+}
+
+/// Claims the host-visible region of `gpu` for the device, as `request_mem_region()` does.
+fn claim_host_visible(vdev: &virtio::Device<Core<'_>>, gpu: &Gpu) -> Result<Option<Region>> {
+    let Some(r) = gpu.host_visible else {
+        return Ok(None);
+    };
+    let name = CString::try_from(vdev.as_ref().name())?;
+    match Resource::iomem().request_region(r.addr, r.len, name, Flags::IORESOURCE_MEM) {
+        Some(region) => Ok(Some(region)),
+        None => {
+            dev_err!(vdev, "could not reserve the host-visible region\n");
+            Err(EBUSY)
+        }
+    }
 }
 
 kernel::virtio_device_table!(
@@ -42,6 +62,7 @@ impl virtio::Driver for VirtioGpuDriver {
         vdev: &'bound virtio::Device<Core<'_>>,
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
         let gpu = Gpu::probe(vdev)?;
+        let host_visible = claim_host_visible(vdev, &gpu)?;
         let debugfs = DebugFs::new(&gpu, vdev.as_ref().name())?;
         let drm = drm::UnregisteredDevice::<VirtioGpuDrmDriver>::new(vdev, Ok::<_, Error>(gpu))?;
         // SAFETY: `reg` is stored in `VirtioGpuData` and dropped when the driver is unbound; it
@@ -55,6 +76,7 @@ impl virtio::Driver for VirtioGpuDriver {
         Ok(VirtioGpuData {
             _reg: reg,
             _debugfs: debugfs,
+            _host_visible: host_visible,
         })
     }
 }

@@ -26,6 +26,7 @@ pub const TESTS: &[(&str, fn(&Ctx) -> Outcome)] = &[
         get_caps_without_capsets,
     ),
     ("debugfs_features_describe_the_device", debugfs_features),
+    ("host_visible_region_is_claimed", host_visible_claimed),
 ];
 
 fn version_name(ctx: &Ctx) -> Outcome {
@@ -156,14 +157,73 @@ pub fn features_file() -> Option<String> {
         .find(|p| std::path::Path::new(p).exists())
 }
 
-/// The size of the host-visible region, from the driver's debugfs features file.
-pub fn host_visible_len() -> Option<u64> {
+/// The host-visible region (address, size), from the driver's debugfs features file.
+pub fn host_visible_window() -> Option<(u64, u64)> {
     let text = std::fs::read_to_string(features_file()?).ok()?;
     let line = text
         .lines()
         .find(|l| l.starts_with("host visible region"))?;
-    let len = line.rsplit('+').next()?.trim();
-    u64::from_str_radix(len.trim_start_matches("0x"), 16).ok()
+    let (addr, len) = line.rsplit(':').next()?.trim().split_once('+')?;
+    let hex = |v: &str| u64::from_str_radix(v.trim().trim_start_matches("0x"), 16).ok();
+    Some((hex(addr)?, hex(len)?))
+}
+
+/// The size of the host-visible region, from the driver's debugfs features file.
+pub fn host_visible_len() -> Option<u64> {
+    host_visible_window().map(|(_, len)| len)
+}
+
+/// The ranges of `/proc/iomem` claimed under `name`: (first byte, last byte).
+pub fn iomem_claims(name: &str) -> Vec<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/iomem").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (range, owner) = l.trim().split_once(" : ")?;
+            let (a, b) = range.split_once('-')?;
+            let hex = |v: &str| u64::from_str_radix(v, 16).ok();
+            (owner == name).then_some((hex(a)?, hex(b)?))
+        })
+        .collect()
+}
+
+/// The virtio device (`virtio<N>`) behind the render node at `node`: the DRM device's
+/// parent (Rust driver) or its child (the C driver's parent is the PCI device).
+pub fn virtio_device_name(node: &str) -> Option<String> {
+    let minor = node.rsplit('/').next()?;
+    let dev = std::fs::canonicalize(format!("/sys/class/drm/{minor}/device")).ok()?;
+    let name = dev.file_name()?.to_string_lossy().into_owned();
+    if name.starts_with("virtio") {
+        return Some(name);
+    }
+    std::fs::read_dir(&dev)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("virtio"))
+}
+
+/// The device claims its host-visible region in the iomem tree under its name, as
+/// `request_mem_region()` does, so nothing else can claim it and `/proc/iomem` shows who
+/// owns it; a device without the region claims nothing.
+fn host_visible_claimed(ctx: &Ctx) -> Outcome {
+    let Some(name) = virtio_device_name(&ctx.dev.path) else {
+        return Outcome::Fail(format!("no virtio device behind {}", ctx.dev.path));
+    };
+    let claims = iomem_claims(&name);
+    match (ctx.host, host_visible_window()) {
+        (Host::Gl, Some((addr, len))) => {
+            check!(
+                claims == [(addr, addr + len - 1)],
+                "/proc/iomem claims of {name}: {claims:x?}, want the region {addr:#x} +{len:#x}"
+            );
+        }
+        (Host::Gl, None) => return Outcome::Fail("no host-visible region in debugfs".into()),
+        (Host::TwoD, _) => check!(
+            claims.is_empty(),
+            "/proc/iomem claims of {name} without a host-visible region: {claims:x?}"
+        ),
+    }
+    Outcome::Pass
 }
 
 fn debugfs_features(ctx: &Ctx) -> Outcome {

@@ -48,6 +48,9 @@ fn unbind_busy(ctx: &Ctx) -> Outcome {
         Ok(x) => x,
         Err(e) => return Outcome::Fail(e),
     };
+    let Some(virtio) = super::params::virtio_device_name(&ctx.dev.path) else {
+        return Outcome::Fail(format!("no virtio device behind {}", ctx.dev.path));
+    };
     let file = match Device::open(&ctx.dev.path) {
         Ok(f) => Arc::new(f),
         Err(e) => return Outcome::Fail(format!("open: {e}")),
@@ -155,6 +158,11 @@ fn unbind_busy(ctx: &Ctx) -> Outcome {
         !std::path::Path::new(&format!("/sys/bus/virtio/devices/{name}/driver")).exists(),
         "{name} still has a driver"
     );
+    let claims = super::params::iomem_claims(&virtio);
+    check!(
+        claims.is_empty(),
+        "the unbound {virtio} still claims {claims:x?} in /proc/iomem"
+    );
     if let Some((blob, mapping, dmabuf, dmabuf_mapping)) = blob_state {
         // The mappings made before are gone from the page tables, whichever file they were
         // made through: touching them faults. A stale mapping would reach whatever a new
@@ -256,6 +264,15 @@ fn rebind(ctx: &Ctx) -> Outcome {
         Ok(d) => d,
         Err(e) => return Outcome::Fail(e),
     };
+    // The new binding claims the host-visible region again, also while a blob of the old
+    // one is alive (the Rust driver keeps one across the unbind).
+    let claims = super::params::virtio_device_name(&dev.path)
+        .map(|virtio| super::params::iomem_claims(&virtio))
+        .unwrap_or_default();
+    check!(
+        (ctx.host == Host::Gl) == (claims.len() == 1),
+        "/proc/iomem claims of the rebound device: {claims:x?}"
+    );
     let want = i32::from(ctx.host == Host::Gl);
     match dev.getparam(VIRTGPU_PARAM_3D_FEATURES) {
         Ok(v) => check!(v == want, "3D_FEATURES {v} after rebind"),
