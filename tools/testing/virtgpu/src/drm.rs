@@ -203,6 +203,17 @@ impl Device {
         Ok(p.fd)
     }
 
+    /// PRIME_FD_TO_HANDLE: the handle of the dma-buf's object in this file.
+    pub fn prime_import(&self, fd: libc::c_int) -> Result<u32, i32> {
+        let mut p = DrmPrimeHandle {
+            handle: 0,
+            flags: 0,
+            fd,
+        };
+        self.ioctl(DRM_IOCTL_PRIME_FD_TO_HANDLE, &mut p)?;
+        Ok(p.handle)
+    }
+
     /// GET_CAPS with a raw address and size.
     pub fn get_caps_raw(&self, id: u32, ver: u32, addr: u64, size: u32) -> IoctlResult {
         let mut gc = VirtgpuGetCaps {

@@ -113,6 +113,7 @@ pub struct DrmPrimeHandle {
 
 pub const DRM_IOCTL_GEM_CLOSE: u64 = iow::<DrmGemClose>(0x09);
 pub const DRM_IOCTL_PRIME_HANDLE_TO_FD: u64 = iowr::<DrmPrimeHandle>(0x2d);
+pub const DRM_IOCTL_PRIME_FD_TO_HANDLE: u64 = iowr::<DrmPrimeHandle>(0x2e);
 
 /// `struct drm_virtgpu_map`.
 #[repr(C)]
@@ -254,5 +255,6 @@ mod tests {
         assert_eq!(DRM_IOCTL_VIRTGPU_RESOURCE_CREATE_BLOB, 0xc030_644a);
         assert_eq!(DRM_IOCTL_GEM_CLOSE, 0x4008_6409);
         assert_eq!(DRM_IOCTL_PRIME_HANDLE_TO_FD, 0xc00c_642d);
+        assert_eq!(DRM_IOCTL_PRIME_FD_TO_HANDLE, 0xc00c_642e);
     }
 }

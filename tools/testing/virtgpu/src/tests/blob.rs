@@ -619,6 +619,10 @@ pub fn tests() -> Vec<(String, Box<dyn Fn(&Ctx) -> Outcome>)> {
     v.push(("blob_resource_info".into(), Box::new(resource_info)));
     v.push(("guest_blob_maps_cached".into(), Box::new(guest_blob)));
     v.push((
+        "prime_import_in_another_file_shares_the_blob".into(),
+        Box::new(prime_import_elsewhere),
+    ));
+    v.push((
         "host3d_guest_blob_maps_cached".into(),
         Box::new(host3d_guest_blob),
     ));
@@ -637,6 +641,75 @@ pub fn tests() -> Vec<(String, Box<dyn Fn(&Ctx) -> Outcome>)> {
         }
     }
     v
+}
+
+/// A blob exported by one file and imported by another (as a compositor imports a client's
+/// buffer) is the same object: the same host resource, the same memory through either
+/// file's mapping, one handle however often it is imported, and one host resource released
+/// when both are done (the rig checks the host's counts).
+fn prime_import_elsewhere(ctx: &Ctx) -> Outcome {
+    if ctx.host != Host::Gl {
+        return Outcome::Skip("needs the virgl host".into());
+    }
+    let a = match Blob::create(ctx, MAP_CACHE_WC, false) {
+        Ok(b) => b,
+        Err(e) => return Outcome::Fail(e),
+    };
+    let fd = match a.dev.prime_export(a.handle) {
+        Ok(fd) => Fd(fd),
+        Err(e) => return Outcome::Fail(format!("PRIME export: {}", errno_name(e))),
+    };
+    let b = match Device::open(&ctx.dev.path) {
+        Ok(d) => d,
+        Err(e) => return Outcome::Fail(format!("open: {e}")),
+    };
+    let (h1, h2) = match (b.prime_import(fd.0), b.prime_import(fd.0)) {
+        (Ok(h1), Ok(h2)) => (h1, h2),
+        (Err(e), _) | (_, Err(e)) => {
+            return Outcome::Fail(format!("PRIME import: {}", errno_name(e)))
+        }
+    };
+    check!(
+        h1 == h2,
+        "two imports in one file gave handles {h1} and {h2}"
+    );
+    match b.resource_info(h1) {
+        Ok(info) => check!(
+            info.res_handle == a.res && info.size as usize == BLOB_SIZE,
+            "the import is resource {} of {} bytes, want {} of {BLOB_SIZE}",
+            info.res_handle,
+            info.size,
+            a.res
+        ),
+        Err(e) => return Outcome::Fail(format!("RESOURCE_INFO of the import: {}", errno_name(e))),
+    }
+    drop(fd);
+    let mb = match b
+        .map_offset(h1)
+        .and_then(|o| Mapping::new(b.fd(), o, BLOB_SIZE))
+    {
+        Ok(m) => m,
+        Err(e) => return Outcome::Fail(format!("mmap of the import: {}", errno_name(e))),
+    };
+    let ma = match a.gem_map(0, BLOB_SIZE) {
+        Ok(m) => m,
+        Err(e) => return Outcome::Fail(format!("mmap of the original: {}", errno_name(e))),
+    };
+    if let Ok(t) = memtype(mb.addr()) {
+        check!(
+            t == "write-combining",
+            "the import maps {t}, want write-combining"
+        );
+    }
+    if let Err(e) = same_memory(&ma, &mb, &[7, PAGE + 1, BLOB_SIZE - 3], 0, 0x42) {
+        return Outcome::Fail(e);
+    }
+    // The exporter lets go first; the importer's handle and mapping keep the blob.
+    drop(ma);
+    drop(a);
+    mb.write(PAGE, 0x77);
+    check!(mb.read(PAGE) == 0x77, "the import's mapping lost the blob");
+    Outcome::Pass
 }
 
 /// A guest-memory blob is ordinary guest RAM: it maps, through GEM and dma-buf alike, and the
