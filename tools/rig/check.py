@@ -118,6 +118,18 @@ def rustfmt_tests(rep):
             p.stdout.splitlines()[:40])
 
 
+def clippy_tests(rep):
+    """The guest test program is clippy-clean for the guest's target."""
+    target = {"arm64": "aarch64", "x86_64": "x86_64"}[ARCH] + "-unknown-linux-musl"
+    env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(CACHE, "cargo-target"))
+    p = subprocess.run(["cargo", "clippy", "--locked", "--release", "--target", target,
+                        "--", "-D", "warnings"],
+                       cwd=os.path.join(ROOT, "tools/testing/virtgpu"), env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    rep.add("host/clippy/virtgpu-tests", "pass" if p.returncode == 0 else "fail",
+            p.stdout.splitlines()[-40:])
+
+
 def boot_once(driver, host, kernel, initrd, chroot, shim, logfile):
     workdir = os.path.join(OUT, "runs")
     os.makedirs(workdir, exist_ok=True)
@@ -224,6 +236,7 @@ def main():
             rep.add(f"build/{ARCH}/{driver}", "fail", out[-30:])
 
     rustfmt_tests(rep)
+    clippy_tests(rep)
 
     chroot_out, _ = chroot_job.communicate()
     chroot = chroot_out.strip().splitlines()[-1] if chroot_job.returncode == 0 else None

@@ -29,7 +29,10 @@ install_rust() {
 	command -v rustup >/dev/null || die "rustup not found: the machine's Rust toolchain is required"
 	local have
 	have=$(rustup component list --installed 2>/dev/null)
-	grep -q '^rust-src' <<<"$have" || rustup component add rust-src
+	local c
+	for c in rust-src rustfmt clippy; do
+		grep -q "^$c" <<<"$have" || rustup component add "$c"
+	done
 	have=$(rustup target list --installed)
 	for t in aarch64-unknown-linux-musl x86_64-unknown-linux-musl; do
 		grep -qx "$t" <<<"$have" || rustup target add "$t"

@@ -25,8 +25,11 @@ pub fn diagnostic(msg: &str) -> String {
     msg.lines().map(|l| format!("# {l}\n")).collect()
 }
 
+/// A named test case of a context `C`.
+pub type Case<C> = (String, Box<dyn Fn(&C) -> Outcome>);
+
 /// Writes a KTAP document of `tests` to stdout, running each in turn.
-pub fn run<C>(ctx: &C, tests: &[(String, Box<dyn Fn(&C) -> Outcome>)]) -> bool {
+pub fn run<C>(ctx: &C, tests: &[Case<C>]) -> bool {
     let out = std::io::stdout();
     let mut ok = true;
     {

@@ -477,13 +477,7 @@ fn fork_writes(m: &Mapping, seed: u8) -> Result<(), String> {
 /// The coherency query tells the truth: what it reports is what an mmap then gets, as the
 /// page tables show. The C driver does not have the query.
 fn coherency_query(ctx: &Ctx, map_info: u32, map_fails: bool) -> Outcome {
-    if ctx.host != Host::Gl {
-        return Outcome::Skip("needs the virgl host".into());
-    }
-    let blob = match Blob::create(ctx, map_info, map_fails) {
-        Ok(b) => b,
-        Err(e) => return Outcome::Fail(e),
-    };
+    let blob = crate::virgl_blob_or_return!(ctx, map_info, map_fails);
     let c = match (ctx.driver, blob.dev.resource_coherency(blob.handle)) {
         (Driver::C, res) => return super::expect_errno("RESOURCE_COHERENCY", res, libc::EINVAL),
         (Driver::Rust, Err(e)) => {
@@ -534,13 +528,7 @@ fn coherency_query(ctx: &Ctx, map_info: u32, map_fails: bool) -> Outcome {
 }
 
 fn resource_info(ctx: &Ctx) -> Outcome {
-    if ctx.host != Host::Gl {
-        return Outcome::Skip("needs the virgl host".into());
-    }
-    let blob = match Blob::create(ctx, MAP_CACHE_CACHED, false) {
-        Ok(b) => b,
-        Err(e) => return Outcome::Fail(e),
-    };
+    let blob = crate::virgl_blob_or_return!(ctx, MAP_CACHE_CACHED, false);
     match blob.dev.resource_info(blob.handle) {
         Ok(info) => {
             check!(
@@ -564,8 +552,8 @@ fn resource_info(ctx: &Ctx) -> Outcome {
 /// `--demo`: for one blob per map_info value, what the host said and what the guest did.
 pub fn demo(ctx: &Ctx) {
     println!(
-        "virtgpu-demo: {:<36} {:>9} {:>12} {:>7}  {:<16} {}",
-        "host map_info", "reported", "coherency", "mmap", "page tables", "data"
+        "virtgpu-demo: {:<36} {:>9} {:>12} {:>7}  {:<16} data",
+        "host map_info", "reported", "coherency", "mmap", "page tables"
     );
     for &(name, map_info, fails) in CASES {
         let blob = match Blob::create(ctx, map_info, fails) {
@@ -614,14 +602,15 @@ pub fn demo(ctx: &Ctx) {
 }
 
 /// Every map_info case in every mode.
-pub fn tests() -> Vec<(String, Box<dyn Fn(&Ctx) -> Outcome>)> {
-    let mut v: Vec<(String, Box<dyn Fn(&Ctx) -> Outcome>)> = Vec::new();
-    v.push(("blob_resource_info".into(), Box::new(resource_info)));
-    v.push(("guest_blob_maps_cached".into(), Box::new(guest_blob)));
-    v.push((
-        "prime_import_in_another_file_shares_the_blob".into(),
-        Box::new(prime_import_elsewhere),
-    ));
+pub fn tests() -> Vec<super::Test> {
+    let mut v: Vec<super::Test> = vec![
+        ("blob_resource_info".into(), Box::new(resource_info)),
+        ("guest_blob_maps_cached".into(), Box::new(guest_blob)),
+        (
+            "prime_import_in_another_file_shares_the_blob".into(),
+            Box::new(prime_import_elsewhere),
+        ),
+    ];
     v.push((
         "host3d_guest_blob_maps_cached".into(),
         Box::new(host3d_guest_blob),
@@ -648,13 +637,7 @@ pub fn tests() -> Vec<(String, Box<dyn Fn(&Ctx) -> Outcome>)> {
 /// file's mapping, one handle however often it is imported, and one host resource released
 /// when both are done (the rig checks the host's counts).
 fn prime_import_elsewhere(ctx: &Ctx) -> Outcome {
-    if ctx.host != Host::Gl {
-        return Outcome::Skip("needs the virgl host".into());
-    }
-    let a = match Blob::create(ctx, MAP_CACHE_WC, false) {
-        Ok(b) => b,
-        Err(e) => return Outcome::Fail(e),
-    };
+    let a = crate::virgl_blob_or_return!(ctx, MAP_CACHE_WC, false);
     let fd = match a.dev.prime_export(a.handle) {
         Ok(fd) => Fd(fd),
         Err(e) => return Outcome::Fail(format!("PRIME export: {}", errno_name(e))),

@@ -4,7 +4,7 @@
 //! deliberately checks earlier (it waits for the host's answer to
 //! CREATE_BLOB). The rig checks afterwards that no host resource leaked.
 
-use super::blob::{Blob, BLOB_SIZE, PAGE};
+use super::blob::{BLOB_SIZE, PAGE};
 use super::{expect_errno, Ctx, Driver, Host};
 use crate::check;
 use crate::drm::{errno_name, Device};
@@ -12,7 +12,7 @@ use crate::ktap::Outcome;
 use crate::mapping::Mapping;
 use crate::uapi::*;
 
-pub const TESTS: &[(&str, fn(&Ctx) -> Outcome)] = &[
+pub const TESTS: super::Table = &[
     ("create_blob_unknown_blob_mem_is_einval", unknown_blob_mem),
     ("create_blob_unknown_flags_is_einval", unknown_flags),
     (
@@ -169,13 +169,7 @@ fn on_2d(ctx: &Ctx) -> Outcome {
 }
 
 fn map_other_file(ctx: &Ctx) -> Outcome {
-    if ctx.host != Host::Gl {
-        return Outcome::Skip("needs the virgl host".into());
-    }
-    let blob = match Blob::create(ctx, MAP_CACHE_CACHED, false) {
-        Ok(b) => b,
-        Err(e) => return Outcome::Fail(e),
-    };
+    let blob = crate::virgl_blob_or_return!(ctx, MAP_CACHE_CACHED, false);
     let other = file_or_return!(ctx);
     // A handle number only means something in the file that made it.
     let h = blob.handle + 100;
@@ -219,13 +213,7 @@ fn mmap_non_mappable(ctx: &Ctx) -> Outcome {
 }
 
 fn mmap_past_end(ctx: &Ctx) -> Outcome {
-    if ctx.host != Host::Gl {
-        return Outcome::Skip("needs the virgl host".into());
-    }
-    let blob = match Blob::create(ctx, MAP_CACHE_CACHED, false) {
-        Ok(b) => b,
-        Err(e) => return Outcome::Fail(e),
-    };
+    let blob = crate::virgl_blob_or_return!(ctx, MAP_CACHE_CACHED, false);
     check!(
         blob.gem_map(0, BLOB_SIZE + PAGE).err() == Some(libc::EINVAL),
         "GEM mmap one page past the end did not fail with EINVAL"
@@ -241,13 +229,7 @@ fn mmap_past_end(ctx: &Ctx) -> Outcome {
 }
 
 fn mmap_misaligned(ctx: &Ctx) -> Outcome {
-    if ctx.host != Host::Gl {
-        return Outcome::Skip("needs the virgl host".into());
-    }
-    let blob = match Blob::create(ctx, MAP_CACHE_CACHED, false) {
-        Ok(b) => b,
-        Err(e) => return Outcome::Fail(e),
-    };
+    let blob = crate::virgl_blob_or_return!(ctx, MAP_CACHE_CACHED, false);
     let off = match blob.dev.map_offset(blob.handle) {
         Ok(o) => o,
         Err(e) => return Outcome::Fail(format!("MAP: {}", errno_name(e))),

@@ -8,7 +8,7 @@ use crate::drm::{errno_name, Device};
 use crate::ktap::Outcome;
 use crate::uapi::*;
 
-pub const TESTS: &[(&str, fn(&Ctx) -> Outcome)] = &[
+pub const TESTS: super::Table = &[
     ("ioctl_unused_number_is_einval", ioctl_unused_number),
     ("ioctl_past_the_table_is_einval", ioctl_past_the_table),
     (

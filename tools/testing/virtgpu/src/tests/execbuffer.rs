@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 //! EXECBUFFER: command streams submitted to a virgl2 context, with a BO list.
 
-use super::blob::{Blob, BLOB_SIZE, PAGE};
+use super::blob::{BLOB_SIZE, PAGE};
 use super::{expect_errno, Ctx, Host};
 use crate::check;
 use crate::drm::errno_name;
 use crate::ktap::Outcome;
 use crate::uapi::*;
 
-pub const TESTS: &[(&str, fn(&Ctx) -> Outcome)] = &[
+pub const TESTS: super::Table = &[
     ("execbuffer_nop", nop),
     ("execbuffer_with_bo_list", with_bo_list),
     ("execbuffer_unknown_bo_is_enoent", unknown_bo),
@@ -21,24 +21,8 @@ pub const TESTS: &[(&str, fn(&Ctx) -> Outcome)] = &[
 /// VIRGL_CCMD_NOP, no payload.
 const NOP: [u32; 1] = [0];
 
-fn gl_blob(ctx: &Ctx) -> Result<Blob, Outcome> {
-    if ctx.host != Host::Gl {
-        return Err(Outcome::Skip("needs the virgl host".into()));
-    }
-    Blob::create(ctx, MAP_CACHE_CACHED, false).map_err(Outcome::Fail)
-}
-
-macro_rules! blob_or_return {
-    ($ctx:expr) => {
-        match gl_blob($ctx) {
-            Ok(b) => b,
-            Err(o) => return o,
-        }
-    };
-}
-
 fn nop(ctx: &Ctx) -> Outcome {
-    let blob = blob_or_return!(ctx);
+    let blob = crate::virgl_blob_or_return!(ctx, MAP_CACHE_CACHED, false);
     match blob.dev.execbuffer(0, &NOP, &[]) {
         Ok(()) => Outcome::Pass,
         Err(e) => Outcome::Fail(format!("EXECBUFFER NOP: {}", errno_name(e))),
@@ -46,7 +30,7 @@ fn nop(ctx: &Ctx) -> Outcome {
 }
 
 fn with_bo_list(ctx: &Ctx) -> Outcome {
-    let blob = blob_or_return!(ctx);
+    let blob = crate::virgl_blob_or_return!(ctx, MAP_CACHE_CACHED, false);
     match blob.dev.execbuffer(0, &NOP, &[blob.handle]) {
         Ok(()) => Outcome::Pass,
         Err(e) => Outcome::Fail(format!("EXECBUFFER with a BO: {}", errno_name(e))),
@@ -54,7 +38,7 @@ fn with_bo_list(ctx: &Ctx) -> Outcome {
 }
 
 fn unknown_bo(ctx: &Ctx) -> Outcome {
-    let blob = blob_or_return!(ctx);
+    let blob = crate::virgl_blob_or_return!(ctx, MAP_CACHE_CACHED, false);
     expect_errno(
         "EXECBUFFER with handle 0xdead",
         blob.dev.execbuffer(0, &NOP, &[0xdead]),
@@ -63,7 +47,7 @@ fn unknown_bo(ctx: &Ctx) -> Outcome {
 }
 
 fn unknown_flags(ctx: &Ctx) -> Outcome {
-    let blob = blob_or_return!(ctx);
+    let blob = crate::virgl_blob_or_return!(ctx, MAP_CACHE_CACHED, false);
     expect_errno(
         "EXECBUFFER flags 0x80",
         blob.dev.execbuffer(0x80, &NOP, &[]),
@@ -72,7 +56,7 @@ fn unknown_flags(ctx: &Ctx) -> Outcome {
 }
 
 fn command_unmapped(ctx: &Ctx) -> Outcome {
-    let blob = blob_or_return!(ctx);
+    let blob = crate::virgl_blob_or_return!(ctx, MAP_CACHE_CACHED, false);
     let mut e = VirtgpuExecbuffer {
         size: 16,
         command: 0x10,
@@ -100,7 +84,7 @@ fn on_2d(ctx: &Ctx) -> Outcome {
 /// The guest writes into blob A through its mapping, the host copies A into B
 /// (VIRGL_CCMD_RESOURCE_COPY_REGION), and B's mapping shows the data.
 fn host_copy(ctx: &Ctx) -> Outcome {
-    let a = blob_or_return!(ctx);
+    let a = crate::virgl_blob_or_return!(ctx, MAP_CACHE_CACHED, false);
     // B in the same file, hence the same context.
     let (b, b_res) = match a.sibling() {
         Ok(x) => x,

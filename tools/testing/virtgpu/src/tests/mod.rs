@@ -41,9 +41,12 @@ pub struct Ctx {
 }
 
 /// A named test case.
-pub type Test = (String, Box<dyn Fn(&Ctx) -> Outcome>);
+pub type Test = crate::ktap::Case<Ctx>;
 
-fn from_table(table: &'static [(&'static str, fn(&Ctx) -> Outcome)]) -> impl Iterator<Item = Test> {
+/// A module's table of named test functions.
+pub type Table = &'static [(&'static str, fn(&Ctx) -> Outcome)];
+
+fn from_table(table: Table) -> impl Iterator<Item = Test> {
     table
         .iter()
         .map(|&(name, f)| (name.to_owned(), Box::new(f) as Box<dyn Fn(&Ctx) -> Outcome>))
@@ -69,6 +72,21 @@ macro_rules! check {
             return $crate::ktap::Outcome::Fail(format!($($fmt)+));
         }
     };
+}
+
+/// A mappable host blob (see [`blob::Blob::create`]) for a test that needs the virgl host:
+/// the test is skipped elsewhere, and fails if the blob cannot be made.
+#[macro_export]
+macro_rules! virgl_blob_or_return {
+    ($ctx:expr, $map_info:expr, $map_fails:expr) => {{
+        if $ctx.host != $crate::tests::Host::Gl {
+            return $crate::ktap::Outcome::Skip("needs the virgl host".into());
+        }
+        match $crate::tests::blob::Blob::create($ctx, $map_info, $map_fails) {
+            Ok(b) => b,
+            Err(e) => return $crate::ktap::Outcome::Fail(e),
+        }
+    }};
 }
 
 /// Asserts that `res` failed with `errno`.

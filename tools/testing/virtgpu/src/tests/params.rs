@@ -7,7 +7,7 @@ use crate::drm::errno_name;
 use crate::ktap::Outcome;
 use crate::uapi::*;
 
-pub const TESTS: &[(&str, fn(&Ctx) -> Outcome)] = &[
+pub const TESTS: super::Table = &[
     ("version_name_is_virtio_gpu", version_name),
     ("getparam_3d_features", getparam_3d_features),
     ("getparam_resource_blob", getparam_resource_blob),

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub const TESTS: &[(&str, fn(&Ctx) -> Outcome)] = &[
+pub const TESTS: super::Table = &[
     ("unbind_with_busy_file_gives_enodev", unbind_busy),
     ("rebind_after_unbind_works", rebind),
     (
