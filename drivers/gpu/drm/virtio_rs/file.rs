@@ -268,7 +268,8 @@ impl File {
             | uapi::VIRTGPU_BLOB_FLAG_USE_CROSS_DEVICE;
         if !f.resource_blob
             || args.blob_flags & !use_mask != 0
-            || (args.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_CROSS_DEVICE != 0 && !f.resource_uuid)
+            || (args.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_CROSS_DEVICE != 0
+                && !gpu.cross_device())
         {
             return Err(EINVAL);
         }
@@ -456,7 +457,7 @@ impl File {
             uapi::VIRTGPU_PARAM_CAPSET_QUERY_FIX => 1,
             uapi::VIRTGPU_PARAM_RESOURCE_BLOB => f.resource_blob.into(),
             uapi::VIRTGPU_PARAM_HOST_VISIBLE => gpu.host_visible.is_some().into(),
-            uapi::VIRTGPU_PARAM_CROSS_DEVICE => f.resource_uuid.into(),
+            uapi::VIRTGPU_PARAM_CROSS_DEVICE => gpu.cross_device().into(),
             uapi::VIRTGPU_PARAM_CONTEXT_INIT => f.context_init.into(),
             // An `int`, as in the C driver: capset ids above 31 do not fit.
             uapi::VIRTGPU_PARAM_SUPPORTED_CAPSET_IDs => gpu.capset_id_mask as i32,

@@ -305,6 +305,18 @@ impl Gpu {
         }
     }
 
+    /// Whether blobs can be shared with other virtio devices (`USE_CROSS_DEVICE`, GETPARAM
+    /// `CROSS_DEVICE`).
+    ///
+    /// Not yet: sharing needs the host to give the blob a UUID (`RESOURCE_ASSIGN_UUID`, with
+    /// `VIRTIO_GPU_F_RESOURCE_UUID`) and the dma-buf to hand it to the importing device
+    /// (`virtio_dma_buf_ops`), and Rust GEM objects cannot have their own dma-buf operations
+    /// yet. Until then the driver says so, rather than accept blobs it cannot share; Mesa asks
+    /// GETPARAM before it sets the flag.
+    pub(crate) fn cross_device(&self) -> bool {
+        false
+    }
+
     /// Allocates a host context id (never 0).
     pub(crate) fn alloc_context_id(&self) -> Result<u32> {
         Self::alloc_id(&self.context_ids)

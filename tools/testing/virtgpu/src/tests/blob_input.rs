@@ -16,6 +16,10 @@ pub const TESTS: super::Table = &[
     ("create_blob_unknown_blob_mem_is_einval", unknown_blob_mem),
     ("create_blob_unknown_flags_is_einval", unknown_flags),
     (
+        "create_blob_cross_device_without_sharing_is_einval",
+        cross_device_unsupported,
+    ),
+    (
         "create_blob_blob_id_on_guest_memory_is_einval",
         blob_id_on_guest,
     ),
@@ -75,6 +79,28 @@ fn unknown_flags(ctx: &Ctx) -> Outcome {
     expect_errno(
         "blob_flags 0x8",
         dev.create_blob(VIRTGPU_BLOB_MEM_HOST3D, 0x8, 4096, 1, &[]),
+        libc::EINVAL,
+    )
+}
+
+/// USE_CROSS_DEVICE on a device that says it cannot share blobs with other devices.
+fn cross_device_unsupported(ctx: &Ctx) -> Outcome {
+    let dev = file_or_return!(ctx);
+    match dev.getparam(VIRTGPU_PARAM_CROSS_DEVICE) {
+        Ok(0) => {}
+        Ok(_) => return Outcome::Skip("the device shares blobs across devices".into()),
+        Err(e) => return Outcome::Fail(format!("GETPARAM CROSS_DEVICE: {}", errno_name(e))),
+    }
+    let cmd = super::blob::pipe_buffer_create(4096, 0x77);
+    expect_errno(
+        "USE_CROSS_DEVICE blob",
+        dev.create_blob(
+            VIRTGPU_BLOB_MEM_HOST3D,
+            VIRTGPU_BLOB_FLAG_USE_MAPPABLE | VIRTGPU_BLOB_FLAG_USE_CROSS_DEVICE,
+            4096,
+            0x77,
+            &cmd,
+        ),
         libc::EINVAL,
     )
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Probe-visible state through the UAPI: driver name, GETPARAM, GET_CAPS.
 
-use super::{expect_errno, Ctx, Host};
+use super::{expect_errno, Ctx, Driver, Host};
 use crate::check;
 use crate::drm::errno_name;
 use crate::ktap::Outcome;
@@ -13,6 +13,7 @@ pub const TESTS: super::Table = &[
     ("getparam_resource_blob", getparam_resource_blob),
     ("getparam_host_visible", getparam_host_visible),
     ("getparam_context_init", getparam_context_init),
+    ("getparam_cross_device", getparam_cross_device),
     (
         "getparam_supported_capset_ids",
         getparam_supported_capset_ids,
@@ -60,6 +61,34 @@ fn getparam_resource_blob(ctx: &Ctx) -> Outcome {
 
 fn getparam_host_visible(ctx: &Ctx) -> Outcome {
     feature_param(ctx, VIRTGPU_PARAM_HOST_VISIBLE)
+}
+
+/// Cross-device sharing: the C driver offers it exactly when the host has
+/// `VIRTIO_GPU_F_RESOURCE_UUID`; the Rust driver cannot share blobs with other virtio devices
+/// yet and says so.
+fn getparam_cross_device(ctx: &Ctx) -> Outcome {
+    let v = match ctx.dev.getparam(VIRTGPU_PARAM_CROSS_DEVICE) {
+        Ok(v) => v,
+        Err(e) => return Outcome::Fail(format!("GETPARAM CROSS_DEVICE: {}", errno_name(e))),
+    };
+    let want = match ctx.driver {
+        Driver::Rust => 0,
+        Driver::C => {
+            let text = features_file()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .unwrap_or_default();
+            let uuid = text
+                .lines()
+                .find(|l| l.starts_with("resource uuid"))
+                .map(|l| l.trim_end().ends_with("yes"));
+            match uuid {
+                Some(u) => i32::from(u),
+                None => return Outcome::Fail("no resource uuid line in debugfs".into()),
+            }
+        }
+    };
+    check!(v == want, "CROSS_DEVICE {v}, want {want}");
+    Outcome::Pass
 }
 
 fn getparam_context_init(ctx: &Ctx) -> Outcome {
