@@ -56,7 +56,7 @@ kernel::virtio_device_table!(
 impl virtio::Driver for VirtioGpuDriver {
     type Data<'bound> = VirtioGpuData<'bound>;
     const ID_TABLE: virtio::IdTable = &ID_TABLE;
-    const FEATURES: &'static [u32] = &gpu::FEATURES;
+    const FEATURES: &'static [u32] = gpu::FEATURES;
 
     fn probe<'bound>(
         vdev: &'bound virtio::Device<Core<'_>>,

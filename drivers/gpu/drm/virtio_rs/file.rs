@@ -25,7 +25,7 @@ use kernel::{
 
 use crate::{
     driver::{VirtioGpuDevice, VirtioGpuDrmDriver},
-    gem::{BlobArgs, VirtioGpuObject},
+    gem::{BlobArgs, HostResource, VirtioGpuObject},
     gpu::{Gpu, MAX_CAPSET_ID},
     protocol,
 };
@@ -310,14 +310,23 @@ impl File {
                 .call_nodata_with(protocol::submit_3d(ctx_id, args.cmd_size)?, cmd)?;
         }
 
-        // Guest memory: zeroed pages, given to the host with the blob.
+        // Guest memory: zeroed pages, charged to the caller's memory cgroup, given to the host
+        // with the blob by their physical addresses.
         let pages = if !guest {
             None
         } else {
+            if !gpu.guest_memory_by_phys {
+                // The device reaches guest memory through an IOMMU (or a bounce buffer): the
+                // pages would need the DMA API, which the driver does not use yet.
+                return Err(EOPNOTSUPP);
+            }
             let n = size / kernel::page::PAGE_SIZE;
             let mut pages = KVec::with_capacity(n, GFP_KERNEL)?;
             for _ in 0..n {
-                pages.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
+                pages.push(
+                    Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?,
+                    GFP_KERNEL,
+                )?;
             }
             Some(pages)
         };
@@ -364,24 +373,17 @@ impl File {
             gpu.free_resource_id(resource_id);
             return Err(e);
         }
-        // From here on, the object owns the host resource and releases it when dropped.
+        // From here on, `HostResource` releases the host resource (with the object, or right
+        // away if the object cannot be made).
         let obj = Object::new(
             dev,
             size,
             BlobArgs {
-                gpu: gpu.clone(),
-                resource_id,
+                resource: HostResource::new(gpu.clone(), resource_id, pages),
                 blob_mem: args.blob_mem,
                 blob_flags: args.blob_flags,
-                pages,
             },
-        )
-        .inspect_err(|_| {
-            if let Ok(cmd) = protocol::resource_unref(resource_id) {
-                let _ = gpu.ctrl.call_nodata(cmd);
-            }
-            gpu.free_resource_id(resource_id);
-        })?;
+        )?;
         obj.create_mmap_offset()?;
         args.bo_handle = obj.create_handle(file)?;
         args.res_handle = resource_id;
@@ -422,7 +424,7 @@ impl File {
         file: &drm::File<File>,
     ) -> Result<u32> {
         let obj = Object::lookup_handle(file, args.bo_handle)?;
-        let (map_info, coherency, degraded) = obj.coherency();
+        let (map_info, coherency, degraded) = obj.coherency()?;
         args.map_info = map_info;
         args.coherency = coherency as u32;
         args.flags = if degraded {

@@ -34,18 +34,55 @@ pub(crate) enum MapState {
     Unmapped,
     /// Placed at `offset` into the region; the host said `map_info`.
     Mapped { offset: u64, map_info: u32 },
-    /// MAP_BLOB failed: the blob is never mapped.
+    /// The host refused MAP_BLOB: the blob is never mapped.
     Failed,
+    /// The host did not answer MAP_BLOB in time: it may still map the blob at `offset`, so the
+    /// range stays reserved and UNMAP_BLOB is sent at the end; the blob is never mapped.
+    Lost { offset: u64 },
+}
+
+/// A resource the host created: unreferenced on the host (RESOURCE_UNREF) when dropped, then
+/// its id and, for guest blobs, its pages are given back.
+///
+/// # Invariants
+///
+/// The host has a resource `id`, which nothing else unreferences.
+pub(crate) struct HostResource {
+    gpu: Arc<Gpu>,
+    id: u32,
+    /// Guest blobs: the pages the host was given.
+    pages: Option<KVec<Page>>,
+}
+
+impl HostResource {
+    /// Takes ownership of resource `id`, which the host has just created (on `pages`).
+    pub(crate) fn new(gpu: Arc<Gpu>, id: u32, pages: Option<KVec<Page>>) -> Self {
+        // INVARIANT: The caller hands over the host's new resource.
+        Self { gpu, id, pages }
+    }
+}
+
+impl Drop for HostResource {
+    fn drop(&mut self) {
+        let unref = protocol::resource_unref(self.id).and_then(|c| self.gpu.ctrl.call_nodata(c));
+        if unref == Err(ETIMEDOUT) {
+            // The host may still use the guest pages: never give them back.
+            if let Some(pages) = self.pages.take() {
+                core::mem::forget(pages);
+            }
+        }
+        // Otherwise the host released the resource, or the device is gone and took every
+        // resource with it.
+        self.gpu.free_resource_id(self.id);
+    }
 }
 
 /// What a new object is made from.
 pub(crate) struct BlobArgs {
-    pub(crate) gpu: Arc<Gpu>,
-    pub(crate) resource_id: u32,
+    /// The host resource; released by the object, or right away if it cannot be made.
+    pub(crate) resource: HostResource,
     pub(crate) blob_mem: u32,
     pub(crate) blob_flags: u32,
-    /// The guest memory backing a `BLOB_MEM_GUEST` blob.
-    pub(crate) pages: Option<KVec<Page>>,
 }
 
 /// The driver's part of a GEM object: a host resource.
@@ -56,9 +93,9 @@ pub(crate) struct VirtioGpuObject {
     pub(crate) blob_mem: u32,
     pub(crate) blob_flags: u32,
     size: usize,
-    /// Guest blobs: the pages the host was given; they are freed only after the host
-    /// released the resource.
-    pages: Option<KVec<Page>>,
+    /// Dropped after [`PinnedDrop::drop`] unmapped the blob: the host releases the resource
+    /// only then, and guest pages are freed only after that.
+    resource: HostResource,
     #[pin]
     map: Mutex<MapState>,
 }
@@ -69,12 +106,12 @@ impl gem::DriverObject for VirtioGpuObject {
 
     fn new(_dev: &VirtioGpuDevice, size: usize, args: Self::Args) -> impl PinInit<Self, Error> {
         try_pin_init!(VirtioGpuObject {
-            gpu: args.gpu,
-            resource_id: args.resource_id,
+            gpu: args.resource.gpu.clone(),
+            resource_id: args.resource.id,
             blob_mem: args.blob_mem,
             blob_flags: args.blob_flags,
             size,
-            pages: args.pages,
+            resource: args.resource,
             map <- new_mutex!(MapState::Unmapped),
         })
     }
@@ -95,11 +132,16 @@ impl gem::DriverObject for VirtioGpuObject {
 
 impl VirtioGpuObject {
     /// Places the blob in the host-visible region, once; returns where and the map_info.
+    ///
+    /// `EINVAL` if the host refused (for good), `ETIMEDOUT` if it did not answer (for good, as
+    /// it may still map the blob), `ENOSPC` if the region is full and `ENODEV` if the device is
+    /// gone (both may pass).
     fn ensure_mapped(&self) -> Result<(u64, u32)> {
         let mut state = self.map.lock();
         match *state {
             MapState::Mapped { offset, map_info } => return Ok((offset, map_info)),
             MapState::Failed => return Err(EINVAL),
+            MapState::Lost { .. } => return Err(ETIMEDOUT),
             MapState::Unmapped => {}
         }
         let mm = self.gpu.host_visible_mm.as_ref().ok_or(EINVAL)?;
@@ -121,46 +163,57 @@ impl VirtioGpuObject {
                 *state = MapState::Mapped { offset, map_info };
                 Ok((offset, map_info))
             }
-            Err(e) => {
+            Err(e) if e == ETIMEDOUT => {
+                *state = MapState::Lost { offset };
+                Err(e)
+            }
+            // Nothing reached the host, or the device is gone (and may come back as a new one).
+            Err(e) if e == ENOMEM || e == ENODEV => {
                 mm.free(offset);
-                // A device that is gone may come back as a new one; anything else is final.
-                if e != ENODEV && e != ETIMEDOUT {
-                    *state = MapState::Failed;
-                }
-                Err(if e == ENODEV { ENODEV } else { EINVAL })
+                Err(e)
+            }
+            Err(_) => {
+                mm.free(offset);
+                *state = MapState::Failed;
+                Err(EINVAL)
             }
         }
     }
 
-    /// The host's map_info and what a mapping of the blob gets, for the coherency query.
-    pub(crate) fn coherency(&self) -> (u32, coherency::Coherency, bool) {
+    /// The host's map_info and what a mapping of the blob gets, for the coherency query;
+    /// errors that may pass (see [`Self::ensure_mapped`]) are the query's.
+    pub(crate) fn coherency(&self) -> Result<(u32, coherency::Coherency, bool)> {
         use coherency::Coherency;
-        if self.pages.is_some() {
-            // Guest memory: ordinary RAM, mapped cached.
-            return (0, Coherency::Cached, false);
+        if self.gpu.ctrl.is_gone() {
+            return Err(ENODEV);
         }
-        if self.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_MAPPABLE == 0 || self.gpu.ctrl.is_gone() {
-            return (0, Coherency::NotMappable, false);
+        if self.resource.pages.is_some() {
+            // Guest memory: ordinary RAM, mapped cached.
+            return Ok((0, Coherency::Cached, false));
+        }
+        if self.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_MAPPABLE == 0 {
+            return Ok((0, Coherency::NotMappable, false));
         }
         let (offset, map_info) = match self.ensure_mapped() {
             Ok(m) => m,
-            Err(_) => return (0, Coherency::NotMappable, false),
+            Err(e) if e == EINVAL => return Ok((0, Coherency::NotMappable, false)),
+            Err(e) => return Err(e),
         };
         let phys = self.gpu.host_visible.map(|r| r.addr + offset).unwrap_or(0);
         let (c, degraded) = coherency::coherency_of(map_info, phys, self.size as u64);
-        (map_info, c, degraded)
+        Ok((map_info, c, degraded))
     }
 
     /// Maps the blob into `vma` from `page_offset` on, with the caching the host asked for.
     fn mmap(&self, vma: &VmaNew, page_offset: usize) -> Result {
-        if let Some(pages) = &self.pages {
+        if self.gpu.ctrl.is_gone() {
+            return Err(ENODEV);
+        }
+        if let Some(pages) = &self.resource.pages {
             return Self::mmap_guest(pages, vma, page_offset);
         }
         if self.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_MAPPABLE == 0 {
             return Err(EINVAL);
-        }
-        if self.gpu.ctrl.is_gone() {
-            return Err(ENODEV);
         }
         let len = vma.end() - vma.start();
         let end = page_offset
@@ -199,25 +252,21 @@ impl VirtioGpuObject {
 
 #[pinned_drop]
 impl PinnedDrop for VirtioGpuObject {
-    fn drop(mut self: Pin<&mut Self>) {
-        let gpu = self.gpu.clone();
-        if let MapState::Mapped { offset, .. } = *self.map.lock() {
-            if let Ok(cmd) = protocol::resource_unmap_blob(self.resource_id) {
-                // The device may be gone; then the host released everything already.
-                let _ = gpu.ctrl.call_nodata(cmd);
-            }
+    fn drop(self: Pin<&mut Self>) {
+        let gpu = &self.gpu;
+        let offset = match *self.map.lock() {
+            MapState::Mapped { offset, .. } | MapState::Lost { offset } => offset,
+            MapState::Unmapped | MapState::Failed => return,
+        };
+        let unmap =
+            protocol::resource_unmap_blob(self.resource_id).and_then(|c| gpu.ctrl.call_nodata(c));
+        // Without an answer the host may still map the blob there: never reuse the range. A
+        // device that is gone released everything already.
+        if unmap != Err(ETIMEDOUT) {
             if let Some(mm) = &gpu.host_visible_mm {
                 mm.free(offset);
             }
         }
-        let unref =
-            protocol::resource_unref(self.resource_id).and_then(|c| gpu.ctrl.call_nodata(c));
-        if unref == Err(ETIMEDOUT) {
-            // The host may still use the guest pages: never give them back.
-            if let Some(pages) = self.as_mut().project().pages.take() {
-                core::mem::forget(pages);
-            }
-        }
-        gpu.free_resource_id(self.resource_id);
+        // `resource` drops next and unreferences the resource on the host.
     }
 }

@@ -30,7 +30,8 @@ use crate::{
 pub(crate) const MAX_CAPSET_ID: u32 = 63;
 
 /// Feature bits the driver offers, as the C driver does.
-pub(crate) const FEATURES: [u32; 6] = [
+#[cfg(not(CONFIG_CPU_BIG_ENDIAN))]
+pub(crate) const FEATURES: &[u32] = &[
     uapi::VIRTIO_GPU_F_VIRGL,
     uapi::VIRTIO_GPU_F_EDID,
     uapi::VIRTIO_GPU_F_RESOURCE_UUID,
@@ -39,6 +40,16 @@ pub(crate) const FEATURES: [u32; 6] = [
     uapi::VIRTIO_GPU_F_BLOB_ALIGNMENT,
 ];
 
+/// Feature bits the driver offers on big-endian guests: no virgl, as the C driver, since
+/// virgl command streams are little-endian.
+#[cfg(CONFIG_CPU_BIG_ENDIAN)]
+pub(crate) const FEATURES: &[u32] = &[
+    uapi::VIRTIO_GPU_F_EDID,
+    uapi::VIRTIO_GPU_F_RESOURCE_UUID,
+    uapi::VIRTIO_GPU_F_RESOURCE_BLOB,
+    uapi::VIRTIO_GPU_F_CONTEXT_INIT,
+    uapi::VIRTIO_GPU_F_BLOB_ALIGNMENT,
+];
 /// What the host and the driver agreed on.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Features {
@@ -77,6 +88,9 @@ pub(crate) struct Gpu {
     /// The ranges of the host-visible region blobs are mapped at.
     pub(crate) host_visible_mm: Option<Pin<KBox<HostVisible>>>,
     pub(crate) num_scanouts: u32,
+    /// The device takes guest physical addresses for guest memory: `VIRTIO_F_ACCESS_PLATFORM`
+    /// was not negotiated (the C driver's `virtio_has_dma_quirk()`).
+    pub(crate) guest_memory_by_phys: bool,
     /// The capsets; empty if the host has none or did not describe them all.
     pub(crate) capsets: KVec<CapsetInfo>,
     /// Bit `id` set for every capset id in `capsets`.
@@ -203,6 +217,7 @@ impl Gpu {
                 host_visible,
                 host_visible_mm,
                 num_scanouts,
+                guest_memory_by_phys: !vdev.has_feature(bindings::VIRTIO_F_ACCESS_PLATFORM),
                 capsets,
                 capset_id_mask,
                 capset_cache <- new_mutex!(KVec::new()),

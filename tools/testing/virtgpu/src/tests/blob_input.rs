@@ -277,10 +277,10 @@ fn region_exhaustion(ctx: &Ctx) -> Outcome {
     };
     let big = (region / 4) as usize;
     let mut live = Vec::new();
-    let mut seq = 0x100u32;
-    let mut make_and_map = |dev: &Device| -> Result<(u32, Mapping), i32> {
-        seq += 1;
-        let id = 0x4e00_0000 | seq;
+    let seq = std::cell::Cell::new(0x100u32);
+    let make = |dev: &Device| -> Result<u32, i32> {
+        seq.set(seq.get() + 1);
+        let id = 0x4e00_0000 | seq.get();
         let cmd = super::blob::pipe_buffer_create(big as u32, id);
         let (h, _) = dev.create_blob(
             VIRTGPU_BLOB_MEM_HOST3D,
@@ -289,14 +289,30 @@ fn region_exhaustion(ctx: &Ctx) -> Outcome {
             u64::from(id),
             &cmd,
         )?;
-        let off = dev.map_offset(h)?;
-        let m = Mapping::new(dev.fd(), off, PAGE)?;
-        Ok((h, m))
+        Ok(h)
     };
-    let err = loop {
-        match make_and_map(&dev) {
-            Ok(x) => live.push(x),
-            Err(e) => break e,
+    let map = |dev: &Device, h: u32| -> Result<Mapping, i32> {
+        Mapping::new(dev.fd(), dev.map_offset(h)?, PAGE)
+    };
+    let make_and_map = |dev: &Device| -> Result<(u32, Mapping), i32> {
+        let h = make(dev)?;
+        map(dev, h).map(|m| (h, m)).inspect_err(|_| {
+            let _ = dev.gem_close(h);
+        })
+    };
+    let (err, coherency) = loop {
+        let h = match make(&dev) {
+            Ok(h) => h,
+            Err(e) => break (e, None),
+        };
+        match map(&dev, h) {
+            Ok(m) => live.push((h, m)),
+            Err(e) => {
+                // The coherency query says the same as the mmap: the region is full.
+                let c = dev.resource_coherency(h).map(|c| c.coherency);
+                let _ = dev.gem_close(h);
+                break (e, Some(c));
+            }
         }
         if live.len() > 8 {
             return Outcome::Fail(format!("more than 8 blobs of {big:#x} fit in {region:#x}"));
@@ -307,6 +323,16 @@ fn region_exhaustion(ctx: &Ctx) -> Outcome {
         "after {} blobs: {}, want ENOSPC",
         live.len(),
         errno_name(err)
+    );
+    // The Rust driver places a blob at its first mmap; the C driver at its creation, and it
+    // has no coherency query.
+    let query_ok = match ctx.driver {
+        Driver::Rust => coherency == Some(Err(libc::ENOSPC)),
+        Driver::C => coherency.is_none() || coherency == Some(Err(libc::EINVAL)),
+    };
+    check!(
+        query_ok,
+        "RESOURCE_COHERENCY with the region full: {coherency:?}"
     );
     check!(live.len() >= 2, "only {} blobs of {big:#x} fit", live.len());
     // Free one: the next fits. The C driver releases the range when the host has answered

@@ -90,7 +90,22 @@ fn unbind_busy(ctx: &Ctx) -> Outcome {
             dmabuf_mapping.read(0) == 1,
             "the dma-buf mapping does not see the GEM mapping's write"
         );
-        Some((blob, mapping, dmabuf, dmabuf_mapping))
+        // And an exported guest-memory blob.
+        let guest = blob
+            .dev
+            .create_blob(
+                VIRTGPU_BLOB_MEM_GUEST,
+                VIRTGPU_BLOB_FLAG_USE_MAPPABLE | VIRTGPU_BLOB_FLAG_USE_SHAREABLE,
+                BLOB_SIZE as u64,
+                0,
+                &[],
+            )
+            .and_then(|(h, _)| blob.dev.prime_export(h));
+        let guest = match guest {
+            Ok(fd) => fd,
+            Err(e) => return Outcome::Fail(format!("exported guest blob: {}", errno_name(e))),
+        };
+        Some((blob, mapping, dmabuf, dmabuf_mapping, guest))
     } else {
         None
     };
@@ -163,7 +178,7 @@ fn unbind_busy(ctx: &Ctx) -> Outcome {
         claims.is_empty(),
         "the unbound {virtio} still claims {claims:x?} in /proc/iomem"
     );
-    if let Some((blob, mapping, dmabuf, dmabuf_mapping)) = blob_state {
+    if let Some((blob, mapping, dmabuf, dmabuf_mapping, guest)) = blob_state {
         // The mappings made before are gone from the page tables, whichever file they were
         // made through: touching them faults. A stale mapping would reach whatever a new
         // binding of the device places at the same offset of the host-visible region.
@@ -174,15 +189,17 @@ fn unbind_busy(ctx: &Ctx) -> Outcome {
                 "a {what} mapping of a blob of the removed device is still accessible ({r:?})"
             );
         }
-        // A new mapping of the exported blob is refused.
-        let res = Mapping::new(dmabuf, 0, BLOB_SIZE).map(drop);
-        // SAFETY: The fd is ours.
-        unsafe { libc::close(dmabuf) };
-        check!(
-            res == Err(libc::ENODEV),
-            "dma-buf mmap after unbind: {:?}, want ENODEV",
-            res.map_err(errno_name)
-        );
+        // New mappings of the exported blobs are refused, host and guest memory alike.
+        for (what, fd) in [("host", dmabuf), ("guest", guest)] {
+            let res = Mapping::new(fd, 0, BLOB_SIZE).map(drop);
+            // SAFETY: The fd is ours.
+            unsafe { libc::close(fd) };
+            check!(
+                res == Err(libc::ENODEV),
+                "dma-buf mmap of a {what} blob after unbind: {:?}, want ENODEV",
+                res.map_err(errno_name)
+            );
+        }
         // The mappings live on into the rebind test.
         // SAFETY: The tests run one at a time on the main thread.
         unsafe { STALE = Some((blob, mapping, dmabuf_mapping)) };
