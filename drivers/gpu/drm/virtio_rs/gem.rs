@@ -12,7 +12,8 @@
 
 use kernel::{
     drm::{self, gem},
-    mm::virt::VmaNew,
+    io::memtype::MemtypeReservation,
+    mm::virt::{self, VmaNew},
     new_mutex,
     page::{Page, PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
@@ -28,12 +29,16 @@ use crate::{
 };
 
 /// Where a blob stands with the host-visible region.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum MapState {
     /// Not asked for yet.
     Unmapped,
-    /// Placed at `offset` into the region; the host said `map_info`.
-    Mapped { offset: u64, map_info: u32 },
+    /// Placed at `offset` into the region; the host said `map_info`. A blob that may be mapped
+    /// has its range's memory type reserved as the policy wants it (`memtype`).
+    Mapped {
+        offset: u64,
+        map_info: u32,
+        memtype: Option<MemtypeReservation>,
+    },
     /// The host refused MAP_BLOB: the blob is never mapped.
     Failed,
     /// The host did not answer MAP_BLOB in time: it may still map the blob at `offset`, so the
@@ -128,6 +133,11 @@ impl gem::DriverObject for VirtioGpuObject {
         let this: &VirtioGpuObject = obj;
         this.mmap(vma, page_offset)
     }
+
+    fn fault_pfn(obj: &gem::Object<Self>, page_offset: usize) -> Result<usize> {
+        let this: &VirtioGpuObject = obj;
+        this.fault_pfn(page_offset)
+    }
 }
 
 impl VirtioGpuObject {
@@ -139,7 +149,17 @@ impl VirtioGpuObject {
     fn ensure_mapped(&self) -> Result<(u64, u32)> {
         let mut state = self.map.lock();
         match *state {
-            MapState::Mapped { offset, map_info } => return Ok((offset, map_info)),
+            MapState::Mapped {
+                offset,
+                map_info,
+                ref memtype,
+            } => {
+                // A memory type the platform would not reserve: never map the blob.
+                if memtype.is_none() && coherency::caching_for(map_info).is_ok() {
+                    return Err(EBUSY);
+                }
+                return Ok((offset, map_info));
+            }
             MapState::Failed => return Err(EINVAL),
             MapState::Lost { .. } => return Err(ETIMEDOUT),
             MapState::Unmapped => {}
@@ -160,8 +180,30 @@ impl VirtioGpuObject {
             });
         match answer {
             Ok(map_info) => {
-                *state = MapState::Mapped { offset, map_info };
-                Ok((offset, map_info))
+                // The range gets the memory type the policy maps the blob with; a blob the
+                // policy refuses is never mapped and needs none.
+                let memtype = match coherency::caching_for(map_info) {
+                    Ok(caching) => self
+                        .gpu
+                        .host_visible
+                        .ok_or(EINVAL)
+                        .and_then(|r| {
+                            MemtypeReservation::new(r.addr + offset, self.size as u64, caching)
+                        })
+                        .map(Some),
+                    Err(_) => Ok(None),
+                };
+                let (memtype, ret) = match memtype {
+                    Ok(m) => (m, Ok((offset, map_info))),
+                    Err(e) => (None, Err(e)),
+                };
+                // Mapped on the host either way: UNMAP_BLOB is sent at the end.
+                *state = MapState::Mapped {
+                    offset,
+                    map_info,
+                    memtype,
+                };
+                ret
             }
             Err(e) if e == ETIMEDOUT => {
                 *state = MapState::Lost { offset };
@@ -215,6 +257,10 @@ impl VirtioGpuObject {
         if self.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_MAPPABLE == 0 {
             return Err(EINVAL);
         }
+        if vma.flags() & (virt::flags::SHARED | virt::flags::MAYWRITE) == virt::flags::MAYWRITE {
+            // A private writable mapping would need copy-on-write copies of device memory.
+            return Err(EINVAL);
+        }
         let len = vma.end() - vma.start();
         let end = page_offset
             .checked_mul(PAGE_SIZE)
@@ -223,15 +269,30 @@ impl VirtioGpuObject {
         if end > self.size {
             return Err(EINVAL);
         }
-        let (offset, map_info) = self.ensure_mapped()?;
-        let caching = coherency::caching_for(map_info)?;
+        let (_, map_info) = self.ensure_mapped()?;
+        vma.set_caching(coherency::caching_for(map_info)?);
+        // SAFETY: Pages of the blob are only ever mapped at fault time, by `fault_pfn`.
+        unsafe { vma.set_pfnmap() };
+        Ok(())
+    }
+
+    /// The page frame of page `page_offset` of a blob mapped by [`Self::mmap`].
+    fn fault_pfn(&self, page_offset: usize) -> Result<usize> {
+        let MapState::Mapped {
+            offset,
+            memtype: Some(_),
+            ..
+        } = *self.map.lock()
+        else {
+            return Err(EINVAL);
+        };
+        if page_offset >= self.size / PAGE_SIZE {
+            return Err(EINVAL);
+        }
         let region = self.gpu.host_visible.ok_or(EINVAL)?;
-        let pfn = ((region.addr + offset) >> PAGE_SHIFT) as usize + page_offset;
-        vma.set_caching(caching);
-        // SAFETY: The page frames are the blob's range of the host-visible region, which the
-        // host maps for this resource with this caching; the range stays reserved for the
-        // resource while any mapping exists, since each holds a reference to the object.
-        unsafe { vma.io_remap_pfn_range(vma.start(), pfn, len) }
+        // The range stays the blob's, with its memory type reserved, until the object is gone,
+        // and every mapping holds a reference to the object.
+        Ok(((region.addr + offset) >> PAGE_SHIFT) as usize + page_offset)
     }
 }
 
@@ -254,8 +315,11 @@ impl VirtioGpuObject {
 impl PinnedDrop for VirtioGpuObject {
     fn drop(self: Pin<&mut Self>) {
         let gpu = &self.gpu;
-        let offset = match *self.map.lock() {
-            MapState::Mapped { offset, .. } | MapState::Lost { offset } => offset,
+        let (offset, memtype) = match core::mem::replace(&mut *self.map.lock(), MapState::Failed) {
+            MapState::Mapped {
+                offset, memtype, ..
+            } => (offset, memtype),
+            MapState::Lost { offset } => (offset, None),
             MapState::Unmapped | MapState::Failed => return,
         };
         let unmap =
@@ -263,9 +327,12 @@ impl PinnedDrop for VirtioGpuObject {
         // Without an answer the host may still map the blob there: never reuse the range. A
         // device that is gone released everything already.
         if unmap != Err(ETIMEDOUT) {
+            drop(memtype);
             if let Some(mm) = &gpu.host_visible_mm {
                 mm.free(offset);
             }
+        } else {
+            core::mem::forget(memtype);
         }
         // `resource` drops next and unreferences the resource on the host.
     }

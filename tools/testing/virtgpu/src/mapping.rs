@@ -44,6 +44,13 @@ impl Mapping {
         // SAFETY: As in `write`.
         unsafe { self.ptr.add(off).read_volatile() }
     }
+
+    /// The memory type of the page table entry of the mapping's first page, after a read of it
+    /// (a driver may fill its mappings at fault time, the C driver does at mmap).
+    pub fn memtype(&self) -> Result<String, String> {
+        let _ = self.read(0);
+        memtype(self.addr())
+    }
 }
 
 impl Drop for Mapping {

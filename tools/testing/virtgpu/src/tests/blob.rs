@@ -13,7 +13,7 @@ use super::{Ctx, Driver, Host};
 use crate::check;
 use crate::drm::{errno_name, Device};
 use crate::ktap::Outcome;
-use crate::mapping::{count_maps, memtype, Mapping};
+use crate::mapping::{count_maps, Mapping};
 use crate::uapi::*;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -389,7 +389,7 @@ fn run_case(ctx: &Ctx, map_info: u32, map_fails: bool, mode: Mode) -> Outcome {
 
     // What the page tables say, not only what the driver meant.
     let want_type = expected_memtype(ctx, map_info);
-    match memtype(first.addr()) {
+    match first.memtype() {
         Ok(t) => check!(
             want_type.contains(&t.as_str()),
             "the mapping is {t}, want {}",
@@ -499,7 +499,7 @@ fn coherency_query(ctx: &Ctx, map_info: u32, map_fails: bool) -> Outcome {
         "DEGRADED flag {degraded}, want {want_degraded}"
     );
     let mapping = blob.gem_map(0, BLOB_SIZE);
-    let installed = mapping.as_ref().map(|m| memtype(m.addr()));
+    let installed = mapping.as_ref().map(|m| m.memtype());
     match (c.coherency, installed) {
         (VIRTGPU_COHERENCY_NOT_MAPPABLE | VIRTGPU_COHERENCY_INCOHERENT, Err(_)) => {
             check!(
@@ -578,7 +578,7 @@ pub fn demo(ctx: &Ctx) {
         };
         let (mmap, pt, data) = match blob.gem_map(0, BLOB_SIZE) {
             Ok(m) => {
-                let t = memtype(m.addr()).unwrap_or_else(|e| e);
+                let t = m.memtype().unwrap_or_else(|e| e);
                 m.write(100, 0xa5);
                 let check = blob.gem_map(0, BLOB_SIZE).map(|m2| m2.read(100) == 0xa5);
                 let data = match check {
@@ -678,7 +678,7 @@ fn prime_import_elsewhere(ctx: &Ctx) -> Outcome {
         Ok(m) => m,
         Err(e) => return Outcome::Fail(format!("mmap of the original: {}", errno_name(e))),
     };
-    if let Ok(t) = memtype(mb.addr()) {
+    if let Ok(t) = mb.memtype() {
         check!(
             t == "write-combining",
             "the import maps {t}, want write-combining"

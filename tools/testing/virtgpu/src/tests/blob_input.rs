@@ -36,6 +36,7 @@ pub const TESTS: super::Table = &[
     ("mmap_of_non_mappable_blob_is_einval", mmap_non_mappable),
     ("mmap_past_the_end_is_einval", mmap_past_end),
     ("mmap_misaligned_offset_is_einval", mmap_misaligned),
+    ("mmap_private_of_host_blob", mmap_private),
     (
         "host_visible_region_exhaustion_is_enospc",
         region_exhaustion,
@@ -252,6 +253,48 @@ fn mmap_past_end(ctx: &Ctx) -> Outcome {
     // SAFETY: `fd` is ours.
     unsafe { libc::close(fd) };
     expect_errno("dma-buf mmap past the end", res, libc::EINVAL)
+}
+
+/// A private mapping of a host blob would need copy-on-write copies of device memory: the
+/// Rust driver refuses it, as TTM drivers do; the C driver maps it.
+fn mmap_private(ctx: &Ctx) -> Outcome {
+    let blob = crate::virgl_blob_or_return!(ctx, MAP_CACHE_CACHED, false);
+    let off = match blob.dev.map_offset(blob.handle) {
+        Ok(o) => o,
+        Err(e) => return Outcome::Fail(format!("MAP: {}", errno_name(e))),
+    };
+    let before = crate::mapping::count_maps("renderD");
+    // SAFETY: A fresh mapping chosen by the kernel; unmapped below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            PAGE,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            blob.dev.fd(),
+            off as libc::off_t,
+        )
+    };
+    let res = if p == libc::MAP_FAILED {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        // SAFETY: `p` is the mapping made above.
+        unsafe { libc::munmap(p, PAGE) };
+        Ok(())
+    };
+    match ctx.driver {
+        Driver::Rust => {
+            check!(
+                crate::mapping::count_maps("renderD") == before,
+                "a refused private mmap left a mapping behind"
+            );
+            expect_errno("MAP_PRIVATE mmap of a host blob", res, libc::EINVAL)
+        }
+        Driver::C => match res {
+            Ok(()) => Outcome::Pass,
+            Err(e) => Outcome::Fail(format!("C driver: MAP_PRIVATE mmap: {}", errno_name(e))),
+        },
+    }
 }
 
 fn mmap_misaligned(ctx: &Ctx) -> Outcome {
