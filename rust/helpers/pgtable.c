@@ -12,14 +12,13 @@ __rust_helper pgprot_t rust_helper_pgprot_noncached(pgprot_t prot)
 	return pgprot_noncached(prot);
 }
 
+__rust_helper pgprot_t rust_helper_pgprot_decrypted(pgprot_t prot)
+{
+	return pgprot_decrypted(prot);
+}
+
 #ifdef CONFIG_X86
 #include <asm/memtype.h>
-#include <asm/mtrr.h>
-
-__rust_helper u8 rust_helper_mtrr_type_lookup(u64 addr, u64 end, u8 *uniform)
-{
-	return mtrr_type_lookup(addr, end, uniform);
-}
 #endif
 
 /*

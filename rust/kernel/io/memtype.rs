@@ -42,16 +42,24 @@ fn encode(caching: Caching) -> c_int {
 impl MemtypeReservation {
     /// Reserves `caching` for the `size` bytes from `start` on.
     ///
-    /// The platform may reserve a weaker type than asked for (on x86, write-back over a range
-    /// the MTRRs make uncached becomes uncached-minus, reported as [`Caching::Uncached`]): see
-    /// [`Self::caching`]. Fails with `EBUSY` if the range is reserved with a conflicting type.
-    pub fn new(start: PhysAddr, size: ResourceSize, caching: Caching) -> Result<Self> {
+    /// The platform may reserve another type than asked for: a weaker one (on x86, write-back
+    /// over a range the MTRRs make uncached becomes uncached-minus, reported as
+    /// [`Caching::Uncached`]), or the type the range is already reserved with. [`Self::caching`]
+    /// says which; the caller decides whether it will do. Fails with `EBUSY` if the range is
+    /// reserved with a type that does not go with `caching`.
+    ///
+    /// # Safety
+    ///
+    /// The range must be I/O memory (not RAM, whose kernel mapping a reservation would change)
+    /// that the caller maps.
+    pub unsafe fn new(start: PhysAddr, size: ResourceSize, caching: Caching) -> Result<Self> {
         let end = start
             .checked_add(size)
             .filter(|_| size != 0)
             .ok_or(EINVAL)?;
         let mut got = encode(caching);
-        // SAFETY: `[start, end)` is a non-empty range; `got` is valid for writes.
+        // SAFETY: `[start, end)` is a non-empty range of I/O memory, per the safety
+        // requirements; `got` is valid for writes.
         to_result(unsafe { bindings::memtype_reserve_caching(start, end, &mut got) })?;
         let caching = match got {
             0 => Caching::WriteBack,

@@ -34,41 +34,28 @@ pub(crate) enum Coherency {
     Uncached = uapi::VIRTGPU_COHERENCY_UNCACHED,
 }
 
-/// What a mapping of a blob the host answered `map_info` for gets, and whether the platform
-/// degrades it, given the physical range the blob is mapped at.
-pub(crate) fn coherency_of(map_info: u32, phys: u64, len: u64) -> (Coherency, bool) {
-    match caching_for(map_info) {
-        Err(_) => (Coherency::Incoherent, false),
-        Ok(Caching::WriteCombine) => (Coherency::WriteCombining, false),
-        Ok(Caching::Uncached) => (Coherency::Uncached, false),
-        Ok(Caching::WriteBack) if write_back_degrades(phys, len) => (Coherency::Uncached, true),
-        Ok(Caching::WriteBack) => (Coherency::Cached, false),
-    }
+/// What a mapping of a blob the host answered `map_info` for gets, given the memory type the
+/// platform reserved for its range (`reserved`; `None` where the policy refuses the blob), and
+/// whether that is weaker than the host asked for.
+pub(crate) fn coherency_of(map_info: u32, reserved: Option<Caching>) -> (Coherency, bool) {
+    let Ok(wanted) = caching_for(map_info) else {
+        return (Coherency::Incoherent, false);
+    };
+    let got = reserved.unwrap_or(wanted);
+    let coherency = match got {
+        Caching::WriteBack => Coherency::Cached,
+        Caching::WriteCombine => Coherency::WriteCombining,
+        Caching::Uncached => Coherency::Uncached,
+    };
+    (coherency, got != wanted)
 }
 
-/// Whether the platform turns a write-back mapping of `[phys, phys + len)` into a weaker type.
-///
-/// On x86 with PAT, a write-back request for memory the MTRRs do not make write-back becomes
-/// uncached-minus (arch/x86/mm/pat/memtype.c: pat_x_mtrr_type()).
-fn write_back_degrades(phys: u64, len: u64) -> bool {
-    #[cfg(CONFIG_X86)]
-    {
-        /// `MTRR_TYPE_WRBACK` of arch/x86/include/uapi/asm/mtrr.h.
-        const MTRR_TYPE_WRBACK: u8 = 6;
-        let mut uniform = 0u8;
-        // SAFETY: `pat_enabled` has no preconditions.
-        if !unsafe { kernel::bindings::pat_enabled() } {
-            return false;
-        }
-        // SAFETY: `uniform` is valid for writes; the lookup only reads the MTRR state.
-        let ty = unsafe { kernel::bindings::mtrr_type_lookup(phys, phys + len, &mut uniform) };
-        ty != MTRR_TYPE_WRBACK
-    }
-    #[cfg(not(CONFIG_X86))]
-    {
-        let _ = (phys, len);
-        false
-    }
+/// Whether a range may be mapped with `got` when the policy wants `wanted`: exactly, or with
+/// the one weakening platforms make (on x86 with PAT, write-back over a range the MTRRs do not
+/// make write-back is uncached-minus). Anything else (another reservation of the range with
+/// another type, say) would map the blob with an attribute the host did not ask for.
+pub(crate) fn acceptable(wanted: Caching, got: Caching) -> bool {
+    got == wanted || (wanted == Caching::WriteBack && got == Caching::Uncached)
 }
 
 #[kernel::macros::kunit_tests(virtio_gpu_rs_coherency)]
@@ -88,6 +75,33 @@ mod tests {
         for v in 4..16 {
             assert_eq!(caching_for(v), Err(EINVAL));
         }
+    }
+
+    #[test]
+    fn the_reserved_type_is_what_the_mapping_gets() {
+        assert_eq!(
+            coherency_of(1, Some(Caching::WriteBack)),
+            (Coherency::Cached, false)
+        );
+        assert_eq!(
+            coherency_of(1, Some(Caching::Uncached)),
+            (Coherency::Uncached, true)
+        );
+        assert_eq!(
+            coherency_of(3, Some(Caching::WriteCombine)),
+            (Coherency::WriteCombining, false)
+        );
+        assert_eq!(coherency_of(0, None), (Coherency::Incoherent, false));
+        assert_eq!(coherency_of(7, None), (Coherency::Incoherent, false));
+    }
+
+    #[test]
+    fn only_write_back_may_be_weakened() {
+        assert!(acceptable(Caching::WriteBack, Caching::Uncached));
+        assert!(acceptable(Caching::WriteCombine, Caching::WriteCombine));
+        assert!(!acceptable(Caching::WriteCombine, Caching::WriteBack));
+        assert!(!acceptable(Caching::Uncached, Caching::WriteCombine));
+        assert!(!acceptable(Caching::WriteCombine, Caching::Uncached));
     }
 
     #[test]

@@ -13,11 +13,14 @@
 use kernel::{
     drm::{self, gem},
     io::memtype::MemtypeReservation,
-    mm::virt::{self, VmaNew},
+    mm::virt::{self, Caching, VmaNew},
     new_mutex,
     page::{Page, PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{Acquire, Atomic, Release},
+        Arc, Mutex,
+    },
     uapi,
 };
 
@@ -103,6 +106,9 @@ pub(crate) struct VirtioGpuObject {
     resource: HostResource,
     #[pin]
     map: Mutex<MapState>,
+    /// The first page frame of the blob once it may be mapped (placed, with its memory type
+    /// reserved), 0 before: faults read it without the lock.
+    pfn_base: Atomic<usize>,
 }
 
 impl gem::DriverObject for VirtioGpuObject {
@@ -118,6 +124,7 @@ impl gem::DriverObject for VirtioGpuObject {
             size,
             resource: args.resource,
             map <- new_mutex!(MapState::Unmapped),
+            pfn_base: Atomic::new(0),
         })
     }
 
@@ -134,31 +141,34 @@ impl gem::DriverObject for VirtioGpuObject {
         this.mmap(vma, page_offset)
     }
 
-    fn fault_pfn(obj: &gem::Object<Self>, page_offset: usize) -> Result<usize> {
+    fn fault_pfn(obj: &gem::Object<Self>, page_offset: usize) -> Result<gem::UserPfn> {
         let this: &VirtioGpuObject = obj;
         this.fault_pfn(page_offset)
     }
 }
 
 impl VirtioGpuObject {
-    /// Places the blob in the host-visible region, once; returns where and the map_info.
+    /// Places the blob in the host-visible region, once; returns the host's map_info and the
+    /// memory type reserved for the blob's range (`None` if the policy refuses the blob).
     ///
     /// `EINVAL` if the host refused (for good), `ETIMEDOUT` if it did not answer (for good, as
-    /// it may still map the blob), `ENOSPC` if the region is full and `ENODEV` if the device is
+    /// it may still map the blob), `EBUSY` if the platform would not give the range the type the
+    /// policy wants (for good), `ENOSPC` if the region is full and `ENODEV` if the device is
     /// gone (both may pass).
-    fn ensure_mapped(&self) -> Result<(u64, u32)> {
+    fn ensure_mapped(&self) -> Result<(u32, Option<Caching>)> {
         let mut state = self.map.lock();
         match *state {
             MapState::Mapped {
-                offset,
                 map_info,
                 ref memtype,
+                ..
             } => {
-                // A memory type the platform would not reserve: never map the blob.
-                if memtype.is_none() && coherency::caching_for(map_info).is_ok() {
-                    return Err(EBUSY);
-                }
-                return Ok((offset, map_info));
+                return match (memtype, coherency::caching_for(map_info)) {
+                    (Some(r), _) => Ok((map_info, Some(r.caching()))),
+                    // The platform would not reserve the type: never map the blob.
+                    (None, Ok(_)) => Err(EBUSY),
+                    (None, Err(_)) => Ok((map_info, None)),
+                };
             }
             MapState::Failed => return Err(EINVAL),
             MapState::Lost { .. } => return Err(ETIMEDOUT),
@@ -182,19 +192,33 @@ impl VirtioGpuObject {
             Ok(map_info) => {
                 // The range gets the memory type the policy maps the blob with; a blob the
                 // policy refuses is never mapped and needs none.
-                let memtype = match coherency::caching_for(map_info) {
-                    Ok(caching) => self
-                        .gpu
-                        .host_visible
-                        .ok_or(EINVAL)
-                        .and_then(|r| {
-                            MemtypeReservation::new(r.addr + offset, self.size as u64, caching)
-                        })
-                        .map(Some),
-                    Err(_) => Ok(None),
+                let phys = self.gpu.host_visible.map(|r| r.addr + offset);
+                let memtype = match (coherency::caching_for(map_info), phys) {
+                    (Ok(wanted), Some(phys)) => {
+                        // SAFETY: The range is the blob's part of the host-visible region: device
+                        // memory, which the driver maps.
+                        unsafe { MemtypeReservation::new(phys, self.size as u64, wanted) }.and_then(
+                            |r| {
+                                if coherency::acceptable(wanted, r.caching()) {
+                                    Ok(Some(r))
+                                } else {
+                                    Err(EBUSY)
+                                }
+                            },
+                        )
+                    }
+                    (Ok(_), None) => Err(EINVAL),
+                    (Err(_), _) => Ok(None),
                 };
                 let (memtype, ret) = match memtype {
-                    Ok(m) => (m, Ok((offset, map_info))),
+                    Ok(Some(r)) => {
+                        let caching = r.caching();
+                        if let Some(phys) = phys {
+                            self.pfn_base.store((phys >> PAGE_SHIFT) as usize, Release);
+                        }
+                        (Some(r), Ok((map_info, Some(caching))))
+                    }
+                    Ok(None) => (None, Ok((map_info, None))),
                     Err(e) => (None, Err(e)),
                 };
                 // Mapped on the host either way: UNMAP_BLOB is sent at the end.
@@ -236,13 +260,12 @@ impl VirtioGpuObject {
         if self.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_MAPPABLE == 0 {
             return Ok((0, Coherency::NotMappable, false));
         }
-        let (offset, map_info) = match self.ensure_mapped() {
+        let (map_info, reserved) = match self.ensure_mapped() {
             Ok(m) => m,
-            Err(e) if e == EINVAL => return Ok((0, Coherency::NotMappable, false)),
+            Err(e) if e == EINVAL || e == EBUSY => return Ok((0, Coherency::NotMappable, false)),
             Err(e) => return Err(e),
         };
-        let phys = self.gpu.host_visible.map(|r| r.addr + offset).unwrap_or(0);
-        let (c, degraded) = coherency::coherency_of(map_info, phys, self.size as u64);
+        let (c, degraded) = coherency::coherency_of(map_info, reserved);
         Ok((map_info, c, degraded))
     }
 
@@ -269,30 +292,25 @@ impl VirtioGpuObject {
         if end > self.size {
             return Err(EINVAL);
         }
-        let (_, map_info) = self.ensure_mapped()?;
-        vma.set_caching(coherency::caching_for(map_info)?);
+        // The policy refuses the blob (`EINVAL`) unless its range has a memory type reserved.
+        let caching = self.ensure_mapped()?.1.ok_or(EINVAL)?;
+        vma.set_caching(caching);
         // SAFETY: Pages of the blob are only ever mapped at fault time, by `fault_pfn`.
         unsafe { vma.set_pfnmap() };
         Ok(())
     }
 
     /// The page frame of page `page_offset` of a blob mapped by [`Self::mmap`].
-    fn fault_pfn(&self, page_offset: usize) -> Result<usize> {
-        let MapState::Mapped {
-            offset,
-            memtype: Some(_),
-            ..
-        } = *self.map.lock()
-        else {
-            return Err(EINVAL);
-        };
-        if page_offset >= self.size / PAGE_SIZE {
+    fn fault_pfn(&self, page_offset: usize) -> Result<gem::UserPfn> {
+        let base = self.pfn_base.load(Acquire);
+        if base == 0 || page_offset >= self.size / PAGE_SIZE {
             return Err(EINVAL);
         }
-        let region = self.gpu.host_visible.ok_or(EINVAL)?;
-        // The range stays the blob's, with its memory type reserved, until the object is gone,
-        // and every mapping holds a reference to the object.
-        Ok(((region.addr + offset) >> PAGE_SHIFT) as usize + page_offset)
+        // SAFETY: `pfn_base` is set once the blob is placed in the host-visible region (device
+        // memory the host maps for this resource) with its memory type reserved as the mapping
+        // wants it; range and reservation stay the blob's until the object is gone, and every
+        // mapping holds a reference to the object. The page is inside the blob.
+        Ok(unsafe { gem::UserPfn::new(base + page_offset) })
     }
 }
 
