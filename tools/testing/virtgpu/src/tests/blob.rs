@@ -129,6 +129,25 @@ fn new_lines(before: &[String], after: Vec<String>) -> Vec<String> {
         .collect()
 }
 
+/// A mappable, shareable host blob of `BLOB_SIZE` in `dev`'s context, made as Mesa's virgl
+/// makes one, whose blob id tells the shim to answer `map_info` (or fail the map): its handle
+/// and resource id.
+fn host_blob(dev: &Device, map_info: u32, map_fails: bool) -> Result<(u32, u32), i32> {
+    let seq = u64::from(SEQ.fetch_add(1, Ordering::Relaxed) & 0x7f);
+    let blob_id = SHIM_MAGIC
+        | (seq << 9)
+        | if map_fails { SHIM_FAIL_MAP } else { 0 }
+        | u64::from(map_info & 0xff);
+    let cmd = pipe_buffer_create(BLOB_SIZE as u32, blob_id as u32);
+    dev.create_blob(
+        VIRTGPU_BLOB_MEM_HOST3D,
+        VIRTGPU_BLOB_FLAG_USE_MAPPABLE | VIRTGPU_BLOB_FLAG_USE_SHAREABLE,
+        BLOB_SIZE as u64,
+        blob_id,
+        &cmd,
+    )
+}
+
 /// A virgl2 context on a fresh file and a mappable host blob in it.
 pub struct Blob {
     pub dev: Device,
@@ -170,20 +189,7 @@ impl Blob {
             value: CAPSET_VIRGL2.into(),
         }])
         .map_err(|e| format!("CONTEXT_INIT: {}", errno_name(e)))?;
-        let seq = u64::from(SEQ.fetch_add(1, Ordering::Relaxed) & 0x7f);
-        let blob_id = SHIM_MAGIC
-            | (seq << 9)
-            | if map_fails { SHIM_FAIL_MAP } else { 0 }
-            | u64::from(map_info & 0xff);
-        let cmd = pipe_buffer_create(BLOB_SIZE as u32, blob_id as u32);
-        let (handle, res) = dev
-            .create_blob(
-                VIRTGPU_BLOB_MEM_HOST3D,
-                VIRTGPU_BLOB_FLAG_USE_MAPPABLE | VIRTGPU_BLOB_FLAG_USE_SHAREABLE,
-                BLOB_SIZE as u64,
-                blob_id,
-                &cmd,
-            )
+        let (handle, res) = host_blob(&dev, map_info, map_fails)
             .map_err(|e| format!("RESOURCE_CREATE_BLOB: {}", errno_name(e)))?;
         Ok(Self {
             dev,
@@ -200,17 +206,7 @@ impl Blob {
 
     /// A second blob, cached, in the same file and context: its handle and resource id.
     pub fn sibling(&self) -> Result<(u32, u32), String> {
-        let seq = u64::from(SEQ.fetch_add(1, Ordering::Relaxed) & 0x7f);
-        let blob_id = SHIM_MAGIC | (seq << 9) | u64::from(MAP_CACHE_CACHED);
-        let cmd = pipe_buffer_create(BLOB_SIZE as u32, blob_id as u32);
-        self.dev
-            .create_blob(
-                VIRTGPU_BLOB_MEM_HOST3D,
-                VIRTGPU_BLOB_FLAG_USE_MAPPABLE | VIRTGPU_BLOB_FLAG_USE_SHAREABLE,
-                BLOB_SIZE as u64,
-                blob_id,
-                &cmd,
-            )
+        host_blob(&self.dev, MAP_CACHE_CACHED, false)
             .map_err(|e| format!("second blob: {}", errno_name(e)))
     }
 
