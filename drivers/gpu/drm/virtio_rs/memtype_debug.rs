@@ -3,7 +3,8 @@
 //! Debug only: the memory type a page table entry of the calling process has.
 //!
 //! `/sys/kernel/debug/virtio-gpu-memtype-debug/memtype`: write a user virtual address (hex)
-//! of a `VM_PFNMAP` mapping of the writing process, then read back
+//! of a `VM_PFNMAP` mapping of the writing process (a page without an entry
+//! yet is faulted in first, as a read would), then read back
 //! `<address> <memtype> pgprot <hex>`, where `<memtype>` is what the
 //! installed entry says: `write-back`, `write-combining`, `uncached` (arm64
 //! Device-nGnRnE), `uncached-minus` (x86), `device-nGnRE` or `other`. The
@@ -69,7 +70,17 @@ fn lookup(addr: usize) -> Result<u64> {
         ..unsafe { core::mem::zeroed() }
     };
     // SAFETY: `args.vma` is a vma of the current mm whose mmap lock we hold for reading.
-    kernel::error::to_result(unsafe { bindings::follow_pfnmap_start(&mut args) })?;
+    if unsafe { bindings::follow_pfnmap_start(&mut args) } != 0 {
+        // No entry yet: the driver fills the mapping at fault time. Fault the page in as a
+        // read would, then look again.
+        // SAFETY: `mm` is the current mm, whose mmap lock we hold for reading; without
+        // `unlocked` the fault never drops it, so `vma` stays valid.
+        kernel::error::to_result(unsafe {
+            bindings::fixup_user_fault(mm.as_raw(), addr, 0, core::ptr::null_mut())
+        })?;
+        // SAFETY: As above.
+        kernel::error::to_result(unsafe { bindings::follow_pfnmap_start(&mut args) })?;
+    }
     let pgprot = args.pgprot.pgprot;
     // SAFETY: `follow_pfnmap_start` succeeded on `args`.
     unsafe { bindings::follow_pfnmap_end(&mut args) };
