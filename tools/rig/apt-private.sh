@@ -2,7 +2,7 @@
 # A private apt configuration in the cache, used to download packages from
 # Debian suites this machine does not track (trixie, trixie-backports) and
 # for other architectures, without touching the machine's own apt setup.
-# Sourced after lib.sh.
+# Sourced after lib.sh; callers hold the apt-private lock (with_lock).
 
 APT_DIR=$RIG_CACHE/apt
 

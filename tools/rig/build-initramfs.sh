@@ -20,7 +20,7 @@ busybox() {
 	echo "$dir/usr/bin/busybox"
 }
 
-BUSYBOX=$(with_lock apt busybox)
+BUSYBOX=$(with_lock apt-private busybox)
 export CARGO_TARGET_DIR=$RIG_CACHE/cargo-target
 (cd "$RIG_ROOT/tools/testing/virtgpu" &&
 	cargo build --quiet --locked --release --target "$RUST_TARGET") ||

@@ -5,10 +5,15 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/apt-private.sh"
 
-fetch() {
+download() {
 	apt_private_update
+	apt_private_download linux-source-7.3 "$RIG_CACHE/downloads"
+}
+
+fetch() {
+	need_packages xz-utils
 	local deb ver src
-	deb=$(apt_private_download linux-source-7.3 "$RIG_CACHE/downloads")
+	deb=$(with_lock apt-private download)
 	ver=$(dpkg-deb -f "$deb" Version)
 	src=$RIG_CACHE/src/linux-source-$ver
 	if [ ! -f "$src/.rig-unpacked" ]; then

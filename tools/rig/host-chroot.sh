@@ -12,6 +12,7 @@ HOST_PKGS="qemu-system-arm qemu-system-x86 qemu-system-modules-opengl
 HOST_PKGS_REV=2
 
 make_chroot() {
+	need_packages debootstrap debian-archive-keyring
 	[ "$(cat "$CHROOT/.rig-ready" 2>/dev/null)" = "$HOST_PKGS_REV" ] && return 0
 	local mirror
 	mirror=$(debian_mirror)

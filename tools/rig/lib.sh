@@ -40,6 +40,35 @@ debian_mirror() {
 	echo "${m%/}"
 }
 
+# need_packages PKG...: installs the Debian packages a step itself needs, if
+# any is missing. Every step calls it for its own tools, so no step depends on
+# another having run first (make check starts some in parallel).
+need_packages() {
+	local missing="" p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	with_lock apt _install_packages $missing
+}
+
+_install_packages() {
+	local missing="" p
+	# Another step may have installed them while this one waited for the lock.
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	log "installing host packages:$missing"
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			$missing >/dev/null ||
+		die "installing$missing failed"
+}
+
 # Serialise steps that write shared cache state (two runs may overlap).
 with_lock() {
 	local name=$1; shift

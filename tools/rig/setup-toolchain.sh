@@ -7,23 +7,8 @@
 . "$(dirname "$0")/lib.sh"
 
 APT_PKGS="clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev
-	libssl-dev cpio debootstrap rsync patch xz-utils make gcc libc6-dev
-	python3"
+	libssl-dev cpio make gcc libc6-dev python3"
 BINDGEN_VERSION=0.72.1
-
-install_apt() {
-	local missing=""
-	for p in $APT_PKGS; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-			missing="$missing $p"
-	done
-	[ -z "$missing" ] && return 0
-	log "installing host packages:$missing"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	# shellcheck disable=SC2086
-	apt-get install -y -qq --no-install-recommends $missing >/dev/null
-}
 
 install_rust() {
 	command -v rustup >/dev/null || die "rustup not found: the machine's Rust toolchain is required"
@@ -43,5 +28,6 @@ install_rust() {
 	fi
 }
 
-with_lock apt install_apt
+# shellcheck disable=SC2086
+need_packages $APT_PKGS
 with_lock rust install_rust

@@ -9,6 +9,7 @@
 OVERLAY_DIRS="arch drivers Documentation include kernel rust samples"
 
 stage() {
+	need_packages rsync patch
 	local pristine stage manifest tmp f
 	pristine=$("$RIG_ROOT/tools/rig/fetch-kernel.sh")
 	stage=$RIG_CACHE/stage/$(basename "$pristine")
