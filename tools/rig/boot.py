@@ -7,10 +7,17 @@ Each boot runs in fresh mount, PID and network namespaces: its own /tmp,
 its own X display and nothing that outlives it (when the namespace's first
 process dies, the kernel kills every process QEMU or virglrenderer forked).
 The serial console is written to a log file and, with --echo, to stdout.
+
+The console also carries the guest's questions about the host: a line
+`rig: host? TOKEN` is answered on the guest's serial input with
+`rig-host TOKEN REPORT`, REPORT being the virgl shim's current counters (see
+tools/testing/virgl-shim) or `none` when no shim runs. The guest tests use it
+to account for host resources and contexts test by test.
 """
 
 import argparse
 import os
+import re
 import select
 import shlex
 import signal
@@ -82,6 +89,18 @@ def qemu_command(args, run_dir):
     return cmd
 
 
+HOST_QUESTION = re.compile(rb"rig: host\? (\d+)")
+
+
+def shim_report(run_dir):
+    """The shim's counters, one line; the shim replaces the file atomically."""
+    try:
+        with open(os.path.join(run_dir, "shim-report")) as f:
+            return f.read().strip() or None
+    except FileNotFoundError:
+        return None
+
+
 def boot(args):
     run_dir = tempfile.mkdtemp(prefix="boot-", dir=args.workdir)
     subprocess.run(["cp", args.kernel, os.path.join(run_dir, "kernel")], check=True)
@@ -99,11 +118,12 @@ def boot(args):
         ["unshare", "--mount", "--pid", "--net", "--fork",
          "--kill-child=SIGKILL", "--", "sh", "-c", OUTER, "outer",
          args.chroot, run_dir],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + args.timeout
     timed_out = False
     fd = proc.stdout.fileno()
+    partial = b""
     try:
         while True:
             left = deadline - time.monotonic()
@@ -121,6 +141,20 @@ def boot(args):
             if args.echo:
                 sys.stdout.buffer.write(data)
                 sys.stdout.flush()
+            *complete, partial = (partial + data).split(b"\n")
+            for line in complete:
+                q = HOST_QUESTION.search(line)
+                if not q:
+                    continue
+                report = shim_report(run_dir) if args.shim else None
+                if args.shim and args.host.startswith("gl") and report is None:
+                    report = "absent"   # the shim should have written one by now
+                answer = f"rig-host {q.group(1).decode()} {report or 'none'}\n"
+                try:
+                    proc.stdin.write(answer.encode())
+                    proc.stdin.flush()
+                except BrokenPipeError:
+                    pass
     finally:
         # SIGTERM is not enough under SDL: kill the whole group; the PID
         # namespace takes every other process with it.
@@ -128,13 +162,21 @@ def boot(args):
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
         proc.wait()
         if not timed_out:
-            log.write(f"\nrig: qemu exited with status {proc.returncode}\n".encode())
-        report = os.path.join(run_dir, "shim-report")
-        if os.path.exists(report):
-            with open(report) as f:
-                counts = f.read().strip()
+            how = ""
+            if proc.returncode < 0:
+                try:
+                    how = f" (killed by {signal.Signals(-proc.returncode).name})"
+                except ValueError:
+                    how = f" (killed by signal {-proc.returncode})"
+            log.write(f"\nrig: qemu exited with status {proc.returncode}{how}\n".encode())
+        counts = shim_report(run_dir)
+        if counts:
             line = f"\nrig: host resources: {counts}\n"
             log.write(line.encode())
             if args.echo:

@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Builds the guest kernel for $ARCH with $DRIVER (c: the upstream C driver,
-# rust: this project's driver) in a build tree kept in the cache. Prints the
-# path of the kernel image.
+# rust: this project's driver) in a build tree kept in the cache. With
+# SANITIZE=yes, the sanitizer kernel (kernel/configs/virtio_gpu_rs_sanitizers.config
+# on top) in a build tree of its own. Prints the path of the kernel image.
 . "$(dirname "$0")/lib.sh"
+
+VARIANT=$ARCH-$DRIVER
+SANITIZERS=""
+case "${SANITIZE:-no}" in
+yes) VARIANT=$VARIANT-san SANITIZERS=kernel/configs/virtio_gpu_rs_sanitizers.config ;;
+no) ;;
+*) die "SANITIZE must be yes or no, not '$SANITIZE'" ;;
+esac
 
 "$RIG_ROOT/tools/rig/setup-toolchain.sh"
 
 build() {
 	local src bld kmake tmp
 	src=$("$RIG_ROOT/tools/rig/stage-kernel.sh")
-	bld=$RIG_CACHE/build/$ARCH-$DRIVER
+	bld=$RIG_CACHE/build/$VARIANT
 	mkdir -p "$bld"
 	kmake=(make -s -C "$src" O="$bld" ARCH="$ARCH" LLVM="$LLVM_SUFFIX" -j"$(($(nproc) + 1))")
 
@@ -22,7 +31,8 @@ build() {
 	trap 'rm -rf "$tmp"' RETURN
 	cat "$src/kernel/configs/virtio_gpu_rs.config" \
 		"$src/arch/$karch/configs/virtio_gpu_rs.config" \
-		"$RIG_ROOT/tools/rig/config/driver-$DRIVER.config" >"$tmp/fragment"
+		"$RIG_ROOT/tools/rig/config/driver-$DRIVER.config" \
+		${SANITIZERS:+"$src/$SANITIZERS"} >"$tmp/fragment"
 	"${kmake[@]}" O="$tmp/cfg" KCONFIG_ALLCONFIG="$tmp/fragment" allnoconfig >/dev/null
 	# Every symbol the fragments ask for must have survived Kconfig.
 	local missing
@@ -31,7 +41,7 @@ build() {
 	[ -z "$missing" ] || die "Kconfig dropped (unmet dependencies?): $(echo $missing)"
 	cmp -s "$tmp/cfg/.config" "$bld/.config" || cp "$tmp/cfg/.config" "$bld/.config"
 
-	log "building $ARCH kernel, DRIVER=$DRIVER, in $bld"
+	log "building $ARCH kernel, DRIVER=$DRIVER${SANITIZERS:+ with sanitizers}, in $bld"
 	"${kmake[@]}" olddefconfig >/dev/null
 	# The Rust driver's kernel is built with clippy; what it says about the
 	# project's files fails the build (only files that were recompiled).
@@ -47,4 +57,4 @@ build() {
 }
 
 with_lock kernel-build build
-echo "$RIG_CACHE/build/$ARCH-$DRIVER/$KIMAGE"
+echo "$RIG_CACHE/build/$VARIANT/$KIMAGE"

@@ -5,10 +5,14 @@ runs every test, printing one line per test and, last,
 `N passed, N failed[, N skipped]`. Exits non-zero on any failure.
 
 The matrix is ARCH x DRIVER x HOST; DRIVER and HOST default to every value
-that exists (both drivers, both hosts) and can be narrowed from the
-environment."""
+that exists (both drivers, every host of the arch) and can be narrowed from
+the environment. Each driver's sanitizer kernel (KASAN, lockdep, kmemleak,
+UBSAN, hung tasks, Rust overflow checks and debug assertions) runs the full
+guest suite on HOST=gl as well, unless SANITIZE=no."""
 
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -23,6 +27,11 @@ CACHE = os.environ.get("VGPU_CACHE") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "virtio-gpu-rs")
 OUT = os.environ.get("OUT") or os.path.join(ROOT, "out")
 BOOT_TIMEOUT = int(os.environ.get("BOOT_TIMEOUT", "120"))
+# The sanitizer kernels run several times slower under TCG.
+SAN_TIMEOUT_FACTOR = 4
+SANITIZE = os.environ.get("SANITIZE", "yes")
+if SANITIZE not in ("yes", "no"):
+    sys.exit(f"SANITIZE must be yes or no, not {SANITIZE!r}")
 
 
 def available_drivers():
@@ -89,7 +98,7 @@ def host_unit_tests(rep):
     if p.returncode != 0 or seen == 0:
         rep.add("host/virtgpu-tests", "fail", p.stdout.splitlines()[-30:])
 
-    p = subprocess.run([sys.executable, "-m", "unittest", "-v", "test_ktap"],
+    p = subprocess.run([sys.executable, "-m", "unittest", "-v", "test_ktap", "test_rig"],
                        cwd=RIG, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = 0
     for line in p.stdout.splitlines():
@@ -130,7 +139,7 @@ def clippy_tests(rep):
             p.stdout.splitlines()[-40:])
 
 
-def boot_once(driver, host, kernel, initrd, chroot, shim, logfile):
+def boot_once(driver, host, kernel, initrd, chroot, shim, logfile, timeout):
     workdir = os.path.join(OUT, "runs")
     os.makedirs(workdir, exist_ok=True)
     rc = subprocess.run([sys.executable, os.path.join(RIG, "boot.py"),
@@ -138,66 +147,121 @@ def boot_once(driver, host, kernel, initrd, chroot, shim, logfile):
                          "--driver", driver,
                          "--kernel", kernel, "--initrd", initrd, "--chroot", chroot,
                          "--log", logfile, "--workdir", workdir,
-                         "--timeout", str(BOOT_TIMEOUT)]
+                         "--timeout", str(timeout)]
                         + (["--shim", shim] if shim else [])).returncode
     with open(logfile, errors="replace") as f:
         return rc, f.read().splitlines()
 
 
-def host_failed(rc, lines):
-    """The host, not the guest, ended the run: QEMU died of a signal or the run timed out
-    without a kernel splat (QEMU's virgl device was seen to stall or crash, rarely, around
-    asynchronous blob unmaps of the C driver)."""
+def host_failure(rc, lines):
+    """Why the rig believes the host (QEMU), not the guest, ended the run, or None.
+
+    Evidence is QEMU's exit status (killed by a signal: QEMU's virgl device was
+    seen to abort, rarely, around asynchronous blob unmaps of the C driver) or
+    QEMU's own error message on its way out. A guest that did not finish, a
+    kernel splat, or a boot that timed out is never the host's fault here: a
+    stall is not retried."""
     done = any(ktap.strip(l).startswith("rig: done") for l in lines)
-    crashed = any(ktap.strip(l).startswith("rig: qemu exited with status -") for l in lines)
-    return not done and (crashed or rc == 124) and not ktap.splats(lines)
+    if done or rc == 124 or ktap.splats(lines) or rc == 0:
+        return None
+    qemu_said = [ktap.strip(l) for l in lines if re.match(r"^qemu-system-\S+: ", ktap.strip(l))]
+    if rc < 0:
+        try:
+            sig = signal.Signals(-rc).name
+        except ValueError:
+            sig = f"signal {-rc}"
+        why = f"QEMU was killed by {sig}"
+    elif qemu_said:
+        why = f"QEMU exited with status {rc}"
+    else:
+        return None
+    if qemu_said:
+        why += f"; it said: {qemu_said[-1]}"
+    return why
 
 
-def run_boot(rep, driver, host, kernel, initrd, chroot, shim):
-    tag = f"{ARCH}/{driver}/{host}"
-    logfile = os.path.join(OUT, f"console-{ARCH}-{driver}-{host}.log")
+def kunit_expected(config_path):
+    """The project's KUnit suites this kernel was built with (tools/rig/kunit-suites)."""
+    with open(config_path) as f:
+        config = set(l.strip() for l in f if l.startswith("CONFIG_"))
+    expected = []
+    with open(os.path.join(RIG, "kunit-suites")) as f:
+        for l in f:
+            words = l.split("#")[0].split()
+            if len(words) == 2 and f"{words[1]}=y" in config:
+                expected.append(words[0])
+    return expected
+
+
+def host_counts(words):
+    """`created N released M ... ` as a dict of the numeric fields."""
+    out = {}
+    for k, v in zip(words, words[1:]):
+        if v.isdigit():
+            out[k] = int(v)
+    return out
+
+
+def run_boot(rep, variant, driver, host, kernel, initrd, chroot, shim, kunit, timeout):
+    tag = f"{ARCH}/{variant}/{host}"
+    logfile = os.path.join(OUT, f"console-{ARCH}-{variant}-{host}.log")
     log(f"booting {tag} (console: {os.path.relpath(logfile, ROOT)})")
     t0 = time.monotonic()
-    rc, lines = boot_once(driver, host, kernel, initrd, chroot, shim, logfile)
-    if host_failed(rc, lines):
+    rc, lines = boot_once(driver, host, kernel, initrd, chroot, shim, logfile, timeout)
+    why = host_failure(rc, lines)
+    if why:
         # Visible, and only once: a second failure is reported as it is.
         first = logfile + ".host-failure"
         os.replace(logfile, first)
-        print(f"NOTE {tag}: the host failed (QEMU crashed or stalled, console kept in "
+        print(f"NOTE {tag}: the host failed ({why}; console kept in "
               f"{os.path.relpath(first, ROOT)}); booting once more", flush=True)
-        rc, lines = boot_once(driver, host, kernel, initrd, chroot, shim, logfile)
+        rc, lines = boot_once(driver, host, kernel, initrd, chroot, shim, logfile, timeout)
     log(f"{tag}: guest ran {time.monotonic() - t0:.0f}s")
 
     results = ktap.parse(lines)
     for r in results:
         rep.add(f"{tag}: {r.name}", r.status, r.diag, r.reason)
 
-    # The boot itself is a test: it completed, in time, without a splat.
-    done = any(ktap.strip(l).startswith("rig: done") for l in lines)
+    # The boot itself is a test: it completed, in time, without a splat, its test program
+    # exited 0, every expected KUnit suite reported, and the host has nothing left.
+    stripped = [ktap.strip(l) for l in lines]
+    done = any(l.startswith("rig: done") for l in stripped)
     bad = ktap.splats(lines)
     problems = []
     if rc == 124:
-        problems.append(f"timed out after {BOOT_TIMEOUT}s")
+        problems.append(f"timed out after {timeout}s")
     if not done:
         problems.append("the guest did not reach the end of /init")
     if not results:
         problems.append("no KTAP results on the console")
-    for l in lines:
-        # "rig: host resources: created N released M reset R live L"
-        words = ktap.strip(l).split()
-        if words[:3] == ["rig:", "host", "resources:"] and "live" in words:
-            live = int(words[words.index("live") + 1])
-            if live:
-                problems.append(f"host resources leaked: {' '.join(words[3:])}")
-            if "unknown" in words and int(words[words.index("unknown") + 1]):
-                problems.append(f"host resources released twice or never made: "
-                                f"{' '.join(words[3:])}")
+    status = [l.split()[-1] for l in stripped if l.startswith("rig: virtgpu-tests exited with status ")]
+    if not status:
+        problems.append("the guest test program did not finish")
+    elif status[-1] != "0":
+        problems.append(f"the guest test program exited with status {status[-1]}"
+                        + (f" (killed by signal {int(status[-1]) - 128})"
+                           if status[-1].isdigit() and int(status[-1]) > 128 else ""))
+    names = {r.name.split(".")[0] for r in results}
+    missing = [k for k in kunit if k not in names]
+    if missing:
+        problems.append(f"KUnit suites that did not report: {' '.join(missing)}")
+    for l in stripped:
+        # "rig: host resources: created N released M reset R live L unknown U ctx-... "
+        words = l.split()
+        if words[:3] != ["rig:", "host", "resources:"]:
+            continue
+        c = host_counts(words[3:])
+        if c.get("live", 0) or c.get("ctx-live", 0):
+            problems.append(f"host resources or contexts leaked: {' '.join(words[3:])}")
+        if c.get("unknown", 0) or c.get("ctx-unknown", 0):
+            problems.append(f"host resources or contexts released twice or never made: "
+                            f"{' '.join(words[3:])}")
     if bad:
         problems.append("kernel splat on the console:")
         problems += bad[:20]
     if problems and not bad:
         problems.append("last console lines:")
-        problems += [ktap.strip(l) for l in lines[-25:]]
+        problems += stripped[-25:]
     rep.add(f"{tag}: boot", "fail" if problems else "pass", problems)
 
 
@@ -218,22 +282,31 @@ def main():
         rep.add("setup/toolchain", "fail", out[-30:])
     host_unit_tests(rep)
 
+    # (variant, driver, SANITIZE) for every kernel to build.
+    variants = [(d, d, "no") for d in DRIVERS]
+    if SANITIZE == "yes" and "gl" in HOSTS:
+        variants += [(f"{d}-san", d, "yes") for d in DRIVERS]
     built = {}
-    for driver in DRIVERS:
-        env = {"DRIVER": driver, "ARCH": ARCH}
+    initrds = {}
+    for variant, driver, sanitize in variants:
+        env = {"DRIVER": driver, "ARCH": ARCH, "SANITIZE": sanitize}
         ok, out = sh([os.path.join(RIG, "build-kernel.sh")], env)
         if ok:
             kernel = out[-1]
-            ok, out2 = sh([os.path.join(RIG, "build-initramfs.sh")], env)
-            if ok:
-                built[driver] = (kernel, out2[-1])
-                version = open(os.path.join(CACHE, "build", f"{ARCH}-{driver}",
-                                            "rig-version")).read().strip()
-                log(f"built {ARCH}/{driver}: {version}")
-            else:
-                out = out2
-        if driver not in built:
-            rep.add(f"build/{ARCH}/{driver}", "fail", out[-30:])
+            if driver not in initrds:
+                ok, out2 = sh([os.path.join(RIG, "build-initramfs.sh")], env)
+                if ok:
+                    initrds[driver] = out2[-1]
+                else:
+                    out = out2
+            if driver in initrds:
+                bld = os.path.join(CACHE, "build", f"{ARCH}-{variant}")
+                built[variant] = (kernel, initrds[driver],
+                                  kunit_expected(os.path.join(bld, ".config")))
+                version = open(os.path.join(bld, "rig-version")).read().strip()
+                log(f"built {ARCH}/{variant}: {version}")
+        if variant not in built:
+            rep.add(f"build/{ARCH}/{variant}", "fail", out[-30:])
 
     rustfmt_tests(rep)
     clippy_tests(rep)
@@ -251,12 +324,15 @@ def main():
         else:
             rep.add("setup/virgl-shim", "fail", out[-30:])
 
-    for driver in DRIVERS:
-        for host in HOSTS:
-            if driver in built and chroot:
-                run_boot(rep, driver, host, *built[driver], chroot, shim)
-            else:
-                rep.add(f"{ARCH}/{driver}/{host}: boot", "fail", ["not built"])
+    boots = [(v, d, h) for v, d, _ in variants if not v.endswith("-san") for h in HOSTS]
+    boots += [(v, d, "gl") for v, d, _ in variants if v.endswith("-san")]
+    for variant, driver, host in boots:
+        timeout = BOOT_TIMEOUT * (SAN_TIMEOUT_FACTOR if variant.endswith("-san") else 1)
+        if variant in built and chroot:
+            kernel, initrd, kunit = built[variant]
+            run_boot(rep, variant, driver, host, kernel, initrd, chroot, shim, kunit, timeout)
+        else:
+            rep.add(f"{ARCH}/{variant}/{host}: boot", "fail", ["not built"])
 
     log(f"total {time.monotonic() - t0:.0f}s")
     print(rep.summary(), flush=True)

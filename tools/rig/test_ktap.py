@@ -58,6 +58,38 @@ class ParseTest(unittest.TestCase):
         self.assertEqual(r["get_caps_venus"].reason, "no capsets on this host")
 
 
+    def test_a_document_that_stops_early_fails(self):
+        # The test program died after its first result.
+        lines = GUEST.splitlines()[:4]
+        r = ktap.parse(lines)
+        plan = [x for x in r if x.name.startswith("KTAP document")]
+        self.assertEqual(len(plan), 1)
+        self.assertEqual(plan[0].status, "fail")
+        self.assertEqual(plan[0].reason, "plan 1..3 but 1 results")
+
+    def test_a_complete_document_has_no_plan_failure(self):
+        r = ktap.parse(GUEST.splitlines() + KUNIT.splitlines())
+        self.assertEqual([x for x in r if "plan" in x.name or "KTAP" in x.name], [])
+
+    def test_a_suite_that_stops_early_fails(self):
+        lines = KUNIT.splitlines()
+        # Drop rust_virtio's second case: its plan says 2.
+        lines = [l for l in lines if "features_table" not in l]
+        r = {x.name: x for x in ktap.parse(lines)}
+        self.assertEqual(r["rust_virtio.plan"].status, "fail")
+        self.assertEqual(r["rust_virtio.plan"].reason, "plan 1..2 but 1 results")
+
+    def test_a_missing_suite_fails_the_kunit_document(self):
+        lines = KUNIT.splitlines()[:11]   # up to and including "not ok 1 rust_virtio"
+        r = [x for x in ktap.parse(lines) if x.name.startswith("KTAP document")]
+        self.assertEqual([x.reason for x in r], ["plan 1..2 but 1 results"])
+
+    def test_a_document_without_a_plan_fails(self):
+        r = [x for x in ktap.parse(["KTAP version 1", "ok 1 a"])
+             if x.name.startswith("KTAP document")]
+        self.assertEqual([x.reason for x in r], ["no plan (1..N) printed"])
+
+
 class SplatTest(unittest.TestCase):
     def test_warning_and_lockdep_are_splats(self):
         lines = ["[    2.0] WARNING: CPU: 0 PID: 1 at drivers/x.c:1 f+0x0/0x4",

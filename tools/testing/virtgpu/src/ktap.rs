@@ -28,8 +28,14 @@ pub fn diagnostic(msg: &str) -> String {
 /// A named test case of a context `C`.
 pub type Case<C> = (String, Box<dyn Fn(&C) -> Outcome>);
 
-/// Writes a KTAP document of `tests` to stdout, running each in turn.
-pub fn run<C>(ctx: &C, tests: &[Case<C>]) -> bool {
+/// Writes a KTAP document of `tests` to stdout, running each in turn through `guard` (which
+/// runs the test it is given and may turn its outcome into a failure, e.g. for what the test
+/// left behind).
+pub fn run<C>(
+    ctx: &C,
+    tests: &[Case<C>],
+    guard: impl Fn(&C, &dyn Fn(&C) -> Outcome) -> Outcome,
+) -> bool {
     let out = std::io::stdout();
     let mut ok = true;
     {
@@ -38,7 +44,7 @@ pub fn run<C>(ctx: &C, tests: &[Case<C>]) -> bool {
         let _ = o.flush();
     }
     for (i, (name, f)) in tests.iter().enumerate() {
-        let outcome = f(ctx);
+        let outcome = guard(ctx, f.as_ref());
         let mut o = out.lock();
         if let Outcome::Fail(why) = &outcome {
             ok = false;

@@ -5,6 +5,7 @@
 //! one KTAP document on stdout and exits non-zero if a test failed.
 
 mod drm;
+mod host;
 mod ktap;
 mod mapping;
 mod tests;
@@ -104,6 +105,7 @@ fn main() {
         tests::blob::demo(&ctx);
         return;
     }
-    let ok = ktap::run(&ctx, &tests::all());
+    host::quiet_console();
+    let ok = ktap::run(&ctx, &tests::all(), tests::host_accounted);
     std::process::exit(if ok { 0 } else { 1 });
 }

@@ -2,7 +2,7 @@
 //! Bad input to GETPARAM, GET_CAPS and CONTEXT_INIT, and the context
 //! lifecycle. Every errno is the one the C driver returns for the same input.
 
-use super::{expect_errno, Ctx, Host};
+use super::{expect_errno, host_report, Ctx, Host};
 use crate::check;
 use crate::drm::{errno_name, Device};
 use crate::ktap::Outcome;
@@ -188,31 +188,92 @@ fn get_caps_oversized(ctx: &Ctx) -> Outcome {
     if let Err(e) = ctx.dev.get_caps(CAPSET_VIRGL2, 0, &mut b, 0xff) {
         return Outcome::Fail(format!("GET_CAPS 4 MiB again: {}", errno_name(e)));
     }
-    let copied = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    check!(copied > 0 && copied < 64 * 1024, "copied {copied} bytes");
+    let host = match host_report() {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
+    let Some(caps) = host.capset(CAPSET_VIRGL2, 0) else {
+        return Outcome::Fail("the host was never asked for capset virgl2".into());
+    };
+    let n = caps.size;
     check!(
-        a[copied..].iter().all(|&x| x == 0),
-        "bytes past the capset written"
+        n > 0 && crate::host::fnv1a(&a[..n]) == caps.fnv && a[..n] == b[..n],
+        "the first {n} bytes are not the host's capset"
     );
     check!(
-        b[copied..].iter().all(|&x| x == 0xff),
-        "bytes past the capset written"
+        a[n..].iter().all(|&x| x == 0) && b[n..].iter().all(|&x| x == 0xff),
+        "bytes past the host's {n} written"
     );
     Outcome::Pass
 }
 
+/// The second GET_CAPS of a capset is answered from the driver's cache: the host is not asked
+/// again, and the answer is still the host's.
 fn get_caps_cached(ctx: &Ctx) -> Outcome {
     if let Some(o) = gl_only(ctx) {
         return o;
     }
     let mut first = vec![0u8; 4096];
     let mut second = vec![0u8; 4096];
-    for buf in [&mut first, &mut second] {
-        if let Err(e) = ctx.dev.get_caps(CAPSET_VENUS, 0, buf, 0) {
-            return Outcome::Fail(format!("GET_CAPS venus: {}", errno_name(e)));
-        }
+    if let Err(e) = ctx.dev.get_caps(CAPSET_VENUS, 0, &mut first, 0) {
+        return Outcome::Fail(format!("GET_CAPS venus: {}", errno_name(e)));
     }
-    check!(first == second, "two answers differ");
+    let between = match host_report() {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
+    if let Err(e) = ctx.dev.get_caps(CAPSET_VENUS, 0, &mut second, 0) {
+        return Outcome::Fail(format!("GET_CAPS venus again: {}", errno_name(e)));
+    }
+    let after = match host_report() {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
+    let (Some(b), Some(a)) = (
+        between.capset(CAPSET_VENUS, 0),
+        after.capset(CAPSET_VENUS, 0),
+    ) else {
+        return Outcome::Fail("the host was never asked for capset venus".into());
+    };
+    check!(
+        a.fills == b.fills,
+        "the second GET_CAPS reached the host ({} requests, then {})",
+        b.fills,
+        a.fills
+    );
+    let n = a.size.min(first.len());
+    check!(
+        first == second && crate::host::fnv1a(&first[..n]) == a.fnv,
+        "the answers are not the host's capset"
+    );
+    Outcome::Pass
+}
+
+/// The one context the host created for `dev` since `before`: it exists, with `capset` (and
+/// `name`, if given). Closing `dev` destroys it; the test's host accounting checks that.
+fn host_context(before: &crate::host::Report, capset: u32, name: Option<&str>) -> Outcome {
+    let after = match host_report() {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
+    let new = after.new_contexts(before);
+    let [c] = &new[..] else {
+        return Outcome::Fail(format!("host contexts created: {new:?}, want one"));
+    };
+    check!(
+        c.capset == capset,
+        "host context {} has capset {}, want {capset}",
+        c.id,
+        c.capset
+    );
+    if let Some(name) = name {
+        check!(
+            c.name == name,
+            "host context {} is named {:?}, want {name:?}",
+            c.id,
+            c.name
+        );
+    }
     Outcome::Pass
 }
 
@@ -224,8 +285,12 @@ fn context_init_virgl2(ctx: &Ctx) -> Outcome {
         Ok(d) => d,
         Err(o) => return o,
     };
+    let before = match host_report() {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
     match dev.context_init(&[capset(CAPSET_VIRGL2)]) {
-        Ok(()) => Outcome::Pass,
+        Ok(()) => host_context(&before, CAPSET_VIRGL2, None),
         Err(e) => Outcome::Fail(format!("CONTEXT_INIT virgl2: {}", errno_name(e))),
     }
 }
@@ -238,14 +303,23 @@ fn context_init_twice(ctx: &Ctx) -> Outcome {
         Ok(d) => d,
         Err(o) => return o,
     };
+    let before = match host_report() {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
     if let Err(e) = dev.context_init(&[capset(CAPSET_VIRGL2)]) {
         return Outcome::Fail(format!("first CONTEXT_INIT: {}", errno_name(e)));
     }
-    expect_errno(
+    let o = expect_errno(
         "second CONTEXT_INIT",
         dev.context_init(&[capset(CAPSET_VIRGL2)]),
         libc::EEXIST,
-    )
+    );
+    if o != Outcome::Pass {
+        return o;
+    }
+    // Still exactly the first context on the host.
+    host_context(&before, CAPSET_VIRGL2, None)
 }
 
 fn context_init_full(ctx: &Ctx) -> Outcome {
@@ -256,15 +330,20 @@ fn context_init_full(ctx: &Ctx) -> Outcome {
         Ok(d) => d,
         Err(o) => return o,
     };
-    let name = b"virtgpu-tests\0";
+    // Not the program's name, which the drivers send when no debug name is given.
+    let name = b"rig-debug.name\0";
     let params = [
         capset(CAPSET_VENUS),
         param(VIRTGPU_CONTEXT_PARAM_NUM_RINGS, 2),
         param(VIRTGPU_CONTEXT_PARAM_POLL_RINGS_MASK, 0b11),
         param(VIRTGPU_CONTEXT_PARAM_DEBUG_NAME, name.as_ptr() as u64),
     ];
+    let before = match host_report() {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
     match dev.context_init(&params) {
-        Ok(()) => Outcome::Pass,
+        Ok(()) => host_context(&before, CAPSET_VENUS, Some("rig-debug.name")),
         Err(e) => Outcome::Fail(format!(
             "CONTEXT_INIT venus, 2 rings, name: {}",
             errno_name(e)
@@ -280,19 +359,38 @@ fn context_init_no_params(ctx: &Ctx) -> Outcome {
         Ok(d) => d,
         Err(o) => return o,
     };
+    let before = match host_report() {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
     match dev.context_init(&[]) {
-        Ok(()) => Outcome::Pass,
+        // No capset: the host's default (virgl), named after the program as both drivers do.
+        Ok(()) => host_context(&before, 0, Some("virtgpu-tests")),
         Err(e) => Outcome::Fail(format!("CONTEXT_INIT without params: {}", errno_name(e))),
     }
 }
 
-/// CONTEXT_INIT with `params` on a fresh file fails with `errno`, and the file can still
-/// initialise a context afterwards unless the failed call set its capset.
+/// What a failed CONTEXT_INIT leaves of the file's context parameters. As the C driver, the
+/// parameters a call accepted before it failed stay set.
+#[derive(Clone, Copy)]
+enum After {
+    /// Nothing: the file initialises a virgl2 context afterwards.
+    Nothing,
+    /// The capset: asking for one again is EINVAL, and a call without one creates a context
+    /// with the kept capset.
+    Capset(u32),
+    /// Rings and a poll mask outside them: every later call fails the same way.
+    BadPollMask,
+}
+
+/// CONTEXT_INIT with `params` on a fresh file fails with `errno`, creates no host context, and
+/// the file can still initialise a context afterwards as `after` says.
 fn context_init_fails(
     ctx: &Ctx,
     what: &str,
     params: &[VirtgpuContextSetParam],
     errno: i32,
+    after: After,
 ) -> Outcome {
     if let Some(o) = gl_only(ctx) {
         return o;
@@ -301,15 +399,73 @@ fn context_init_fails(
         Ok(d) => d,
         Err(o) => return o,
     };
-    expect_errno(what, dev.context_init(params), errno)
+    let before = match host_report() {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
+    let o = expect_errno(what, dev.context_init(params), errno);
+    if o != Outcome::Pass {
+        return o;
+    }
+    match host_report() {
+        Ok(r) => check!(
+            r.new_contexts(&before).is_empty(),
+            "{what}: the host got a context: {:?}",
+            r.new_contexts(&before)
+        ),
+        Err(o) => return o,
+    }
+    match after {
+        After::Nothing => match dev.context_init(&[capset(CAPSET_VIRGL2)]) {
+            Ok(()) => host_context(&before, CAPSET_VIRGL2, None),
+            Err(e) => Outcome::Fail(format!(
+                "CONTEXT_INIT virgl2 after the failure: {}",
+                errno_name(e)
+            )),
+        },
+        After::Capset(kept) => {
+            let o = expect_errno(
+                "CONTEXT_INIT virgl2 after the failure",
+                dev.context_init(&[capset(CAPSET_VIRGL2)]),
+                libc::EINVAL,
+            );
+            if o != Outcome::Pass {
+                return o;
+            }
+            match dev.context_init(&[]) {
+                Ok(()) => host_context(&before, kept, None),
+                Err(e) => Outcome::Fail(format!(
+                    "CONTEXT_INIT without params after the failure: {}",
+                    errno_name(e)
+                )),
+            }
+        }
+        After::BadPollMask => expect_errno(
+            "CONTEXT_INIT virgl2 after the failure",
+            dev.context_init(&[capset(CAPSET_VIRGL2)]),
+            libc::EINVAL,
+        ),
+    }
 }
 
 fn context_init_unknown_capset(ctx: &Ctx) -> Outcome {
-    context_init_fails(ctx, "CONTEXT_INIT capset 3", &[capset(3)], libc::EINVAL)
+    context_init_fails(
+        ctx,
+        "CONTEXT_INIT capset 3",
+        &[capset(3)],
+        libc::EINVAL,
+        After::Nothing,
+    )
 }
 
 fn context_init_capset_above_63(ctx: &Ctx) -> Outcome {
-    context_init_fails(ctx, "CONTEXT_INIT capset 64", &[capset(64)], libc::EINVAL)
+    context_init_fails(
+        ctx,
+        "CONTEXT_INIT capset 64",
+        &[capset(64)],
+        libc::EINVAL,
+        After::Nothing,
+    )
 }
 
 fn context_init_capset_twice(ctx: &Ctx) -> Outcome {
@@ -318,16 +474,29 @@ fn context_init_capset_twice(ctx: &Ctx) -> Outcome {
         "CONTEXT_INIT capset twice",
         &[capset(CAPSET_VIRGL2), capset(CAPSET_VIRGL2)],
         libc::EINVAL,
+        After::Capset(CAPSET_VIRGL2),
     )
 }
 
 fn context_init_too_many(ctx: &Ctx) -> Outcome {
     let p = [capset(CAPSET_VIRGL2); 5];
-    context_init_fails(ctx, "CONTEXT_INIT with 5 params", &p, libc::EINVAL)
+    context_init_fails(
+        ctx,
+        "CONTEXT_INIT with 5 params",
+        &p,
+        libc::EINVAL,
+        After::Nothing,
+    )
 }
 
 fn context_init_unknown_param(ctx: &Ctx) -> Outcome {
-    context_init_fails(ctx, "CONTEXT_INIT param 99", &[param(99, 0)], libc::EINVAL)
+    context_init_fails(
+        ctx,
+        "CONTEXT_INIT param 99",
+        &[param(99, 0)],
+        libc::EINVAL,
+        After::Nothing,
+    )
 }
 
 fn context_init_too_many_rings(ctx: &Ctx) -> Outcome {
@@ -336,6 +505,7 @@ fn context_init_too_many_rings(ctx: &Ctx) -> Outcome {
         "CONTEXT_INIT 65 rings",
         &[param(VIRTGPU_CONTEXT_PARAM_NUM_RINGS, 65)],
         libc::EINVAL,
+        After::Nothing,
     )
 }
 
@@ -348,6 +518,7 @@ fn context_init_bad_poll_mask(ctx: &Ctx) -> Outcome {
             param(VIRTGPU_CONTEXT_PARAM_POLL_RINGS_MASK, 0b100),
         ],
         libc::EINVAL,
+        After::BadPollMask,
     )
 }
 
@@ -372,6 +543,7 @@ fn context_init_bad_debug_name(ctx: &Ctx) -> Outcome {
         "CONTEXT_INIT debug name unmapped",
         &[param(VIRTGPU_CONTEXT_PARAM_DEBUG_NAME, UNMAPPED)],
         libc::EFAULT,
+        After::Nothing,
     )
 }
 

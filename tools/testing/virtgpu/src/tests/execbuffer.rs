@@ -90,12 +90,17 @@ fn host_copy(ctx: &Ctx) -> Outcome {
         Ok(x) => x,
         Err(e) => return Outcome::Fail(e),
     };
-    let (ma, mb) = match (a.gem_map(0, BLOB_SIZE), a.dev.map_offset(b)) {
-        (Ok(ma), Ok(off)) => match crate::mapping::Mapping::new(a.dev.fd(), off, BLOB_SIZE) {
-            Ok(mb) => (ma, mb),
-            Err(e) => return Outcome::Fail(format!("mmap B: {}", errno_name(e))),
-        },
-        (Err(e), _) | (_, Err(e)) => return Outcome::Fail(format!("mmap A: {}", errno_name(e))),
+    let ma = match a.gem_map(0, BLOB_SIZE) {
+        Ok(m) => m,
+        Err(e) => return Outcome::Fail(format!("mmap A: {}", errno_name(e))),
+    };
+    let mb = match a
+        .dev
+        .map_offset(b)
+        .and_then(|off| crate::mapping::Mapping::new(a.dev.fd(), off, BLOB_SIZE))
+    {
+        Ok(m) => m,
+        Err(e) => return Outcome::Fail(format!("mmap B: {}", errno_name(e))),
     };
     for i in 0..BLOB_SIZE / PAGE {
         ma.write(i * PAGE + 3, 0x30 + i as u8);

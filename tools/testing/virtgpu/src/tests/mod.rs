@@ -64,6 +64,47 @@ pub fn all() -> Vec<Test> {
     all
 }
 
+/// Runs `test` and fails it, whatever it concluded, if it left host resources or contexts
+/// behind or released one twice: the virgl shim's counts before and after, on the virgl host.
+/// The host is given a moment to process what the driver queued (the C driver releases
+/// resources asynchronously) before a leak is declared.
+pub fn host_accounted(ctx: &Ctx, test: &dyn Fn(&Ctx) -> Outcome) -> Outcome {
+    if ctx.host != Host::Gl {
+        // No virglrenderer, no shim: QEMU's 2D resources are not counted.
+        return test(ctx);
+    }
+    let before = match crate::host::query() {
+        Ok(Some(r)) => r,
+        Ok(None) => return Outcome::Fail("the virgl host answered without the shim".into()),
+        Err(e) => return Outcome::Fail(format!("before the test: {e}")),
+    };
+    let outcome = test(ctx);
+    let after = crate::host::query_until(std::time::Duration::from_secs(3), |r| {
+        r.leaked_since(&before).is_none()
+    });
+    let leak = match after {
+        Ok(Some(r)) => r.leaked_since(&before),
+        Ok(None) => Some("the virgl host answered without the shim".into()),
+        Err(e) => Some(format!("after the test: {e}")),
+    };
+    match (leak, outcome) {
+        (None, o) => o,
+        (Some(l), Outcome::Fail(why)) => Outcome::Fail(format!("{why}\n{l}")),
+        (Some(l), _) => Outcome::Fail(l),
+    }
+}
+
+/// The virgl shim's report now, for a test on the virgl host; a failed test without it.
+pub fn host_report() -> Result<crate::host::Report, Outcome> {
+    match crate::host::query() {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => Err(Outcome::Fail(
+            "the virgl host answered without the shim".into(),
+        )),
+        Err(e) => Err(Outcome::Fail(e)),
+    }
+}
+
 /// `check!(cond, "fmt", args)`: fails the test with the message unless `cond`.
 #[macro_export]
 macro_rules! check {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Probe-visible state through the UAPI: driver name, GETPARAM, GET_CAPS.
 
-use super::{expect_errno, Ctx, Driver, Host};
+use super::{expect_errno, host_report, Ctx, Driver, Host};
 use crate::check;
 use crate::drm::errno_name;
 use crate::ktap::Outcome;
@@ -118,39 +118,72 @@ fn getparam_unknown(ctx: &Ctx) -> Outcome {
     expect_errno("GETPARAM 0xdead", ctx.dev.getparam(0xdead), libc::EINVAL)
 }
 
-/// GET_CAPS of capset `id` returns data: the bytes the driver copied are the
-/// prefix on which two calls with different fill patterns agree.
-fn get_caps_nonempty(ctx: &Ctx, id: u32) -> Outcome {
+/// GET_CAPS of capset `id` returns exactly what the host answered (its size and hash, as the
+/// virgl shim saw them), whatever the size of the buffer: the bytes past the capset are left
+/// alone, a smaller buffer gets a prefix. The host is asked once per capset, however often
+/// userspace asks.
+fn get_caps_matches_host(ctx: &Ctx, id: u32) -> Outcome {
     if ctx.host != Host::Gl {
         return Outcome::Skip("no capsets on this host".into());
     }
+    let before = match host_report() {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
     let mut a = vec![0u8; 64 * 1024];
     let mut b = vec![0u8; 64 * 1024];
+    let mut small = [0x5au8; 16];
     if let Err(e) = ctx.dev.get_caps(id, 0, &mut a, 0x00) {
         return Outcome::Fail(format!("GET_CAPS {id}: {}", errno_name(e)));
     }
     if let Err(e) = ctx.dev.get_caps(id, 0, &mut b, 0xff) {
         return Outcome::Fail(format!("GET_CAPS {id} again: {}", errno_name(e)));
     }
-    let copied = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    check!(copied > 0, "GET_CAPS {id} copied nothing");
+    if let Err(e) = ctx.dev.get_caps(id, 0, &mut small, 0x5a) {
+        return Outcome::Fail(format!("GET_CAPS {id}, 16 bytes: {}", errno_name(e)));
+    }
+    let after = match host_report() {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
+    let Some(host) = after.capset(id, 0) else {
+        return Outcome::Fail(format!("the host was never asked for capset {id} v0"));
+    };
+    let n = host.size;
+    check!(n > 0 && n <= a.len(), "host capset {id}: {n} bytes");
     check!(
-        a[..copied].iter().any(|&x| x != 0),
-        "GET_CAPS {id}: {copied} bytes, all zero"
+        crate::host::fnv1a(&a[..n]) == host.fnv,
+        "GET_CAPS {id}: the {n} bytes differ from the host's answer"
+    );
+    check!(a[..n] == b[..n], "GET_CAPS {id}: two answers differ");
+    check!(
+        a[n..].iter().all(|&x| x == 0) && b[n..].iter().all(|&x| x == 0xff),
+        "GET_CAPS {id}: bytes past the host's {n} written"
+    );
+    check!(
+        small[..] == a[..16],
+        "GET_CAPS {id} into 16 bytes: {small:02x?}, want the capset's first 16"
+    );
+    // As the C driver: the capset is fetched once and kept for the device's life.
+    let want = before.capset(id, 0).map_or(1, |c| c.fills);
+    check!(
+        host.fills == want,
+        "the host was asked for capset {id} {} times, want {want}",
+        host.fills
     );
     Outcome::Pass
 }
 
 fn get_caps_virgl(ctx: &Ctx) -> Outcome {
-    get_caps_nonempty(ctx, CAPSET_VIRGL)
+    get_caps_matches_host(ctx, CAPSET_VIRGL)
 }
 
 fn get_caps_virgl2(ctx: &Ctx) -> Outcome {
-    get_caps_nonempty(ctx, CAPSET_VIRGL2)
+    get_caps_matches_host(ctx, CAPSET_VIRGL2)
 }
 
 fn get_caps_venus(ctx: &Ctx) -> Outcome {
-    get_caps_nonempty(ctx, CAPSET_VENUS)
+    get_caps_matches_host(ctx, CAPSET_VENUS)
 }
 
 fn get_caps_without_capsets(ctx: &Ctx) -> Outcome {

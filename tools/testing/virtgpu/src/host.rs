@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: GPL-2.0
+//! What the host saw, as the virgl shim over the host's virglrenderer counts it
+//! (tools/testing/virgl-shim). The guest asks on the serial console with a line
+//! `rig: host? N`; the rig (tools/rig/boot.py) answers on the guest's serial
+//! input with `rig-host N REPORT`, REPORT being the shim's report line, or
+//! `none` on hosts without the shim (the 2D devices do not use virglrenderer).
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A context as the host created it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostContext {
+    pub id: u32,
+    /// The capset the context was created for (0: created without one).
+    pub capset: u32,
+    /// Its debug name, with characters other than `[A-Za-z0-9._-]` as `?`.
+    pub name: String,
+}
+
+/// What the host answered the last time a guest asked for a capset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCapset {
+    pub id: u32,
+    pub version: u32,
+    pub size: usize,
+    /// FNV-1a 64 of the `size` bytes the host filled in.
+    pub fnv: u64,
+    /// How many times the host was asked for this capset and version.
+    pub fills: u64,
+}
+
+/// The shim's counters at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub resets: u64,
+    pub live: u64,
+    pub unknown: u64,
+    pub ctx_live: u64,
+    pub ctx_unknown: u64,
+    pub resources: BTreeSet<u32>,
+    pub contexts: Vec<HostContext>,
+    pub capsets: Vec<HostCapset>,
+}
+
+/// FNV-1a 64, as the shim hashes capsets.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',')
+        .filter(|s| !s.is_empty() && *s != "-" && !s.starts_with('+'))
+}
+
+fn num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
+    s.parse()
+        .map_err(|_| format!("shim report: bad {what} {s:?}"))
+}
+
+impl Report {
+    /// Parses the shim's report line (see virgl_shim.c).
+    pub fn parse(line: &str) -> Result<Self, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let mut r = Report::default();
+        let mut seen = 0;
+        for pair in words.chunks(2) {
+            let [key, value] = pair else {
+                return Err(format!("shim report: odd word count in {line:?}"));
+            };
+            match *key {
+                "reset" => r.resets = num(value, key)?,
+                "live" => r.live = num(value, key)?,
+                "unknown" => r.unknown = num(value, key)?,
+                "ctx-live" => r.ctx_live = num(value, key)?,
+                "ctx-unknown" => r.ctx_unknown = num(value, key)?,
+                "res-ids" => {
+                    for id in list(value) {
+                        r.resources.insert(num(id, "resource id")?);
+                    }
+                }
+                "ctxs" => {
+                    for c in list(value) {
+                        let mut f = c.splitn(3, ':');
+                        r.contexts.push(HostContext {
+                            id: num(f.next().unwrap_or(""), "context id")?,
+                            capset: num(f.next().unwrap_or(""), "context capset")?,
+                            name: f.next().unwrap_or("").to_owned(),
+                        });
+                    }
+                }
+                "caps" => {
+                    for c in list(value) {
+                        let f: Vec<&str> = c.split(':').collect();
+                        let [id, version, size, fnv, fills] = f[..] else {
+                            return Err(format!("shim report: bad capset {c:?}"));
+                        };
+                        r.capsets.push(HostCapset {
+                            id: num(id, "capset id")?,
+                            version: num(version, "capset version")?,
+                            size: num(size, "capset size")?,
+                            fnv: u64::from_str_radix(fnv, 16)
+                                .map_err(|_| format!("shim report: bad hash {fnv:?}"))?,
+                            fills: num(fills, "capset fills")?,
+                        });
+                    }
+                }
+                _ => continue,
+            }
+            seen += 1;
+        }
+        if seen < 8 {
+            return Err(format!("shim report: fields missing in {line:?}"));
+        }
+        Ok(r)
+    }
+
+    /// The capset `id` at `version`, if a guest asked the host for it.
+    pub fn capset(&self, id: u32, version: u32) -> Option<&HostCapset> {
+        self.capsets
+            .iter()
+            .find(|c| c.id == id && c.version == version)
+    }
+
+    /// Contexts live now that were not live in `before`.
+    pub fn new_contexts(&self, before: &Report) -> Vec<HostContext> {
+        self.contexts
+            .iter()
+            .filter(|c| !before.contexts.iter().any(|b| b.id == c.id))
+            .cloned()
+            .collect()
+    }
+
+    /// What is live now and was not in `before`, or was released twice since: a
+    /// description of the leak, or `None`.
+    pub fn leaked_since(&self, before: &Report) -> Option<String> {
+        let mut what = Vec::new();
+        let res: Vec<u32> = self
+            .resources
+            .difference(&before.resources)
+            .copied()
+            .collect();
+        if !res.is_empty() || self.live > before.live {
+            what.push(format!(
+                "host resources {res:?} still live ({} live before, {} after)",
+                before.live, self.live
+            ));
+        }
+        let ctxs = self.new_contexts(before);
+        if !ctxs.is_empty() || self.ctx_live > before.ctx_live {
+            what.push(format!(
+                "host contexts {:?} still live ({} live before, {} after)",
+                ctxs.iter().map(|c| c.id).collect::<Vec<_>>(),
+                before.ctx_live,
+                self.ctx_live
+            ));
+        }
+        if self.unknown > before.unknown {
+            what.push(format!(
+                "{} host resources released twice or never created",
+                self.unknown - before.unknown
+            ));
+        }
+        if self.ctx_unknown > before.ctx_unknown {
+            what.push(format!(
+                "{} host contexts destroyed twice or never created",
+                self.ctx_unknown - before.ctx_unknown
+            ));
+        }
+        (!what.is_empty()).then(|| what.join("; "))
+    }
+}
+
+/// Turns off the echo of the console's input, so that the rig's answers do not show on the
+/// console. Nothing to do when stdin is not a terminal.
+pub fn quiet_console() {
+    // SAFETY: `termios` is plain data; tcgetattr() fills it or fails.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: fd 0 and a valid, exclusively borrowed termios.
+    if unsafe { libc::tcgetattr(0, &mut t) } == 0 {
+        t.c_lflag &= !(libc::ECHO | libc::ECHONL);
+        // SAFETY: as above.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) };
+    }
+}
+
+static TOKEN: AtomicU32 = AtomicU32::new(1);
+
+/// Asks the rig for the shim's report. `Ok(None)`: this host has no shim.
+pub fn query() -> Result<Option<Report>, String> {
+    let token = TOKEN.fetch_add(1, Ordering::Relaxed);
+    {
+        let mut o = std::io::stdout().lock();
+        writeln!(o, "rig: host? {token}").map_err(|e| e.to_string())?;
+        o.flush().map_err(|e| e.to_string())?;
+    }
+    let want = format!("rig-host {token} ");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stdin = std::io::stdin();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: 0,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as libc::c_int) };
+        if n == 0 {
+            return Err("the rig did not answer `rig: host?` within 10 s".into());
+        }
+        let mut line = String::new();
+        match stdin.lock().read_line(&mut line) {
+            Ok(0) => return Err("the console's input ended".into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("reading the console: {e}")),
+        }
+        // Answers to earlier questions (a test that gave up waiting) are skipped.
+        let Some(report) = line.trim_end().strip_prefix(&want) else {
+            continue;
+        };
+        return match report {
+            "none" => Ok(None),
+            "absent" => Err("the virgl shim wrote no report: is it loaded?".into()),
+            r => Report::parse(r).map(Some),
+        };
+    }
+}
+
+/// Asks until `done` holds for the report or `within` passed; returns the last report. For a
+/// host that is still processing what the driver queued.
+pub fn query_until(
+    within: Duration,
+    done: impl Fn(&Report) -> bool,
+) -> Result<Option<Report>, String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = query()?;
+        match &r {
+            Some(rep) if !done(rep) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            _ => return Ok(r),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINE: &str = "created 5 released 3 reset 0 live 2 unknown 0 ctx-created 2 \
+        ctx-destroyed 1 ctx-live 1 ctx-unknown 0 res-ids 4,7 ctxs 3:2:virtgpu-tests \
+        caps 2:2:1024:00000000deadbeef:1";
+
+    #[test]
+    fn parses_the_shim_report() {
+        let r = Report::parse(LINE).expect("parses");
+        assert_eq!(r.live, 2);
+        assert_eq!(r.resources, BTreeSet::from([4, 7]));
+        assert_eq!(
+            r.contexts,
+            vec![HostContext {
+                id: 3,
+                capset: 2,
+                name: "virtgpu-tests".into()
+            }]
+        );
+        let c = r.capset(2, 2).expect("capset 2");
+        assert_eq!((c.size, c.fnv, c.fills), (1024, 0xdeadbeef, 1));
+    }
+
+    #[test]
+    fn empty_lists_and_truncation() {
+        let line = "created 0 released 0 reset 0 live 70 unknown 0 ctx-created 0 \
+            ctx-destroyed 0 ctx-live 0 ctx-unknown 0 res-ids 1,2,+68 ctxs - caps -";
+        let r = Report::parse(line).expect("parses");
+        assert_eq!(r.resources, BTreeSet::from([1, 2]));
+        assert!(r.contexts.is_empty() && r.capsets.is_empty());
+    }
+
+    #[test]
+    fn leaks_are_new_handles_or_more_live() {
+        let before = Report::parse(LINE).expect("parses");
+        assert_eq!(before.leaked_since(&before), None);
+        let mut after = before.clone();
+        after.resources.insert(9);
+        after.live += 1;
+        assert!(after.leaked_since(&before).is_some());
+        let mut after = before.clone();
+        after.unknown += 1;
+        assert!(after.leaked_since(&before).is_some());
+        // Fewer live things (released by a device reset) are no leak.
+        let mut after = before.clone();
+        after.resources.clear();
+        after.live = 0;
+        assert_eq!(after.leaked_since(&before), None);
+    }
+
+    #[test]
+    fn fnv_matches_the_reference_values() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn a_short_report_is_an_error() {
+        assert!(Report::parse("created 1 released 1").is_err());
+    }
+}
