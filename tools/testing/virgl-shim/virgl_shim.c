@@ -337,11 +337,21 @@ static void context_created(uint32_t id, uint32_t capset, uint32_t nlen, const c
 	pthread_mutex_unlock(&lock);
 }
 
+/*
+ * virglrenderer implements context_create() by calling its exported
+ * context_create_with_flags(), which this shim also interposes: the context
+ * is counted once, as QEMU asked for it (capset 0: none given).
+ */
+static __thread int in_context_create;
+
 int virgl_renderer_context_create(uint32_t handle, uint32_t nlen, const char *name)
 {
 	REAL(int, virgl_renderer_context_create, uint32_t, uint32_t, const char *);
-	int ret = real_virgl_renderer_context_create(handle, nlen, name);
+	int ret;
 
+	in_context_create = 1;
+	ret = real_virgl_renderer_context_create(handle, nlen, name);
+	in_context_create = 0;
 	if (!ret)
 		context_created(handle, 0, nlen, name);
 	return ret;
@@ -355,7 +365,7 @@ int virgl_renderer_context_create_with_flags(uint32_t ctx_id, uint32_t ctx_flags
 	     const char *);
 	int ret = real_virgl_renderer_context_create_with_flags(ctx_id, ctx_flags, nlen, name);
 
-	if (!ret)
+	if (!ret && !in_context_create)
 		context_created(ctx_id, ctx_flags & 0xff, nlen, name);
 	return ret;
 }
