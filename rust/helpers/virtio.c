@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
+#include <linux/scatterlist.h>
 #include <linux/virtio.h>
 #include <linux/virtio_config.h>
 
@@ -83,4 +84,11 @@ __rust_helper bool rust_helper_virtio_get_shm_region(struct virtio_device *vdev,
 						     u8 id)
 {
 	return virtio_get_shm_region(vdev, region, id);
+}
+
+__rust_helper void rust_helper_sg_set_page(struct scatterlist *sg,
+					   struct page *page, unsigned int len,
+					   unsigned int offset)
+{
+	sg_set_page(sg, page, len, offset);
 }

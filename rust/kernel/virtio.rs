@@ -8,15 +8,22 @@
 //! A virtio driver implements [`Driver`] and is registered with
 //! [`module_virtio_driver!`]. The bus calls [`Driver::probe`] with the feature
 //! bits already negotiated from [`Driver::FEATURES`]; the driver reads its
-//! configuration space through [`Device`], finds its queues with
-//! [`Device::find_virtqueues`] and gets usable [`Virtqueue`]s only by marking
-//! the device ready with [`Device::ready`].
+//! configuration space through the [`Config`] handle it is given, which is
+//! bound to the layout the driver declares in [`Driver::Config`], finds its
+//! queues with [`Device::find_virtqueues`] and gets usable [`Virtqueue`]s only
+//! by marking the device ready with [`Device::ready`].
+//!
+//! The virtio core reports configuration changes under a spinlock; the adapter
+//! only queues a work item there and calls [`Driver::config_changed`] from it,
+//! in process context, as C drivers do.
 //!
 //! Teardown follows what the virtio core requires: after [`Driver::unbind`],
-//! the adapter resets the device (which stops DMA and waits for running queue
-//! callbacks), hands every buffer still on a queue back to its owner through
-//! [`Request::cancel`] and deletes the queues, all before the driver's data is
-//! dropped. [`Virtqueue`] handles that outlive this report [`ENODEV`].
+//! the adapter first stops every queue (no request is added from then on and
+//! submitters waiting for room are woken), then resets the device (which stops
+//! DMA and waits for running queue callbacks), hands every buffer still on a
+//! queue back to its owner through [`Request::cancel`] and deletes the queues,
+//! all before the driver's data is dropped. [`Virtqueue`] handles that outlive
+//! this report [`ENODEV`].
 
 use crate::{
     bindings, container_of, device,
@@ -33,21 +40,51 @@ use core::{marker::PhantomData, mem::offset_of, pin::Pin, ptr::NonNull};
 mod config;
 mod virtqueue;
 
-pub use config::ConfigField;
+pub use config::{Config, ConfigField};
 pub use virtqueue::{DeviceBuffer, Request, Segments, Virtqueue, Virtqueues};
+
+/// The name of the configuration change work items' lock class, one object for every driver:
+/// lockdep checks a class's name by address, and a literal in the generic adapter may be emitted
+/// once per instantiation.
+static CONFIG_WORK_NAME: &crate::str::CStr = c"virtio_config_changed";
 
 /// An adapter for the registration of virtio drivers.
 pub struct Adapter<T: Driver>(T);
 
 // SAFETY:
 // - `bindings::virtio_driver` is a C type declared as `repr(C)`.
-// - `T::Data` is the type of the driver's device private data.
+// - `PrivateData<'bound, T>` is the type of the driver's device private data.
 // - `struct virtio_driver` embeds a `struct device_driver`.
 // - `DEVICE_DRIVER_OFFSET` is the correct byte offset to the embedded `struct device_driver`.
 unsafe impl<T: Driver> driver::DriverLayout for Adapter<T> {
     type DriverType = bindings::virtio_driver;
-    type DriverData<'bound> = T::Data<'bound>;
+    type DriverData<'bound> = PrivateData<'bound, T>;
     const DEVICE_DRIVER_OFFSET: usize = offset_of!(Self::DriverType, driver);
+}
+
+/// What the adapter keeps for a bound device: the driver's data and the work item that calls
+/// [`Driver::config_changed`].
+///
+/// # Invariants
+///
+/// `config_work` is an initialised work item whose function is
+/// `Adapter::<T>::config_work_callback`; it is only queued between the end of a successful probe
+/// and the start of remove, which cancels it before the driver's data is dropped.
+#[doc(hidden)]
+#[pin_data]
+pub struct PrivateData<'bound, T: Driver> {
+    vdev: &'bound Device<device::Bound>,
+    #[pin]
+    config_work: Opaque<bindings::work_struct>,
+    #[pin]
+    data: T::Data<'bound>,
+}
+
+impl<'bound, T: Driver> PrivateData<'bound, T> {
+    fn data(self: Pin<&Self>) -> Pin<&T::Data<'bound>> {
+        // SAFETY: `data` is structurally pinned (`#[pin]`), and `self` is pinned.
+        unsafe { self.map_unchecked(|p| &p.data) }
+    }
 }
 
 // SAFETY: A call to `unregister` for a given instance of `DriverType` is guaranteed to be valid if
@@ -91,8 +128,27 @@ impl<T: Driver + 'static> Adapter<T> {
         let vdev = unsafe { &*vdev.cast::<Device<device::CoreInternal<'_>>>() };
 
         from_result(|| {
-            let data = T::probe(vdev);
-            let res = vdev.as_ref().set_drvdata(data);
+            let data = T::probe(vdev, Config::new(vdev));
+            // INVARIANT: The work item is initialised with `config_work_callback`; the virtio core
+            // enables configuration change reports only after a successful probe
+            // (`virtio_config_core_enable()`), so nothing queues it before.
+            let res = vdev.as_ref().set_drvdata(try_pin_init!(PrivateData::<T> {
+                vdev: &**vdev,
+                config_work <- Opaque::ffi_init(|work| {
+                    // SAFETY: `work` is valid for writes; the name and the lock class key are
+                    // static.
+                    unsafe {
+                        bindings::init_work_with_key(
+                            work,
+                            Some(Self::config_work_callback),
+                            false,
+                            CONFIG_WORK_NAME.as_char_ptr(),
+                            crate::static_lock_class!().as_ptr(),
+                        )
+                    }
+                }),
+                data <- data,
+            }));
             if res.is_err() {
                 // The driver's data, and with it every `Virtqueue` handle, is gone; the
                 // queues it found must not outlive the failed probe.
@@ -112,10 +168,16 @@ impl<T: Driver + 'static> Adapter<T> {
 
         // SAFETY: `remove_callback` is only ever called after a successful call to
         // `probe_callback`, hence it's guaranteed that `Device::set_drvdata()` has been called
-        // and stored a `Pin<KBox<T::Data<'_>>>`.
-        let data = unsafe { vdev.as_ref().drvdata_borrow::<T::Data<'_>>() };
+        // and stored a `Pin<KBox<PrivateData<'_, T>>>`.
+        let private = unsafe { vdev.as_ref().drvdata_borrow::<PrivateData<'_, T>>() };
 
-        T::unbind(vdev, data);
+        // The virtio core stopped reporting configuration changes before calling `remove`
+        // (`virtio_config_core_disable()`), so the work item is not queued again after this.
+        //
+        // SAFETY: By the type invariant of `PrivateData`, `config_work` is initialised.
+        unsafe { bindings::cancel_work_sync(private.config_work.get()) };
+
+        T::unbind(vdev, private.data());
 
         // The virtio core requires the device to be reset when `remove` returns; the driver's
         // data is only dropped after that, so the queues are torn down here, while it is
@@ -123,6 +185,7 @@ impl<T: Driver + 'static> Adapter<T> {
         vdev.teardown();
     }
 
+    /// Called by the virtio core, under its `config_lock` spinlock: only queues the work item.
     extern "C" fn config_changed_callback(vdev: *mut bindings::virtio_device) {
         // SAFETY: The virtio core only calls `config_changed` with a valid device bound to this
         // driver, between the end of a successful probe and the start of remove.
@@ -131,10 +194,37 @@ impl<T: Driver + 'static> Adapter<T> {
         let vdev = unsafe { &*vdev.cast::<Device<device::BoundInternal>>() };
 
         // SAFETY: The device is bound to this driver (see above), so `probe_callback` has
-        // stored a `Pin<KBox<T::Data<'_>>>` that is only dropped after `remove`.
-        let data = unsafe { vdev.as_ref().drvdata_borrow::<T::Data<'_>>() };
+        // stored a `Pin<KBox<PrivateData<'_, T>>>` that is only dropped after `remove`.
+        let private = unsafe { vdev.as_ref().drvdata_borrow::<PrivateData<'_, T>>() };
 
-        T::config_changed(vdev, data);
+        // SAFETY: `config_work` is initialised (type invariant of `PrivateData`) and lives until
+        // `remove` has cancelled it; `system_wq` always exists. Queueing does not sleep. If the
+        // work is already pending, that run reads the new configuration.
+        unsafe {
+            bindings::queue_work_on(
+                bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
+                bindings::system_wq,
+                private.config_work.get(),
+            )
+        };
+    }
+
+    extern "C" fn config_work_callback(work: *mut bindings::work_struct) {
+        // SAFETY: This function is only set as the function of the `config_work` field of a
+        // `PrivateData<'_, T>` (type invariant), so `work` points into one.
+        let private = unsafe {
+            &*container_of!(
+                Opaque::cast_from(work).cast_mut(),
+                PrivateData<'_, T>,
+                config_work
+            )
+        };
+        // SAFETY: The `PrivateData` is pinned in the driver data, and lives until `remove` has
+        // cancelled this work item.
+        let private = unsafe { Pin::new_unchecked(private) };
+        let vdev = private.vdev;
+
+        T::config_changed(vdev, Config::new(vdev), private.data());
     }
 }
 
@@ -211,6 +301,13 @@ pub trait Driver {
     /// The type of the driver's bus device private data.
     type Data<'bound>: Send + 'bound;
 
+    /// The layout of the device's configuration space: the device type's `struct virtio_*_config`
+    /// as the virtio specification defines it, or `()` for a device without one.
+    ///
+    /// Every access through [`Config`] is checked against its size, so the driver cannot reach
+    /// past the configuration space its device type has.
+    type Config;
+
     /// The table of device ids supported by the driver.
     const ID_TABLE: IdTable;
 
@@ -222,9 +319,10 @@ pub trait Driver {
     ///
     /// Called with the features negotiated. The device is not yet `DRIVER_OK`: queues become
     /// usable through [`Device::ready`]; if the driver never calls it, the core marks the device
-    /// ready after a successful probe.
+    /// ready after a successful probe. `config` reads and writes the configuration space.
     fn probe<'bound>(
         dev: &'bound Device<device::Core<'_>>,
+        config: Config<'bound, Self::Config>,
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound;
 
     /// Virtio driver unbind.
@@ -237,9 +335,16 @@ pub trait Driver {
 
     /// The device's configuration space changed.
     ///
-    /// Called in atomic context (the virtio core holds a spinlock): must not sleep.
-    fn config_changed(dev: &Device<device::Bound>, this: Pin<&Self::Data<'_>>) {
-        let _ = (dev, this);
+    /// The virtio core reports the change in atomic context, under a spinlock; the adapter defers
+    /// this call to a work item, so it runs in process context and may sleep (configuration
+    /// reads sleep on some transports, such as virtio-ccw and vDPA). Several changes may be
+    /// reported by one call. Not called once [`Driver::unbind`] has started.
+    fn config_changed(
+        dev: &Device<device::Bound>,
+        config: Config<'_, Self::Config>,
+        this: Pin<&Self::Data<'_>>,
+    ) {
+        let _ = (dev, config, this);
     }
 }
 
@@ -320,9 +425,16 @@ impl<'a> Device<device::Core<'a>> {
 }
 
 impl<'a> Device<device::CoreInternal<'a>> {
-    /// Resets the device, cancels every request still on its queues and deletes them.
+    /// Stops the device's queues, resets it, cancels every request still on its queues and
+    /// deletes them.
+    ///
+    /// The queues are stopped before the reset, so that no submission reaches (and no kick
+    /// notifies) a device that has been reset, and waiting submitters are woken.
     fn teardown(&self) {
         let vdev = self.as_raw();
+        // SAFETY: By the type invariant `vdev` is a valid `struct virtio_device`; we are in probe
+        // or remove, with the device lock held, so nothing else finds or deletes queues.
+        unsafe { virtqueue::stop_all(vdev) };
         // SAFETY: By the type invariant `vdev` is a valid `struct virtio_device`. Resetting stops
         // the device from using any buffer and waits for running queue callbacks.
         unsafe { bindings::virtio_reset_device(vdev) };

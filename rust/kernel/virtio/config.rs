@@ -2,15 +2,29 @@
 
 //! The device-specific configuration space of a virtio device.
 //!
-//! Fields are read and written with the width and byte order the virtio
-//! transport defines for them (`virtio_cread*`/`virtio_cwrite*`). Offsets are
-//! checked against the size of the configuration structure the driver names,
-//! so a read can never reach past it. [`Device::read_config_consistent`] re-reads
-//! until the device's configuration generation is stable, for values that span
-//! several fields.
+//! A driver reaches it only through a [`Config`] handle, which the adapter
+//! makes for the layout the driver declares in [`Driver::Config`](super::Driver::Config)
+//! and hands to [`Driver::probe`](super::Driver::probe) and
+//! [`Driver::config_changed`](super::Driver::config_changed). Fields are read
+//! and written with the width and byte order the virtio transport defines for
+//! them (`virtio_cread*`/`virtio_cwrite*`). Offsets are checked against the
+//! size of that layout, so no access can reach past it: the transports do not
+//! check (virtio-mmio and legacy virtio-pci would access whatever follows the
+//! configuration space, modern virtio-pci hits a `BUG_ON()`).
+//! [`Config::read_consistent`] re-reads until the device's configuration
+//! generation is stable, for values that span several fields.
+//!
+//! Configuration accesses may sleep on some transports (virtio-ccw runs a
+//! channel program and waits for it, vDPA takes a semaphore), so a [`Config`]
+//! only reaches process context: the adapter calls
+//! [`Driver::config_changed`](super::Driver::config_changed) from a work item,
+//! not from the virtio core's callback, which runs under a spinlock, and a
+//! [`Request`](super::Request), which is completed in interrupt context, is
+//! `'static` and cannot hold a handle.
 
 use super::Device;
 use crate::{bindings, device, prelude::*};
+use core::marker::PhantomData;
 
 mod private {
     pub trait Sealed {}
@@ -82,11 +96,39 @@ fn retry_while_generation_changes<R>(
     }
 }
 
-impl Device<device::Bound> {
+/// The configuration space of a bound virtio device, laid out as `C`, the driver's
+/// [`Driver::Config`](super::Driver::Config).
+///
+/// # Invariants
+///
+/// `dev` is bound to a driver whose configuration layout is `C`.
+pub struct Config<'a, C> {
+    dev: &'a Device<device::Bound>,
+    _layout: PhantomData<fn() -> C>,
+}
+
+impl<C> Clone for Config<'_, C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C> Copy for Config<'_, C> {}
+
+impl<'a, C> Config<'a, C> {
+    /// Makes the handle of `dev`, which is bound to a driver whose configuration layout is `C`.
+    pub(super) fn new(dev: &'a Device<device::Bound>) -> Self {
+        // INVARIANT: Guaranteed by the caller (the adapter, with `C = T::Config`).
+        Self {
+            dev,
+            _layout: PhantomData,
+        }
+    }
+
     fn config_generation(&self) -> u32 {
-        let vdev = self.as_raw();
-        // SAFETY: By the type invariant `vdev` is a valid `struct virtio_device`, whose
-        // `config` ops are set by the transport before registration.
+        let vdev = self.dev.as_raw();
+        // SAFETY: By the type invariant of `Device` `vdev` is a valid `struct virtio_device`,
+        // whose `config` ops are set by the transport before registration.
         let generation = unsafe { (*(*vdev).config).generation };
         match generation {
             // SAFETY: `vdev` is valid (see above) and `generation` is its transport's op.
@@ -95,60 +137,71 @@ impl Device<device::Bound> {
         }
     }
 
-    /// Reads the field of type `T` at byte `offset` of the configuration structure `C`.
+    /// Reads the field of type `T` at byte `offset` of the configuration space.
     ///
     /// Fails with [`EINVAL`] if the field does not lie inside `C`.
-    pub fn read_config<C, T: ConfigField>(&self, offset: usize) -> Result<T> {
+    pub fn read<T: ConfigField>(&self, offset: usize) -> Result<T> {
         let offset = check_range(offset, size_of::<T>(), size_of::<C>())?;
-        // SAFETY: The device is valid and bound, and the field lies inside `C`, the device's
-        // configuration structure.
-        Ok(unsafe { T::read(self.as_raw(), offset) })
+        // SAFETY: The device is valid and bound, and the field lies inside `C`, the layout of
+        // its configuration space (type invariant).
+        Ok(unsafe { T::read(self.dev.as_raw(), offset) })
     }
 
-    /// Writes `value` to the field of type `T` at byte `offset` of the configuration
-    /// structure `C`.
+    /// Reads the field of type `T` at byte `offset`; `field` only names the field, for its type
+    /// (see [`virtio_read_config!`](crate::virtio_read_config)).
+    #[doc(hidden)]
+    pub fn read_field<T: ConfigField>(&self, offset: usize, field: fn(&C) -> &T) -> Result<T> {
+        let _ = field;
+        self.read(offset)
+    }
+
+    /// Writes `value` to the field of type `T` at byte `offset` of the configuration space.
     ///
     /// Fails with [`EINVAL`] if the field does not lie inside `C`.
-    pub fn write_config<C, T: ConfigField>(&self, offset: usize, value: T) -> Result {
+    pub fn write<T: ConfigField>(&self, offset: usize, value: T) -> Result {
         let offset = check_range(offset, size_of::<T>(), size_of::<C>())?;
-        // SAFETY: As in `read_config`.
-        unsafe { T::write(self.as_raw(), offset, value) };
+        // SAFETY: As in `read`.
+        unsafe { T::write(self.dev.as_raw(), offset, value) };
         Ok(())
     }
 
-    /// Reads `buf.len()` bytes at `offset` of the configuration structure `C`, consistently
-    /// (the transport retries while the configuration generation changes).
-    pub fn read_config_bytes<C>(&self, offset: usize, buf: &mut [u8]) -> Result {
+    /// Reads `buf.len()` bytes at `offset` of the configuration space, consistently (the
+    /// transport retries while the configuration generation changes).
+    ///
+    /// Fails with [`EINVAL`] if the range does not lie inside `C`.
+    pub fn read_bytes(&self, offset: usize, buf: &mut [u8]) -> Result {
         let off = check_range(offset, buf.len(), size_of::<C>())?;
-        // SAFETY: The device is valid and bound, the range lies inside `C`, and `buf` is valid
-        // for writes of `buf.len()` bytes.
+        // SAFETY: The device is valid and bound, the range lies inside `C` (type invariant), and
+        // `buf` is valid for writes of `buf.len()` bytes.
         unsafe {
-            bindings::virtio_cread_bytes(self.as_raw(), off, buf.as_mut_ptr().cast(), buf.len())
+            bindings::virtio_cread_bytes(self.dev.as_raw(), off, buf.as_mut_ptr().cast(), buf.len())
         };
         Ok(())
     }
 
     /// Calls `f` until the configuration generation is the same before and after, so that the
     /// fields `f` reads form one consistent snapshot, and returns its last result.
-    pub fn read_config_consistent<R>(&self, f: impl FnMut(&Self) -> R) -> R {
+    pub fn read_consistent<R>(&self, f: impl FnMut(&Self) -> R) -> R {
         let mut f = f;
         retry_while_generation_changes(|| self.config_generation(), || f(self))
     }
 }
 
 /// Reads a field of a virtio configuration structure by name, with its type and offset taken
-/// from the structure.
+/// from the structure, which must be the driver's [`Driver::Config`](crate::virtio::Driver::Config).
 ///
 /// # Examples
 ///
 /// ```ignore
-/// let n: u32 = kernel::virtio_read_config!(vdev, bindings::virtio_gpu_config, num_capsets)?;
+/// let n = kernel::virtio_read_config!(config, uapi::virtio_gpu_config, num_capsets)?;
 /// ```
 #[macro_export]
 macro_rules! virtio_read_config {
-    ($dev:expr, $config:ty, $field:ident) => {{
-        let offset = ::core::mem::offset_of!($config, $field);
-        $dev.read_config::<$config, _>(offset)
+    ($cfg:expr, $config:ty, $field:ident) => {{
+        let cfg: &$crate::virtio::Config<'_, $config> = &$cfg;
+        cfg.read_field(::core::mem::offset_of!($config, $field), |c: &$config| {
+            &c.$field
+        })
     }};
 }
 

@@ -11,12 +11,19 @@
 //! it to [`Request::complete`] (in interrupt context) or, when the queue is torn down first, to
 //! [`Request::cancel`]. A request can thus neither leak nor be freed while the device may still
 //! access its buffers.
+//!
+//! A request's buffers may be physically contiguous (`kmalloc`) or, for the large ones userspace
+//! sizes, `vmalloc` memory (a [`KVVec`] that grew past what `kmalloc` gives): those are handed to
+//! the device page by page, as the C virtio-gpu driver does (`vmalloc_to_sgt()`).
 
 use super::Device;
 use crate::{
     bindings, device,
+    error::to_result,
+    page::PAGE_SIZE,
     prelude::*,
-    sync::{new_condvar, new_spinlock_irq, Arc, CondVar, SpinLockIrq},
+    str::CStr,
+    sync::{Arc, CondVar, SpinLockIrq},
     types::ForeignOwnable,
 };
 use core::{cell::UnsafeCell, marker::PhantomData, mem::MaybeUninit, ptr};
@@ -111,8 +118,8 @@ impl<'a> Segments<'a> {
         Ok(())
     }
 
-    /// Adds a buffer the device reads. It must lie in `kmalloc` memory owned by the request,
-    /// and come before every device-writable buffer.
+    /// Adds a buffer the device reads. It must lie in `kmalloc` or `vmalloc` memory owned by the
+    /// request, and come before every device-writable buffer.
     pub fn readable(&mut self, buf: &'a [u8]) -> Result {
         if self.writable != 0 {
             return Err(EINVAL);
@@ -135,10 +142,11 @@ impl<'a> Segments<'a> {
 /// # Safety
 ///
 /// Every buffer [`Request::segments`] lists must be memory owned by the request, allocated with
-/// `kmalloc` (not on the stack, not `vmalloc`), that neither moves nor is freed while the
-/// request is alive, and that the CPU does not write while the request is on a queue.
+/// `kmalloc` or `vmalloc` (such as a [`KVec`], [`VVec`] or [`KVVec`]; not on the stack, not in
+/// the kernel image), that neither moves nor is freed while the request is alive, and that the
+/// CPU does not write while the request is on a queue.
 pub unsafe trait Request: Send + Sync + Sized + 'static {
-    /// Lists the request's buffers.
+    /// Lists the request's buffers; a request has at least one.
     fn segments<'a>(&'a self, segments: &mut Segments<'a>) -> Result;
 
     /// The device is done with the request and wrote `written` bytes to its writable buffers.
@@ -177,19 +185,32 @@ pub struct Virtqueue<R: Request> {
 // may be called from any thread under that serialisation.
 unsafe impl Send for QueueState {}
 
+/// The names of every queue's lock and condition variable, each one object. Lockdep keeps one
+/// class per key and checks that a lock's name is the class's, by address; a string literal in
+/// the generic [`Virtqueue::new`] may be emitted once per instantiation, and two queues of
+/// different request types then share a key but not a name.
+static STATE_NAME: &CStr = c"virtqueue_state";
+static SPACE_NAME: &CStr = c"virtqueue_space";
+
 impl<R: Request> Virtqueue<R> {
     fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            state <- new_spinlock_irq!(QueueState { vq: ptr::null_mut(), dead: false }),
-            space <- new_condvar!(),
+            state <- SpinLockIrq::new(
+                QueueState { vq: ptr::null_mut(), dead: false },
+                STATE_NAME,
+                crate::static_lock_class!(),
+            ),
+            space <- CondVar::new(SPACE_NAME, crate::static_lock_class!()),
             _requests: PhantomData,
         })
     }
 
     /// Puts `req` on the queue and notifies the device, waiting for room while the queue is
-    /// full.
+    /// full. May sleep.
     ///
-    /// Fails with [`ENODEV`] once the queue is torn down; then `req` is dropped, not cancelled.
+    /// Fails with [`EINVAL`] if `req` lists no buffer, or more than fit in the empty queue, and
+    /// with [`ENODEV`] once the queue is stopped or torn down; then `req` is dropped, not
+    /// cancelled.
     pub fn submit(&self, req: Arc<R>) -> Result {
         // The buffers' addresses, taken while `req` is borrowed; they stay valid after it is
         // turned into a token, which keeps the allocation alive.
@@ -198,18 +219,33 @@ impl<R: Request> Virtqueue<R> {
             req.segments(&mut segs)?;
             (segs.sgs, segs.readable, segs.writable)
         };
+        let n = readable + writable;
+        // `virtqueue_add_sgs()` of no buffer at all hits `BUG_ON(total_sg == 0)`.
+        if n == 0 {
+            return Err(EINVAL);
+        }
 
         // SAFETY: An all-zero `scatterlist` is a valid value; each used entry is initialised by
         // `sg_init_one()` below.
         let mut sgs: [bindings::scatterlist; MAX_SEGMENTS] = unsafe { core::mem::zeroed() };
+        // The scatterlists of the buffers in vmalloc memory, one entry per page; the queue only
+        // reads them while the request is added, so they are freed when `submit` returns.
+        let mut tables: [Option<VmallocSg>; MAX_SEGMENTS] = Default::default();
         let mut sg_ptrs = [ptr::null_mut::<bindings::scatterlist>(); MAX_SEGMENTS];
-        let n = readable + writable;
         for i in 0..n {
             let (buf, len) = bufs[i];
-            // SAFETY: `sgs[i]` is valid for writes; `buf` is `len` bytes of kmalloc memory owned
-            // by `req` (`Request`'s safety requirements).
-            unsafe { bindings::sg_init_one(&mut sgs[i], buf.cast(), len) };
-            sg_ptrs[i] = &mut sgs[i];
+            // SAFETY: Only compares the address with the bounds of the vmalloc area.
+            if unsafe { bindings::is_vmalloc_addr(buf.cast()) } {
+                // SAFETY: `buf` is `len` bytes of vmalloc memory owned by `req` (`Request`'s
+                // safety requirements), which stays allocated while the table is used.
+                let table = tables[i].insert(unsafe { VmallocSg::new(buf, len)? });
+                sg_ptrs[i] = table.0.sgl;
+            } else {
+                // SAFETY: `sgs[i]` is valid for writes; `buf` is `len` bytes of kmalloc memory
+                // owned by `req` (`Request`'s safety requirements).
+                unsafe { bindings::sg_init_one(&mut sgs[i], buf.cast(), len) };
+                sg_ptrs[i] = &mut sgs[i];
+            }
         }
 
         let token = req.into_foreign();
@@ -222,8 +258,11 @@ impl<R: Request> Virtqueue<R> {
                 return Err(ENODEV);
             }
             // SAFETY: By the type invariant `guard.vq` is a live virtqueue, serialised by the
-            // lock; `sg_ptrs` holds `n` initialised scatterlists, the first `readable` of them
-            // device-readable; `token` is an `Arc<R>` as the invariant requires.
+            // lock; `sg_ptrs` holds `n` (at least one) initialised scatterlists, the first
+            // `readable` of them device-readable; `token` is an `Arc<R>` as the invariant
+            // requires. Without `__GFP_NOWARN`, the indirect table of a long scatterlist (a large
+            // vmalloc buffer) could be a kmalloc too large to give; the queue then falls back to
+            // direct descriptors.
             let ret = unsafe {
                 bindings::virtqueue_add_sgs(
                     guard.vq,
@@ -231,7 +270,7 @@ impl<R: Request> Virtqueue<R> {
                     readable as u32,
                     writable as u32,
                     token,
-                    bindings::GFP_ATOMIC,
+                    bindings::GFP_ATOMIC | bindings::__GFP_NOWARN,
                 )
             };
             if ret == 0 {
@@ -313,10 +352,73 @@ impl<R: Request> Virtqueue<R> {
     }
 }
 
+/// A scatterlist of a buffer in vmalloc memory, one entry per page it touches (the C virtio-gpu
+/// driver's `vmalloc_to_sgt()`).
+///
+/// # Invariants
+///
+/// The table was allocated by `sg_alloc_table()`.
+struct VmallocSg(bindings::sg_table);
+
+impl VmallocSg {
+    /// Builds the scatterlist of the `len` bytes of vmalloc memory at `buf`; `len` is not zero.
+    ///
+    /// # Safety
+    ///
+    /// `buf` is the start of `len` bytes of vmalloc memory that stay allocated while the
+    /// scatterlist is used.
+    unsafe fn new(buf: *mut u8, len: u32) -> Result<Self> {
+        let len = len as usize;
+        let nents = (buf as usize % PAGE_SIZE + len).div_ceil(PAGE_SIZE);
+        let mut table = bindings::sg_table::default();
+        // SAFETY: `table` is valid for writes. The entries come in page-sized chunks, never as
+        // one large allocation.
+        to_result(unsafe {
+            bindings::sg_alloc_table(
+                &mut table,
+                u32::try_from(nents).map_err(|_| EINVAL)?,
+                bindings::GFP_KERNEL,
+            )
+        })?;
+        // INVARIANT: Allocated just above; from here on, `Drop` frees it.
+        let this = Self(table);
+        let (mut addr, mut left, mut sg) = (buf, len, this.0.sgl);
+        while left > 0 {
+            let offset = addr as usize % PAGE_SIZE;
+            let piece = left.min(PAGE_SIZE - offset);
+            // SAFETY: `addr` lies in the vmalloc buffer: `left` of its bytes start there.
+            let page = unsafe { bindings::vmalloc_to_page(addr.cast()) };
+            if page.is_null() {
+                return Err(ENOMEM);
+            }
+            // SAFETY: `sg` is an entry of the table: it has one per page the buffer touches, and
+            // this loop takes one per page. `piece` and `offset` are below `PAGE_SIZE`.
+            unsafe { bindings::sg_set_page(sg, page, piece as u32, offset as u32) };
+            addr = addr.wrapping_add(piece);
+            left -= piece;
+            // SAFETY: `sg` is an entry of the table; after the last one this is null, which is
+            // never used since no byte is left then.
+            sg = unsafe { bindings::sg_next(sg) };
+        }
+        Ok(this)
+    }
+}
+
+impl Drop for VmallocSg {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the table was allocated by `sg_alloc_table()`.
+        unsafe { bindings::sg_free_table(&mut self.0) };
+    }
+}
+
 /// A queue as the teardown and callback paths see it, whatever its request type.
 trait Queue: Send + Sync {
     fn set_raw(&self, vq: *mut bindings::virtqueue);
     fn interrupt(&self);
+    /// Stops submission: no request is added from now on; waiting submitters are woken.
+    fn stop(&self);
+    /// After the device reset: cancels every request still on the queue and forgets the
+    /// virtqueue, which is about to be deleted.
     fn kill(&self);
 }
 
@@ -330,8 +432,15 @@ impl<R: Request> Queue for Virtqueue<R> {
         self.process_used();
     }
 
-    fn kill(&self) {
+    fn stop(&self) {
+        // Taken under the lock: a submitter that added a request before has also notified the
+        // device, and none adds one after.
         self.state.lock().dead = true;
+        self.space.notify_all();
+    }
+
+    fn kill(&self) {
+        self.stop();
         loop {
             let token = {
                 let mut guard = self.state.lock();
@@ -370,6 +479,25 @@ extern "C" fn queue_callback(vq: *mut bindings::virtqueue) {
     let (registry, index) = unsafe { (&*(*(*vq).vdev).priv_.cast::<Registry>(), (*vq).index) };
     if let Some(queue) = registry.queues.get(index as usize) {
         queue.interrupt();
+    }
+}
+
+/// Stops every queue of `vdev`: no request is added from now on, and submitters waiting for room
+/// are woken with [`ENODEV`].
+///
+/// # Safety
+///
+/// `vdev` is a valid virtio device; the caller holds the device lock (probe or remove).
+pub(super) unsafe fn stop_all(vdev: *mut bindings::virtio_device) {
+    // SAFETY: `vdev` is valid by the safety requirements.
+    let registry = unsafe { (*vdev).priv_ }.cast::<Registry>();
+    if registry.is_null() {
+        return;
+    }
+    // SAFETY: A non-null `priv` points to the `Registry` installed by `find_virtqueues`; only
+    // `delete_all` frees it, which needs the device lock the caller holds.
+    for queue in unsafe { &*registry }.queues.iter() {
+        queue.stop();
     }
 }
 
@@ -459,7 +587,7 @@ impl<'a> Device<device::Core<'a>> {
                 ptr::null_mut(),
             )
         };
-        if let Err(e) = crate::error::to_result(ret) {
+        if let Err(e) = to_result(ret) {
             // SAFETY: `priv` was set from `KBox::into_raw` just above; no queue exists.
             unsafe {
                 drop(KBox::from_raw((*vdev).priv_.cast::<Registry>()));
@@ -501,6 +629,75 @@ mod tests {
             segs.readable(&out)?;
         }
         assert_eq!(segs.readable(&out), Err(EINVAL));
+        Ok(())
+    }
+
+    /// A request that lists no buffer.
+    struct NoBuffers;
+
+    // SAFETY: The request lists no buffer.
+    unsafe impl Request for NoBuffers {
+        fn segments<'a>(&'a self, _segments: &mut Segments<'a>) -> Result {
+            Ok(())
+        }
+
+        fn complete(_this: Arc<Self>, _written: u32) {}
+
+        fn cancel(_this: Arc<Self>) {}
+    }
+
+    /// A request with one device-readable buffer.
+    struct OneBuffer(KVec<u8>);
+
+    // SAFETY: The only buffer is a `KVec` owned by the request and never written.
+    unsafe impl Request for OneBuffer {
+        fn segments<'a>(&'a self, segments: &mut Segments<'a>) -> Result {
+            segments.readable(&self.0)
+        }
+
+        fn complete(_this: Arc<Self>, _written: u32) {}
+
+        fn cancel(_this: Arc<Self>) {}
+    }
+
+    #[test]
+    fn submit_rejects_a_request_without_buffers() -> Result {
+        // Checked before the queue is looked at, so such a request never reaches
+        // `virtqueue_add_sgs()` (where it would hit `BUG_ON(total_sg == 0)`): on a queue that
+        // cannot take anything, it is still `EINVAL`, not `ENODEV`.
+        let vq = Arc::pin_init(Virtqueue::<NoBuffers>::new(), GFP_KERNEL)?;
+        assert_eq!(vq.submit(Arc::new(NoBuffers, GFP_KERNEL)?), Err(EINVAL));
+        Ok(())
+    }
+
+    #[test]
+    fn stopped_queue_takes_nothing() -> Result {
+        let vq = Arc::pin_init(Virtqueue::<OneBuffer>::new(), GFP_KERNEL)?;
+        Queue::stop(&*vq);
+        assert!(vq.is_dead());
+        let req = Arc::new(OneBuffer(KVec::from_elem(1u8, 4, GFP_KERNEL)?), GFP_KERNEL)?;
+        assert_eq!(vq.submit(req), Err(ENODEV));
+        Ok(())
+    }
+
+    #[test]
+    fn vmalloc_buffers_get_one_entry_per_page() -> Result {
+        let buf = VVec::<u8>::from_elem(0, 3 * PAGE_SIZE, GFP_KERNEL)?;
+        // From the middle of the first page to the middle of the third.
+        let start = buf[PAGE_SIZE / 2..].as_ptr().cast_mut();
+        // SAFETY: The range lies in `buf`, vmalloc memory that outlives `sg`.
+        let sg = unsafe { VmallocSg::new(start, 2 * PAGE_SIZE as u32)? };
+        let mut pieces = KVec::new();
+        let mut entry = sg.0.sgl;
+        while !entry.is_null() {
+            // SAFETY: `entry` is an entry of the table.
+            let (offset, length) = unsafe { ((*entry).offset, (*entry).length) };
+            pieces.push((offset as usize, length as usize), GFP_KERNEL)?;
+            // SAFETY: `entry` is an entry of the table.
+            entry = unsafe { bindings::sg_next(entry) };
+        }
+        let half = PAGE_SIZE / 2;
+        assert_eq!(&pieces[..], &[(half, half), (0, PAGE_SIZE), (0, half)]);
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 //! The virtio driver, which probes the GPU, and the DRM driver it registers.
 
 use kernel::{
-    device::{Core, DeviceContext},
+    device::{Bound, Core, DeviceContext},
     drm::{self, gem, ioctl},
     io::resource::{Flags, Region, Resource},
     prelude::*,
@@ -55,13 +55,15 @@ kernel::virtio_device_table!(
 
 impl virtio::Driver for VirtioGpuDriver {
     type Data<'bound> = VirtioGpuData<'bound>;
+    type Config = uapi::virtio_gpu_config;
     const ID_TABLE: virtio::IdTable = &ID_TABLE;
     const FEATURES: &'static [u32] = gpu::FEATURES;
 
     fn probe<'bound>(
         vdev: &'bound virtio::Device<Core<'_>>,
+        config: virtio::Config<'bound, Self::Config>,
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
-        let gpu = Gpu::probe(vdev)?;
+        let gpu = Gpu::probe(vdev, config)?;
         let host_visible = claim_host_visible(vdev, &gpu)?;
         let debugfs = DebugFs::new(&gpu, vdev.as_ref().name())?;
         let drm = drm::UnregisteredDevice::<VirtioGpuDrmDriver>::new(vdev, Ok::<_, Error>(gpu))?;
@@ -78,6 +80,25 @@ impl virtio::Driver for VirtioGpuDriver {
             _debugfs: debugfs,
             _host_visible: host_visible,
         })
+    }
+
+    /// Runs in process context (the virtio adapter defers it to a work item). As the C driver's
+    /// `virtio_gpu_config_changed_work_func()`, acknowledges the display events the device
+    /// reports; without KMS there are no display modes to fetch again.
+    fn config_changed(
+        _vdev: &virtio::Device<Bound>,
+        config: virtio::Config<'_, Self::Config>,
+        _this: Pin<&Self::Data<'_>>,
+    ) {
+        let Ok(events) = kernel::virtio_read_config!(config, uapi::virtio_gpu_config, events_read)
+        else {
+            return;
+        };
+        let clear = events & uapi::VIRTIO_GPU_EVENT_DISPLAY;
+        let _ = config.write(
+            core::mem::offset_of!(uapi::virtio_gpu_config, events_clear),
+            clear,
+        );
     }
 }
 

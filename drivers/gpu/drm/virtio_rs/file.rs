@@ -224,28 +224,33 @@ impl File {
         }
         let ctx_id = this.context_id()?;
 
+        // The BO list and the command stream are sized by userspace: `kvmalloc` memory, as in
+        // the C driver (`kvmalloc_array()`, `vmemdup_user()`), and more than can be allocated is
+        // `ENOMEM`, without a warning.
+        //
         // The BO list: every handle must exist; the objects are held until the host took the
         // commands.
-        let mut raw = KVec::new();
+        let mut raw = KVVec::new();
         UserSlice::new(
             UserPtr::from_addr(args.bo_handles as usize),
             (args.num_bo_handles as usize)
                 .checked_mul(size_of::<u32>())
                 .ok_or(EINVAL)?,
         )
-        .read_all(&mut raw, GFP_KERNEL)?;
-        let mut bos = KVec::with_capacity(args.num_bo_handles as usize, GFP_KERNEL)?;
+        .read_all(&mut raw, GFP_KERNEL | __GFP_NOWARN)?;
+        let mut bos =
+            KVVec::with_capacity(args.num_bo_handles as usize, GFP_KERNEL | __GFP_NOWARN)?;
         for h in raw.chunks_exact(4) {
             let handle = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]);
             bos.push(Object::lookup_handle(file, handle)?, GFP_KERNEL)?;
         }
 
-        let mut cmd = KVec::new();
+        let mut cmd = KVVec::new();
         UserSlice::new(
             UserPtr::from_addr(args.command as usize),
             args.size as usize,
         )
-        .read_all(&mut cmd, GFP_KERNEL)?;
+        .read_all(&mut cmd, GFP_KERNEL | __GFP_NOWARN)?;
         gpu.ctrl
             .call_nodata_with(protocol::submit_3d(ctx_id, args.size)?, cmd)?;
         drop(bos);
@@ -300,12 +305,17 @@ impl File {
         // As the C driver: a 3D device gets the file's context first, whatever the blob.
         let ctx_id = if f.virgl_3d { this.context_id()? } else { 0 };
         if args.cmd_size != 0 {
-            let mut cmd = KVec::new();
+            // As the C driver's `memdup_user()`, a `kmalloc` copy: more than `kmalloc` can give
+            // is `ENOMEM`.
+            if args.cmd_size as usize > kernel::bindings::KMALLOC_MAX_SIZE as usize {
+                return Err(ENOMEM);
+            }
+            let mut cmd = KVVec::new();
             UserSlice::new(
                 UserPtr::from_addr(args.cmd as usize),
                 args.cmd_size as usize,
             )
-            .read_all(&mut cmd, GFP_KERNEL)?;
+            .read_all(&mut cmd, GFP_KERNEL | __GFP_NOWARN)?;
             gpu.ctrl
                 .call_nodata_with(protocol::submit_3d(ctx_id, args.cmd_size)?, cmd)?;
         }
@@ -321,7 +331,9 @@ impl File {
                 return Err(EOPNOTSUPP);
             }
             let n = size / kernel::page::PAGE_SIZE;
-            let mut pages = KVec::with_capacity(n, GFP_KERNEL)?;
+            // Sized by userspace: `kvmalloc` memory; more than can be allocated is `ENOMEM`,
+            // without a warning.
+            let mut pages = KVVec::with_capacity(n, GFP_KERNEL | __GFP_NOWARN)?;
             for _ in 0..n {
                 pages.push(
                     Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?,
@@ -339,32 +351,19 @@ impl File {
                 args.blob_flags,
                 args.blob_id,
                 size as u64,
-            ),
+                0,
+            )
+            .and_then(|cmd| gpu.ctrl.call_nodata(cmd)),
             Some(pages) => {
-                let mut entries = KVec::with_capacity(pages.len(), GFP_KERNEL)?;
-                for p in pages.iter() {
-                    // SAFETY: `p` is a valid page we own.
-                    let addr = unsafe { kernel::bindings::page_to_phys(p.as_ptr()) };
-                    entries.push((addr, kernel::page::PAGE_SIZE as u32), GFP_KERNEL)?;
-                }
                 // As the C driver: only host3d blobs belong to the context and have a blob id.
                 let (ctx, id) = if host3d {
                     (ctx_id, args.blob_id)
                 } else {
                     (0, 0)
                 };
-                protocol::resource_create_guest_blob(
-                    ctx,
-                    resource_id,
-                    args.blob_mem,
-                    args.blob_flags,
-                    id,
-                    size as u64,
-                    &entries,
-                )
+                Self::create_guest_blob(gpu, ctx, resource_id, args, id, size as u64, pages)
             }
-        }
-        .and_then(|cmd| gpu.ctrl.call_nodata(cmd));
+        };
         if let Err(e) = created {
             if e == ETIMEDOUT {
                 // The host may still create the resource on these pages: never free them.
@@ -388,6 +387,34 @@ impl File {
         args.bo_handle = obj.create_handle(file)?;
         args.res_handle = resource_id;
         Ok(0)
+    }
+
+    /// Asks the host to create guest blob `resource_id` on `pages`; the list of the pages
+    /// follows the command.
+    fn create_guest_blob(
+        gpu: &Gpu,
+        ctx_id: u32,
+        resource_id: u32,
+        args: &uapi::drm_virtgpu_resource_create_blob,
+        blob_id: u64,
+        size: u64,
+        pages: &[Page],
+    ) -> Result {
+        let entries = protocol::mem_entries(pages.iter().map(|p| {
+            // SAFETY: `p` is a valid page we own.
+            let addr = unsafe { kernel::bindings::page_to_phys(p.as_ptr()) };
+            (addr, kernel::page::PAGE_SIZE as u32)
+        }))?;
+        let cmd = protocol::resource_create_blob(
+            ctx_id,
+            resource_id,
+            args.blob_mem,
+            args.blob_flags,
+            blob_id,
+            size,
+            u32::try_from(pages.len())?,
+        )?;
+        gpu.ctrl.call_nodata_with(cmd, entries)
     }
 
     /// IOCTL: MAP: the offset to mmap an object at on the DRM file.

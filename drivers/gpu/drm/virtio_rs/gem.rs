@@ -59,12 +59,12 @@ pub(crate) struct HostResource {
     gpu: Arc<Gpu>,
     id: u32,
     /// Guest blobs: the pages the host was given.
-    pages: Option<KVec<Page>>,
+    pages: Option<KVVec<Page>>,
 }
 
 impl HostResource {
     /// Takes ownership of resource `id`, which the host has just created (on `pages`).
-    pub(crate) fn new(gpu: Arc<Gpu>, id: u32, pages: Option<KVec<Page>>) -> Self {
+    pub(crate) fn new(gpu: Arc<Gpu>, id: u32, pages: Option<KVVec<Page>>) -> Self {
         // INVARIANT: The caller hands over the host's new resource.
         Self { gpu, id, pages }
     }

@@ -114,24 +114,30 @@ pub(crate) struct Gpu {
 /// from 1 either. After a wrap, ids still in use on the device are skipped.
 static NEXT_RESOURCE_ID: Atomic<u32> = Atomic::new(1);
 
-fn read_config(vdev: &virtio::Device<device::Bound>) -> Result<(u32, u32)> {
-    vdev.read_config_consistent(|d| -> Result<(u32, u32)> {
+/// The configuration space of the device.
+type Config<'a> = virtio::Config<'a, uapi::virtio_gpu_config>;
+
+fn read_config(config: Config<'_>) -> Result<(u32, u32)> {
+    config.read_consistent(|c| -> Result<(u32, u32)> {
         Ok((
-            kernel::virtio_read_config!(d, uapi::virtio_gpu_config, num_scanouts)?,
-            kernel::virtio_read_config!(d, uapi::virtio_gpu_config, num_capsets)?,
+            kernel::virtio_read_config!(c, uapi::virtio_gpu_config, num_scanouts)?,
+            kernel::virtio_read_config!(c, uapi::virtio_gpu_config, num_capsets)?,
         ))
     })
 }
 
 impl Gpu {
     /// Brings the GPU up: negotiated features, queues, configuration, then capsets.
-    pub(crate) fn probe(vdev: &virtio::Device<device::Core<'_>>) -> Result<Arc<Self>> {
+    pub(crate) fn probe(
+        vdev: &virtio::Device<device::Core<'_>>,
+        config: Config<'_>,
+    ) -> Result<Arc<Self>> {
         if !vdev.has_feature(bindings::VIRTIO_F_VERSION_1) {
             return Err(ENODEV);
         }
         let blob_alignment = if vdev.has_feature(uapi::VIRTIO_GPU_F_BLOB_ALIGNMENT) {
             Some(kernel::virtio_read_config!(
-                vdev,
+                config,
                 uapi::virtio_gpu_config,
                 blob_alignment
             )?)
@@ -169,7 +175,7 @@ impl Gpu {
         );
 
         let queues = vdev.find_virtqueues::<ControlRequest, 2>([c"control", c"cursor"])?;
-        let (num_scanouts, num_capsets) = read_config(vdev)?;
+        let (num_scanouts, num_capsets) = read_config(config)?;
         dev_info!(
             vdev,
             "number of scanouts: {}, of capsets: {}\n",
@@ -229,7 +235,8 @@ impl Gpu {
     }
 
     fn fetch_capset_infos(ctrl: &ControlQueue, num: u32) -> Result<KVec<CapsetInfo>> {
-        let mut infos = KVec::with_capacity(num as usize, GFP_KERNEL)?;
+        // The host picks `num`: more than can be allocated is `ENOMEM`, without a warning.
+        let mut infos = KVec::with_capacity(num as usize, GFP_KERNEL | __GFP_NOWARN)?;
         for index in 0..num {
             let reply = ctrl.call(
                 protocol::get_capset_info(index)?,

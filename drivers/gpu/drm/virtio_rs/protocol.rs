@@ -210,7 +210,9 @@ pub(crate) fn submit_3d(ctx_id: u32, size: u32) -> Result<KVec<u8>> {
     .finish())
 }
 
-/// `VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB` of a host blob (no guest memory entries).
+/// `VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB`. A blob backed by guest memory has `nr_entries`
+/// pieces, whose list ([`mem_entries`]) is sent after the command, as the C driver sends it;
+/// a host blob has none.
 pub(crate) fn resource_create_blob(
     ctx_id: u32,
     resource_id: u32,
@@ -218,6 +220,7 @@ pub(crate) fn resource_create_blob(
     blob_flags: u32,
     blob_id: u64,
     size: u64,
+    nr_entries: u32,
 ) -> Result<KVec<u8>> {
     Ok(Command::new(
         cmd::RESOURCE_CREATE_BLOB,
@@ -227,37 +230,29 @@ pub(crate) fn resource_create_blob(
     .u32(resource_id)?
     .u32(blob_mem)?
     .u32(blob_flags)?
-    .u32(0)? // nr_entries
+    .u32(nr_entries)?
     .u64(blob_id)?
     .u64(size)?
     .finish())
 }
 
-/// `VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB` of a blob backed by guest memory: `entries` are the
-/// (guest physical address, length) of its pieces (`struct virtio_gpu_mem_entry`).
-pub(crate) fn resource_create_guest_blob(
-    ctx_id: u32,
-    resource_id: u32,
-    blob_mem: u32,
-    blob_flags: u32,
-    blob_id: u64,
-    size: u64,
-    entries: &[(u64, u32)],
-) -> Result<KVec<u8>> {
-    let n = u32::try_from(entries.len())?;
-    let len = size_of::<uapi::virtio_gpu_resource_create_blob>()
-        + entries.len() * size_of::<uapi::virtio_gpu_mem_entry>();
-    let mut c = Command::new(cmd::RESOURCE_CREATE_BLOB, ctx_id, len)?
-        .u32(resource_id)?
-        .u32(blob_mem)?
-        .u32(blob_flags)?
-        .u32(n)?
-        .u64(blob_id)?
-        .u64(size)?;
-    for &(addr, length) in entries {
-        c = c.u64(addr)?.u32(length)?.u32(0)?;
+/// The `struct virtio_gpu_mem_entry` list of a blob backed by guest memory, from the (guest
+/// physical address, length) of its pieces.
+///
+/// It grows with the blob, whose size userspace picks, so it is `kvmalloc` memory, as the C
+/// driver's `kvmalloc_array()` list; more than can be allocated is `ENOMEM`, without a warning.
+pub(crate) fn mem_entries(entries: impl ExactSizeIterator<Item = (u64, u32)>) -> Result<KVVec<u8>> {
+    let len = entries
+        .len()
+        .checked_mul(size_of::<uapi::virtio_gpu_mem_entry>())
+        .ok_or(ENOMEM)?;
+    let mut buf = KVVec::with_capacity(len, GFP_KERNEL | __GFP_NOWARN)?;
+    for (addr, length) in entries {
+        buf.extend_from_slice(&addr.to_le_bytes(), GFP_KERNEL)?;
+        buf.extend_from_slice(&length.to_le_bytes(), GFP_KERNEL)?;
+        buf.extend_from_slice(&0u32.to_le_bytes(), GFP_KERNEL)?; // padding
     }
-    Ok(c.finish())
+    Ok(buf)
 }
 
 /// `VIRTIO_GPU_CMD_RESOURCE_MAP_BLOB` at `offset` into the host-visible region.
@@ -334,7 +329,7 @@ mod tests {
             size_of::<uapi::virtio_gpu_ctx_resource>()
         );
         assert_eq!(
-            resource_create_blob(1, 2, 2, 1, 3, 4096)?.len(),
+            resource_create_blob(1, 2, 2, 1, 3, 4096, 0)?.len(),
             size_of::<uapi::virtio_gpu_resource_create_blob>()
         );
         assert_eq!(
@@ -360,6 +355,17 @@ mod tests {
         assert_eq!(&c[24..28], &[4, 0, 0, 0]);
         assert_eq!(&c[28..32], &[4, 0, 0, 0]);
         assert_eq!(&c[32..36], b"name");
+        Ok(())
+    }
+
+    #[test]
+    fn mem_entries_are_little_endian_virtio_gpu_mem_entries() -> Result {
+        let e = mem_entries([(0x1122_3344_5566_7788u64, 0x1000u32), (0x2000, 0x800)].into_iter())?;
+        assert_eq!(e.len(), 2 * size_of::<uapi::virtio_gpu_mem_entry>());
+        assert_eq!(&e[0..8], &0x1122_3344_5566_7788u64.to_le_bytes());
+        assert_eq!(&e[8..16], &[0x00, 0x10, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&e[16..24], &0x2000u64.to_le_bytes());
+        assert_eq!(&e[24..32], &[0x00, 0x08, 0, 0, 0, 0, 0, 0]);
         Ok(())
     }
 

@@ -28,7 +28,9 @@ pub(crate) const HOST_TIMEOUT_MS: u32 = 5000;
 #[pin_data]
 pub(crate) struct ControlRequest {
     cmd: KVec<u8>,
-    payload: Option<KVec<u8>>,
+    /// Sized by userspace (command streams, guest page lists), so it may be `vmalloc` memory,
+    /// which the queue hands to the device page by page.
+    payload: Option<KVVec<u8>>,
     resp: DeviceBuffer,
     /// `None` while on the queue; then the number of bytes the device wrote, or why not.
     #[pin]
@@ -37,9 +39,9 @@ pub(crate) struct ControlRequest {
     done: Completion,
 }
 
-// SAFETY: Every buffer listed is owned by the request: `cmd` and `payload` are kmalloc'd
-// vectors that are never modified after construction, `resp` is a kmalloc'd `DeviceBuffer`;
-// the request is only dropped once the queue has given it back.
+// SAFETY: Every buffer listed is owned by the request: `cmd` (kmalloc) and `payload` (kmalloc or
+// vmalloc) are vectors that are never modified after construction, `resp` is a kmalloc'd
+// `DeviceBuffer`; the request is only dropped once the queue has given it back.
 unsafe impl Request for ControlRequest {
     fn segments<'a>(&'a self, segments: &mut Segments<'a>) -> Result {
         segments.readable(&self.cmd)?;
@@ -87,13 +89,16 @@ impl ControlQueue {
 
     /// Sends `cmd` (followed by `payload`, if any) and waits for the host's answer, of at
     /// most `resp_len` bytes.
+    ///
+    /// The host may ask for a large `resp_len` (a capset's size): more than `kmalloc` can give
+    /// is `ENOMEM`, without a warning.
     pub(crate) fn call(
         &self,
         cmd: KVec<u8>,
-        payload: Option<KVec<u8>>,
+        payload: Option<KVVec<u8>>,
         resp_len: usize,
     ) -> Result<Reply> {
-        let resp = DeviceBuffer::new(resp_len.max(protocol::HDR_SIZE), GFP_KERNEL)?;
+        let resp = DeviceBuffer::new(resp_len.max(protocol::HDR_SIZE), GFP_KERNEL | __GFP_NOWARN)?;
         let req = Arc::pin_init(
             pin_init!(ControlRequest {
                 cmd,
@@ -131,7 +136,7 @@ impl ControlQueue {
     }
 
     /// Sends `cmd` followed by `payload` and waits for an `OK_NODATA` answer.
-    pub(crate) fn call_nodata_with(&self, cmd: KVec<u8>, payload: KVec<u8>) -> Result {
+    pub(crate) fn call_nodata_with(&self, cmd: KVec<u8>, payload: KVVec<u8>) -> Result {
         let payload = (!payload.is_empty()).then_some(payload);
         let reply = self.call(cmd, payload, protocol::HDR_SIZE)?;
         reply.response()?.expect(protocol::resp::OK_NODATA)?;
