@@ -222,6 +222,12 @@ def run_boot(rep, variant, driver, host, kernel, initrd, chroot, shim, kunit, ti
     for r in results:
         rep.add(f"{tag}: {r.name}", r.status, r.diag, r.reason)
 
+    rep.add(f"{tag}: boot", "fail" if (problems := judge_boot(rc, lines, results, kunit, timeout))
+            else "pass", problems)
+
+
+def judge_boot(rc, lines, results, kunit, timeout):
+    """What is wrong with a boot as a whole (an empty list: nothing)."""
     # The boot itself is a test: it completed, in time, without a splat, its test program
     # exited 0, every expected KUnit suite reported, and the host has nothing left.
     stripped = [ktap.strip(l) for l in lines]
@@ -262,7 +268,7 @@ def run_boot(rep, variant, driver, host, kernel, initrd, chroot, shim, kunit, ti
     if problems and not bad:
         problems.append("last console lines:")
         problems += stripped[-25:]
-    rep.add(f"{tag}: boot", "fail" if problems else "pass", problems)
+    return problems
 
 
 def main():

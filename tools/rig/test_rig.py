@@ -42,6 +42,80 @@ class KunitSuitesTest(unittest.TestCase):
                              ["rust_virtio_config", "rust_virtio_virtqueue"])
 
 
+CLEAN = """\
+[    1.0] KTAP version 1
+[    1.0] 1..1
+[    1.0]     KTAP version 1
+[    1.0]     # Subtest: rust_virtio_config
+[    1.0]     1..1
+[    1.0]     ok 1 range_inside_the_structure
+[    1.0] ok 1 rust_virtio_config
+rig: init (test) on 7.3.4 aarch64
+KTAP version 1
+1..1
+ok 1 version_name_is_virtio_gpu
+rig: virtgpu-tests exited with status 0
+rig: done
+rig: qemu exited with status 0
+rig: host resources: created 2 released 2 reset 0 live 0 unknown 0 ctx-created 1 \
+ctx-destroyed 1 ctx-live 0 ctx-unknown 0 res-ids - ctxs - caps -
+""".replace("\\\n", "").splitlines()
+
+
+def judge(lines, rc=0, kunit=("rust_virtio_config",)):
+    return check.judge_boot(rc, lines, check.ktap.parse(lines), list(kunit), 120)
+
+
+def edit(old, new):
+    return [new if line == old else line for line in CLEAN]
+
+
+class JudgeBootTest(unittest.TestCase):
+    def test_a_clean_boot_passes(self):
+        self.assertEqual(judge(CLEAN), [])
+
+    def test_a_crashed_test_program_fails_the_boot(self):
+        p = judge(edit("rig: virtgpu-tests exited with status 0",
+                       "rig: virtgpu-tests exited with status 139"))
+        self.assertIn("the guest test program exited with status 139 (killed by signal 11)", p)
+
+    def test_a_failing_exit_status_fails_the_boot(self):
+        p = judge(edit("rig: virtgpu-tests exited with status 0",
+                       "rig: virtgpu-tests exited with status 1"))
+        self.assertIn("the guest test program exited with status 1", p)
+
+    def test_a_test_program_that_never_finished_fails_the_boot(self):
+        p = judge([l for l in CLEAN if "exited with status 0" not in l])
+        self.assertIn("the guest test program did not finish", p)
+
+    def test_a_missing_kunit_suite_fails_the_boot(self):
+        p = judge(CLEAN, kunit=("rust_virtio_config", "virtio_gpu_rs_protocol"))
+        self.assertIn("KUnit suites that did not report: virtio_gpu_rs_protocol", p)
+
+    def test_a_timeout_fails_the_boot(self):
+        p = judge([l for l in CLEAN if not l.startswith("rig: done")], rc=124)
+        self.assertIn("timed out after 120s", p)
+
+    def test_a_live_host_context_at_the_end_fails_the_boot(self):
+        lines = [l.replace("ctx-live 0", "ctx-live 1") for l in CLEAN]
+        self.assertTrue(any("leaked" in x for x in judge(lines)))
+
+    def test_a_double_release_fails_the_boot(self):
+        lines = [l.replace("unknown 0 ctx", "unknown 1 ctx") for l in CLEAN]
+        self.assertTrue(any("released twice" in x for x in judge(lines)))
+
+    def test_a_kmemleak_report_fails_the_boot(self):
+        lines = CLEAN[:-3] + ["rig: kmemleak begin",
+                              "unreferenced object 0xffff000004a1c000 (size 64):",
+                              "rig: kmemleak end"] + CLEAN[-3:]
+        self.assertTrue(any("unreferenced object" in x for x in judge(lines)))
+
+    def test_a_hung_task_report_fails_the_boot(self):
+        lines = CLEAN[:9] + ["[   30.0] INFO: task virtgpu-tests:80 blocked for more than 10 "
+                             "seconds."] + CLEAN[9:]
+        self.assertTrue(any("blocked for more than" in x for x in judge(lines)))
+
+
 class HostFailureTest(unittest.TestCase):
     def test_a_timeout_is_never_the_host(self):
         self.assertIsNone(check.host_failure(124, ["[ 1.0] rig: init (test)"]))

@@ -40,6 +40,12 @@ fn device_and_driver(node: &str) -> Result<(String, PathBuf), String> {
 /// Where the device was bound before `unbind_busy` unbound it.
 static mut UNBOUND: Option<(String, PathBuf)> = None;
 
+/// Whether a test left the device unbound (the rebind test binds it again).
+pub fn device_unbound() -> bool {
+    // SAFETY: The tests run one at a time on the main thread.
+    unsafe { (*std::ptr::addr_of!(UNBOUND)).is_some() }
+}
+
 /// A blob of the unbound device and its GEM and dma-buf mappings made before the unbind.
 static mut STALE: Option<(Blob, Mapping, Mapping)> = None;
 
