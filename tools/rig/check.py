@@ -283,7 +283,9 @@ def main():
                                   stdout=subprocess.PIPE, stderr=open(chroot_log, "w"),
                                   text=True)
 
+    step = time.monotonic()
     ok, out = sh([os.path.join(RIG, "setup-toolchain.sh")])
+    log(f"toolchain ready after {time.monotonic() - step:.0f}s")
     if not ok:
         rep.add("setup/toolchain", "fail", out[-30:])
     host_unit_tests(rep)
@@ -296,6 +298,7 @@ def main():
     initrds = {}
     for variant, driver, sanitize in variants:
         env = {"DRIVER": driver, "ARCH": ARCH, "SANITIZE": sanitize}
+        step = time.monotonic()
         ok, out = sh([os.path.join(RIG, "build-kernel.sh")], env)
         if ok:
             kernel = out[-1]
@@ -310,14 +313,16 @@ def main():
                 built[variant] = (kernel, initrds[driver],
                                   kunit_expected(os.path.join(bld, ".config")))
                 version = open(os.path.join(bld, "rig-version")).read().strip()
-                log(f"built {ARCH}/{variant}: {version}")
+                log(f"built {ARCH}/{variant} in {time.monotonic() - step:.0f}s: {version}")
         if variant not in built:
             rep.add(f"build/{ARCH}/{variant}", "fail", out[-30:])
 
     rustfmt_tests(rep)
     clippy_tests(rep)
 
+    step = time.monotonic()
     chroot_out, _ = chroot_job.communicate()
+    log(f"host chroot ready ({time.monotonic() - step:.0f}s waited for it)")
     chroot = chroot_out.strip().splitlines()[-1] if chroot_job.returncode == 0 else None
     if not chroot:
         rep.add("setup/host-chroot", "fail", open(chroot_log).read().splitlines()[-30:])

@@ -208,9 +208,10 @@ impl<R: Request> Virtqueue<R> {
     /// Puts `req` on the queue and notifies the device, waiting for room while the queue is
     /// full. May sleep.
     ///
-    /// Fails with [`EINVAL`] if `req` lists no buffer, or more than fit in the empty queue, and
-    /// with [`ENODEV`] once the queue is stopped or torn down; then `req` is dropped, not
-    /// cancelled.
+    /// Fails with [`EINVAL`] if `req` lists no buffer, or more than fit in the empty queue (a
+    /// buffer in vmalloc memory counts once per page: the virtio specification forbids a
+    /// descriptor chain longer than the queue, and QEMU breaks the device for one), and with
+    /// [`ENODEV`] once the queue is stopped or torn down; then `req` is dropped, not cancelled.
     pub fn submit(&self, req: Arc<R>) -> Result {
         // The buffers' addresses, taken while `req` is borrowed; they stay valid after it is
         // turned into a token, which keeps the allocation alive.
@@ -232,6 +233,8 @@ impl<R: Request> Virtqueue<R> {
         // reads them while the request is added, so they are freed when `submit` returns.
         let mut tables: [Option<VmallocSg>; MAX_SEGMENTS] = Default::default();
         let mut sg_ptrs = [ptr::null_mut::<bindings::scatterlist>(); MAX_SEGMENTS];
+        // The length of the descriptor chain.
+        let mut entries = 0usize;
         for i in 0..n {
             let (buf, len) = bufs[i];
             // SAFETY: Only compares the address with the bounds of the vmalloc area.
@@ -240,11 +243,13 @@ impl<R: Request> Virtqueue<R> {
                 // safety requirements), which stays allocated while the table is used.
                 let table = tables[i].insert(unsafe { VmallocSg::new(buf, len)? });
                 sg_ptrs[i] = table.0.sgl;
+                entries += table.0.nents as usize;
             } else {
                 // SAFETY: `sgs[i]` is valid for writes; `buf` is `len` bytes of kmalloc memory
                 // owned by `req` (`Request`'s safety requirements).
                 unsafe { bindings::sg_init_one(&mut sgs[i], buf.cast(), len) };
                 sg_ptrs[i] = &mut sgs[i];
+                entries += 1;
             }
         }
 
@@ -256,6 +261,13 @@ impl<R: Request> Virtqueue<R> {
                 // SAFETY: `token` came from `into_foreign` above and was not given to the queue.
                 drop(unsafe { Arc::<R>::from_foreign(token) });
                 return Err(ENODEV);
+            }
+            // SAFETY: By the type invariant `guard.vq` is a live virtqueue.
+            if entries > unsafe { bindings::virtqueue_get_vring_size(guard.vq) } as usize {
+                drop(guard);
+                // SAFETY: `token` came from `into_foreign` above and was not given to the queue.
+                drop(unsafe { Arc::<R>::from_foreign(token) });
+                return Err(EINVAL);
             }
             // SAFETY: By the type invariant `guard.vq` is a live virtqueue, serialised by the
             // lock; `sg_ptrs` holds `n` (at least one) initialised scatterlists, the first
