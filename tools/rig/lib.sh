@@ -44,22 +44,26 @@ debian_mirror() {
 # any is missing. Every step calls it for its own tools, so no step depends on
 # another having run first (make check starts some in parallel).
 need_packages() {
-	local missing="" p
-	for p in "$@"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-			missing="$missing $p"
-	done
+	local missing
+	missing=$(missing_packages "$@")
 	[ -z "$missing" ] && return 0
+	# shellcheck disable=SC2086
 	with_lock apt _install_packages $missing
 }
 
-_install_packages() {
-	local missing="" p
-	# Another step may have installed them while this one waited for the lock.
+# missing_packages PKG...: those of the packages that are not installed.
+missing_packages() {
+	local p
 	for p in "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-			missing="$missing $p"
+			printf ' %s' "$p"
 	done
+}
+
+_install_packages() {
+	local missing
+	# Another step may have installed them while this one waited for the lock.
+	missing=$(missing_packages "$@")
 	[ -z "$missing" ] && return 0
 	log "installing host packages:$missing"
 	# shellcheck disable=SC2086

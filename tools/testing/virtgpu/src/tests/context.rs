@@ -3,10 +3,10 @@
 //! lifecycle. Every errno is the one the C driver returns for the same input.
 
 use super::{expect_errno, host_report, Ctx, Host};
-use crate::check;
 use crate::drm::{errno_name, Device};
 use crate::ktap::Outcome;
 use crate::uapi::*;
+use crate::{check, pass_or_return};
 use std::time::Duration;
 
 pub const TESTS: super::Table = &[
@@ -317,14 +317,11 @@ fn context_init_twice(ctx: &Ctx) -> Outcome {
     if let Err(e) = dev.context_init(&[capset(CAPSET_VIRGL2)]) {
         return Outcome::Fail(format!("first CONTEXT_INIT: {}", errno_name(e)));
     }
-    let o = expect_errno(
+    pass_or_return!(expect_errno(
         "second CONTEXT_INIT",
         dev.context_init(&[capset(CAPSET_VIRGL2)]),
         libc::EEXIST,
-    );
-    if o != Outcome::Pass {
-        return o;
-    }
+    ));
     // Still exactly the first context on the host.
     host_context(&before, CAPSET_VIRGL2, None)
 }
@@ -410,10 +407,7 @@ fn context_init_fails(
         Ok(r) => r,
         Err(o) => return o,
     };
-    let o = expect_errno(what, dev.context_init(params), errno);
-    if o != Outcome::Pass {
-        return o;
-    }
+    pass_or_return!(expect_errno(what, dev.context_init(params), errno));
     // That the failed call created no context shows where a later call creates one: the host
     // then has exactly one new context (host_context()).
     match after {
@@ -425,14 +419,11 @@ fn context_init_fails(
             )),
         },
         After::Capset(kept) => {
-            let o = expect_errno(
+            pass_or_return!(expect_errno(
                 "CONTEXT_INIT virgl2 after the failure",
                 dev.context_init(&[capset(CAPSET_VIRGL2)]),
                 libc::EINVAL,
-            );
-            if o != Outcome::Pass {
-                return o;
-            }
+            ));
             match dev.context_init(&[]) {
                 Ok(()) => host_context(&before, kept, None),
                 Err(e) => Outcome::Fail(format!(
@@ -442,14 +433,11 @@ fn context_init_fails(
             }
         }
         After::BadPollMask => {
-            let o = expect_errno(
+            pass_or_return!(expect_errno(
                 "CONTEXT_INIT virgl2 after the failure",
                 dev.context_init(&[capset(CAPSET_VIRGL2)]),
                 libc::EINVAL,
-            );
-            if o != Outcome::Pass {
-                return o;
-            }
+            ));
             // No call succeeded: the host gets no context, however long it is given.
             match crate::host::query_until(HOST_SETTLE, |r| !r.new_contexts(&before).is_empty()) {
                 Ok(Some(r)) => check!(

@@ -3,10 +3,10 @@
 
 use super::blob::{BLOB_SIZE, PAGE};
 use super::{expect_errno, Ctx, Driver, Host};
-use crate::check;
 use crate::drm::errno_name;
 use crate::ktap::Outcome;
 use crate::uapi::*;
+use crate::{check, pass_or_return};
 
 pub const TESTS: super::Table = &[
     ("execbuffer_nop", nop),
@@ -53,14 +53,11 @@ fn longer_than_the_queue(ctx: &Ctx) -> Outcome {
     }
     let blob = crate::virgl_blob_or_return!(ctx, MAP_CACHE_CACHED, false);
     let big = vec![0u32; (8 << 20) / 4];
-    let o = expect_errno(
+    pass_or_return!(expect_errno(
         "EXECBUFFER of 8 MiB",
         blob.dev.execbuffer(0, &big, &[]),
         libc::EINVAL,
-    );
-    if o != Outcome::Pass {
-        return o;
-    }
+    ));
     match blob.dev.execbuffer(0, &NOP, &[]) {
         Ok(()) => Outcome::Pass,
         Err(e) => Outcome::Fail(format!("EXECBUFFER NOP afterwards: {}", errno_name(e))),

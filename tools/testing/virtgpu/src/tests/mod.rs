@@ -130,6 +130,17 @@ macro_rules! check {
     };
 }
 
+/// `pass_or_return!(outcome)`: returns `outcome` from the test unless it is a pass.
+#[macro_export]
+macro_rules! pass_or_return {
+    ($outcome:expr) => {
+        let o = $outcome;
+        if o != $crate::ktap::Outcome::Pass {
+            return o;
+        }
+    };
+}
+
 /// A mappable host blob (see [`blob::Blob::create`]) for a test that needs the virgl host:
 /// the test is skipped elsewhere, and fails if the blob cannot be made.
 #[macro_export]
