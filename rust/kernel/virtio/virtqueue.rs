@@ -8,9 +8,19 @@
 //!
 //! What travels on a queue is a [`Request`], owned through an [`Arc`]: the queue holds one
 //! reference from [`Virtqueue::submit`] until the device gives the buffers back, and then passes
-//! it to [`Request::complete`] (in interrupt context) or, when the queue is torn down first, to
-//! [`Request::cancel`]. A request can thus neither leak nor be freed while the device may still
-//! access its buffers.
+//! it to [`Request::complete`] or, when the queue is torn down first, to [`Request::cancel`]. A
+//! request can thus neither leak nor be freed while the device may still access its buffers.
+//!
+//! The queue's interrupt only schedules a work item; requests are completed from it, in process
+//! context, in the order the device gives them back.
+//!
+//! A queue can be full. [`Virtqueue::submit`] then waits, interruptibly, for room.
+//! [`Virtqueue::submit_or_defer`] never waits and never fails: a request that does not fit is
+//! put on the queue's backlog, through a link it carries ([`BacklogLink`]), and added as soon as
+//! the device gives buffers back. It is meant for the commands that release what the device
+//! holds, which must be sent whatever happens (on file close, in object destructors). Requests
+//! reach the device in the order they were accepted: while the backlog is not empty,
+//! [`Virtqueue::submit`] waits too.
 //!
 //! A request's buffers may be physically contiguous (`kmalloc`) or, for the large ones userspace
 //! sizes, `vmalloc` memory (a [`KVVec`] that grew past what `kmalloc` gives): those are handed to
@@ -23,10 +33,11 @@ use crate::{
     page::PAGE_SIZE,
     prelude::*,
     str::CStr,
-    sync::{Arc, CondVar, SpinLockIrq},
-    types::ForeignOwnable,
+    sync::{Arc, CondVar, SpinLockIrq, SpinLockIrqGuard},
+    types::{ForeignOwnable, Opaque},
 };
 use core::{cell::UnsafeCell, marker::PhantomData, mem::MaybeUninit, ptr};
+use pin_init::PinInit;
 
 /// The most buffers one request may consist of (device-readable plus device-writable).
 pub(super) const MAX_SEGMENTS: usize = 8;
@@ -149,20 +160,109 @@ pub unsafe trait Request: Send + Sync + Sized + 'static {
     /// Lists the request's buffers; a request has at least one.
     fn segments<'a>(&'a self, segments: &mut Segments<'a>) -> Result;
 
+    /// The link by which the request waits on the backlog of a full queue.
+    fn backlog_link(&self) -> &BacklogLink<Self>;
+
+    /// Called with the queue locked, right before the request is added: requests reach the
+    /// device in the order of these calls (where a driver numbers its fences). Must not sleep.
+    /// The request's buffers may still be written here, through interior mutability.
+    fn on_queue(&self) {}
+
+    /// Whether the device must give this request back before any later one is added. Some
+    /// devices finish certain requests asynchronously and stall on requests that overtake them;
+    /// later requests then wait as they would for room.
+    fn is_barrier(&self) -> bool {
+        false
+    }
+
     /// The device is done with the request and wrote `written` bytes to its writable buffers.
     ///
-    /// Called in interrupt context: must not sleep.
+    /// Called in process context (the queue's work item), in the order the device gave the
+    /// requests back; may sleep.
     fn complete(this: Arc<Self>, written: u32);
 
     /// The queue was torn down (device reset or removed) before the device finished.
     fn cancel(this: Arc<Self>);
 }
 
-struct QueueState {
+/// The link of a request on the backlog of a full queue ([`Virtqueue::submit_or_defer`]).
+///
+/// # Invariants
+///
+/// `next` is only accessed with the lock of the queue the request is submitted to held.
+pub struct BacklogLink<R> {
+    next: UnsafeCell<Option<Arc<R>>>,
+}
+
+// SAFETY: `next` is only accessed under the queue's lock (type invariant); `R` is a `Request`
+// and thus `Send + Sync`.
+unsafe impl<R: Send + Sync> Sync for BacklogLink<R> {}
+// SAFETY: As above.
+unsafe impl<R: Send + Sync> Send for BacklogLink<R> {}
+
+impl<R> BacklogLink<R> {
+    /// A link that is on no backlog.
+    pub const fn new() -> Self {
+        Self {
+            next: UnsafeCell::new(None),
+        }
+    }
+}
+
+impl<R> Default for BacklogLink<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+struct QueueState<R> {
     /// The C virtqueue; null before it is found and after it is deleted.
     vq: *mut bindings::virtqueue,
     /// Set when teardown starts; no buffer is added afterwards.
     dead: bool,
+    /// Requests waiting for room, oldest first, linked through their [`BacklogLink`]s.
+    backlog_head: Option<Arc<R>>,
+    /// The newest request of the backlog (null when it is empty).
+    backlog_tail: *const R,
+    /// A barrier request ([`Request::is_barrier`]) is on the queue: nothing is added until the
+    /// device gives it back.
+    barrier: bool,
+}
+
+impl<R: Request> QueueState<R> {
+    fn backlog_push(&mut self, req: Arc<R>) {
+        let ptr: *const R = &*req;
+        if self.backlog_tail.is_null() {
+            self.backlog_head = Some(req);
+        } else {
+            // SAFETY: `backlog_tail` is the newest request of the backlog, kept alive by the
+            // backlog's references; its link is accessed under the queue lock, which `&mut self`
+            // implies.
+            unsafe { *(*self.backlog_tail).backlog_link().next.get() = Some(req) };
+        }
+        self.backlog_tail = ptr;
+    }
+
+    fn backlog_pop(&mut self) -> Option<Arc<R>> {
+        let head = self.backlog_head.take()?;
+        // SAFETY: The link is accessed under the queue lock (`&mut self`).
+        self.backlog_head = unsafe { (*head.backlog_link().next.get()).take() };
+        if self.backlog_head.is_none() {
+            self.backlog_tail = ptr::null();
+        }
+        Some(head)
+    }
+
+    /// Puts `req` back at the head of the backlog.
+    fn backlog_unpop(&mut self, req: Arc<R>) {
+        let ptr: *const R = &*req;
+        // SAFETY: The link is accessed under the queue lock (`&mut self`).
+        unsafe { *req.backlog_link().next.get() = self.backlog_head.take() };
+        if self.backlog_tail.is_null() {
+            self.backlog_tail = ptr;
+        }
+        self.backlog_head = Some(req);
+    }
 }
 
 /// A virtqueue carrying requests of type `R`.
@@ -171,19 +271,31 @@ struct QueueState {
 ///
 /// While `state.vq` is not null it is a virtqueue of the device that is not deleted, and every
 /// token on it is an `Arc<R>` made by [`ForeignOwnable::into_foreign`].
+///
+/// `work` is initialised with [`Virtqueue::work_callback`] as its function. It is only queued by
+/// the queue's callback, while the queue is in its device's [`Registry`], and [`Queue::kill`]
+/// cancels it before the registry lets go of the queue.
 #[pin_data]
 pub struct Virtqueue<R: Request> {
     #[pin]
-    state: SpinLockIrq<QueueState>,
+    state: SpinLockIrq<QueueState<R>>,
     /// Notified whenever the device gives buffers back, and when the queue dies.
     #[pin]
     space: CondVar,
+    /// Completes what the device gave back, in process context.
+    #[pin]
+    work: Opaque<bindings::work_struct>,
     _requests: PhantomData<R>,
 }
 
-// SAFETY: The raw virtqueue pointer is only used with `state` locked, and the C virtqueue API
-// may be called from any thread under that serialisation.
-unsafe impl Send for QueueState {}
+// SAFETY: The raw pointers (the virtqueue, the backlog's tail) are only used with `state` locked,
+// and the C virtqueue API may be called from any thread under that serialisation.
+unsafe impl<R: Request> Send for QueueState<R> {}
+
+// SAFETY: Every field is `Sync`, except the work item, which the C workqueue API serialises.
+unsafe impl<R: Request> Sync for Virtqueue<R> {}
+// SAFETY: As above; nothing in the queue is tied to a thread.
+unsafe impl<R: Request> Send for Virtqueue<R> {}
 
 /// The names of every queue's lock and condition variable, each one object. Lockdep keeps one
 /// class per key and checks that a lock's name is the class's, by address; a string literal in
@@ -191,30 +303,26 @@ unsafe impl Send for QueueState {}
 /// different request types then share a key but not a name.
 static STATE_NAME: &CStr = c"virtqueue_state";
 static SPACE_NAME: &CStr = c"virtqueue_space";
+static WORK_NAME: &CStr = c"virtqueue_work";
 
-impl<R: Request> Virtqueue<R> {
-    fn new() -> impl PinInit<Self> {
-        pin_init!(Self {
-            state <- SpinLockIrq::new(
-                QueueState { vq: ptr::null_mut(), dead: false },
-                STATE_NAME,
-                crate::static_lock_class!(),
-            ),
-            space <- CondVar::new(SPACE_NAME, crate::static_lock_class!()),
-            _requests: PhantomData,
-        })
-    }
+/// The buffers of a request, ready to be added to a queue.
+struct Prepared {
+    sgs: [bindings::scatterlist; MAX_SEGMENTS],
+    /// The scatterlists of the buffers in vmalloc memory, one entry per page; the queue only
+    /// reads them while the request is added.
+    _tables: [Option<VmallocSg>; MAX_SEGMENTS],
+    sg_ptrs: [*mut bindings::scatterlist; MAX_SEGMENTS],
+    readable: usize,
+    writable: usize,
+    /// The length of the descriptor chain.
+    entries: usize,
+}
 
-    /// Puts `req` on the queue and notifies the device, waiting for room while the queue is
-    /// full. May sleep.
+impl Prepared {
+    /// Lists the buffers of `req`.
     ///
-    /// Fails with [`EINVAL`] if `req` lists no buffer, or more than fit in the empty queue (a
-    /// buffer in vmalloc memory counts once per page: the virtio specification forbids a
-    /// descriptor chain longer than the queue, and QEMU breaks the device for one), and with
-    /// [`ENODEV`] once the queue is stopped or torn down; then `req` is dropped, not cancelled.
-    pub fn submit(&self, req: Arc<R>) -> Result {
-        // The buffers' addresses, taken while `req` is borrowed; they stay valid after it is
-        // turned into a token, which keeps the allocation alive.
+    /// Fails with [`EINVAL`] if `req` lists no buffer.
+    fn new<R: Request>(req: &R) -> Result<KBox<Self>> {
         let (bufs, readable, writable) = {
             let mut segs = Segments::new();
             req.segments(&mut segs)?;
@@ -225,83 +333,251 @@ impl<R: Request> Virtqueue<R> {
         if n == 0 {
             return Err(EINVAL);
         }
-
-        // SAFETY: An all-zero `scatterlist` is a valid value; each used entry is initialised by
-        // `sg_init_one()` below.
-        let mut sgs: [bindings::scatterlist; MAX_SEGMENTS] = unsafe { core::mem::zeroed() };
-        // The scatterlists of the buffers in vmalloc memory, one entry per page; the queue only
-        // reads them while the request is added, so they are freed when `submit` returns.
-        let mut tables: [Option<VmallocSg>; MAX_SEGMENTS] = Default::default();
-        let mut sg_ptrs = [ptr::null_mut::<bindings::scatterlist>(); MAX_SEGMENTS];
-        // The length of the descriptor chain.
-        let mut entries = 0usize;
-        for i in 0..n {
-            let (buf, len) = bufs[i];
+        let mut this = KBox::new(
+            Prepared {
+                // SAFETY: An all-zero `scatterlist` is a valid value; each used entry is
+                // initialised below.
+                sgs: unsafe { core::mem::zeroed() },
+                _tables: Default::default(),
+                sg_ptrs: [ptr::null_mut(); MAX_SEGMENTS],
+                readable,
+                writable,
+                entries: 0,
+            },
+            GFP_KERNEL,
+        )?;
+        let p = &mut *this;
+        for (i, &(buf, len)) in bufs.iter().enumerate().take(n) {
             // SAFETY: Only compares the address with the bounds of the vmalloc area.
             if unsafe { bindings::is_vmalloc_addr(buf.cast()) } {
                 // SAFETY: `buf` is `len` bytes of vmalloc memory owned by `req` (`Request`'s
                 // safety requirements), which stays allocated while the table is used.
-                let table = tables[i].insert(unsafe { VmallocSg::new(buf, len)? });
-                sg_ptrs[i] = table.0.sgl;
-                entries += table.0.nents as usize;
+                let table = p._tables[i].insert(unsafe { VmallocSg::new(buf, len)? });
+                p.sg_ptrs[i] = table.0.sgl;
+                p.entries += table.0.nents as usize;
             } else {
                 // SAFETY: `sgs[i]` is valid for writes; `buf` is `len` bytes of kmalloc memory
                 // owned by `req` (`Request`'s safety requirements).
-                unsafe { bindings::sg_init_one(&mut sgs[i], buf.cast(), len) };
-                sg_ptrs[i] = &mut sgs[i];
-                entries += 1;
+                unsafe { bindings::sg_init_one(&mut p.sgs[i], buf.cast(), len) };
+                p.sg_ptrs[i] = &mut p.sgs[i];
+                p.entries += 1;
             }
         }
+        Ok(this)
+    }
+}
 
-        let token = req.into_foreign();
+/// Why a request was not added.
+enum AddError {
+    /// The queue is full: wait for the device to give buffers back.
+    Full,
+    /// The request can never be added (it is longer than the queue, or the queue is dead).
+    Never(Error),
+}
+
+impl<R: Request> Virtqueue<R> {
+    fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            state <- SpinLockIrq::new(
+                QueueState {
+                    vq: ptr::null_mut(),
+                    dead: false,
+                    backlog_head: None,
+                    backlog_tail: ptr::null(),
+                    barrier: false,
+                },
+                STATE_NAME,
+                crate::static_lock_class!(),
+            ),
+            space <- CondVar::new(SPACE_NAME, crate::static_lock_class!()),
+            // INVARIANT: The work item gets `work_callback` as its function.
+            work <- Opaque::ffi_init(|work| {
+                // SAFETY: `work` is valid for writes; the name and the lock class key are
+                // statics.
+                unsafe {
+                    bindings::init_work_with_key(
+                        work,
+                        Some(Self::work_callback),
+                        false,
+                        WORK_NAME.as_char_ptr(),
+                        crate::static_lock_class!().as_ptr(),
+                    )
+                }
+            }),
+            _requests: PhantomData,
+        })
+    }
+
+    extern "C" fn work_callback(work: *mut bindings::work_struct) {
+        // SAFETY: By the type invariant, this is only the function of the `work` field of a
+        // `Virtqueue<R>`, which stays alive while the work may run.
+        let this = unsafe {
+            &*crate::container_of!(Opaque::cast_from(work).cast_mut(), Virtqueue<R>, work)
+        };
+        this.process_used();
+    }
+
+    /// Adds `prepared` (the buffers of the request behind `token`) to the queue and notifies
+    /// the device; on error the caller still owns `token`.
+    fn add_locked(
+        &self,
+        guard: &mut SpinLockIrqGuard<'_, QueueState<R>>,
+        prepared: &mut Prepared,
+        req: &R,
+        token: *mut core::ffi::c_void,
+    ) -> core::result::Result<(), AddError> {
+        if guard.dead || guard.vq.is_null() {
+            return Err(AddError::Never(ENODEV));
+        }
+        if guard.barrier {
+            return Err(AddError::Full);
+        }
+        // SAFETY: By the type invariant `guard.vq` is a live virtqueue.
+        if prepared.entries > unsafe { bindings::virtqueue_get_vring_size(guard.vq) } as usize {
+            return Err(AddError::Never(EINVAL));
+        }
+        req.on_queue();
+        // SAFETY: By the type invariant `guard.vq` is a live virtqueue, serialised by the lock;
+        // `sg_ptrs` holds `readable + writable` (at least one) initialised scatterlists, the
+        // first `readable` of them device-readable; `token` is an `Arc<R>` as the invariant
+        // requires. Without `__GFP_NOWARN`, the indirect table of a long scatterlist (a large
+        // vmalloc buffer) could be a kmalloc too large to give; the queue then falls back to
+        // direct descriptors.
+        let ret = unsafe {
+            bindings::virtqueue_add_sgs(
+                guard.vq,
+                prepared.sg_ptrs.as_mut_ptr(),
+                prepared.readable as u32,
+                prepared.writable as u32,
+                token,
+                bindings::GFP_ATOMIC | bindings::__GFP_NOWARN,
+            )
+        };
+        if ret == 0 {
+            guard.barrier = req.is_barrier();
+            // SAFETY: As above.
+            unsafe { bindings::virtqueue_kick(guard.vq) };
+            return Ok(());
+        }
+        let err = Error::from_errno(ret);
+        // SAFETY: As above.
+        let empty = unsafe { (*guard.vq).num_free == bindings::virtqueue_get_vring_size(guard.vq) };
+        match (err == ENOSPC, empty) {
+            (true, false) => Err(AddError::Full),
+            (true, true) => Err(AddError::Never(EINVAL)),
+            (false, _) => Err(AddError::Never(err)),
+        }
+    }
+
+    /// Puts `req` on the queue and notifies the device, waiting for room while the queue is
+    /// full (or has a backlog). May sleep; the wait ends with [`ERESTARTSYS`] when a signal is
+    /// pending, and `req` is then dropped, never having reached the device.
+    ///
+    /// Fails with [`EINVAL`] if `req` lists no buffer, or more than fit in the empty queue (a
+    /// buffer in vmalloc memory counts once per page: the virtio specification forbids a
+    /// descriptor chain longer than the queue, and QEMU breaks the device for one), and with
+    /// [`ENODEV`] once the queue is stopped or torn down; then `req` is dropped, not cancelled.
+    pub fn submit(&self, req: Arc<R>) -> Result {
+        let mut prepared = Prepared::new(&*req)?;
         let mut guard = self.state.lock();
         loop {
-            if guard.dead || guard.vq.is_null() {
-                drop(guard);
-                // SAFETY: `token` came from `into_foreign` above and was not given to the queue.
-                drop(unsafe { Arc::<R>::from_foreign(token) });
-                return Err(ENODEV);
+            if guard.backlog_head.is_none() || guard.dead {
+                let token = req.clone().into_foreign();
+                match self.add_locked(&mut guard, &mut prepared, &req, token) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => {
+                        // SAFETY: The queue refused `token`, so we own it again.
+                        drop(unsafe { Arc::<R>::from_foreign(token) });
+                        if let AddError::Never(e) = e {
+                            return Err(e);
+                        }
+                    }
+                }
             }
-            // SAFETY: By the type invariant `guard.vq` is a live virtqueue.
-            if entries > unsafe { bindings::virtqueue_get_vring_size(guard.vq) } as usize {
-                drop(guard);
-                // SAFETY: `token` came from `into_foreign` above and was not given to the queue.
-                drop(unsafe { Arc::<R>::from_foreign(token) });
-                return Err(EINVAL);
+            // Full, or older requests wait: wait until the device gives buffers back.
+            if self.space.wait_interruptible(&mut guard) {
+                return Err(ERESTARTSYS);
             }
-            // SAFETY: By the type invariant `guard.vq` is a live virtqueue, serialised by the
-            // lock; `sg_ptrs` holds `n` (at least one) initialised scatterlists, the first
-            // `readable` of them device-readable; `token` is an `Arc<R>` as the invariant
-            // requires. Without `__GFP_NOWARN`, the indirect table of a long scatterlist (a large
-            // vmalloc buffer) could be a kmalloc too large to give; the queue then falls back to
-            // direct descriptors.
-            let ret = unsafe {
-                bindings::virtqueue_add_sgs(
-                    guard.vq,
-                    sg_ptrs.as_mut_ptr(),
-                    readable as u32,
-                    writable as u32,
-                    token,
-                    bindings::GFP_ATOMIC | bindings::__GFP_NOWARN,
-                )
-            };
-            if ret == 0 {
-                // SAFETY: As above.
-                unsafe { bindings::virtqueue_kick(guard.vq) };
-                return Ok(());
+        }
+    }
+
+    /// Puts `req` on the queue, or on its backlog if the queue is full, without waiting. Never
+    /// fails: a request that can never be added (the queue is dead, or the request is
+    /// malformed) is cancelled ([`Request::cancel`]) instead.
+    pub fn submit_or_defer(&self, req: Arc<R>) {
+        let mut guard = self.state.lock();
+        if guard.backlog_head.is_some() && !guard.dead {
+            guard.backlog_push(req);
+            return;
+        }
+        drop(guard);
+        self.try_add_or_defer(req, true);
+    }
+
+    /// Adds `req`, or puts it on the backlog (at its tail if `tail`, else at its head) if the
+    /// queue is full; cancels it if it can never be added. Returns whether it was added or
+    /// cancelled (false: it waits on the backlog).
+    fn try_add_or_defer(&self, req: Arc<R>, tail: bool) -> bool {
+        let mut prepared = match Prepared::new(&*req) {
+            Ok(p) => p,
+            Err(_) => {
+                R::cancel(req);
+                return true;
             }
-            let err = Error::from_errno(ret);
-            // SAFETY: As above.
-            let empty =
-                unsafe { (*guard.vq).num_free == bindings::virtqueue_get_vring_size(guard.vq) };
-            if err != ENOSPC || empty {
-                drop(guard);
+        };
+        let mut guard = self.state.lock();
+        let token = req.clone().into_foreign();
+        match self.add_locked(&mut guard, &mut prepared, &req, token) {
+            Ok(()) => true,
+            Err(e) => {
                 // SAFETY: The queue refused `token`, so we own it again.
                 drop(unsafe { Arc::<R>::from_foreign(token) });
-                return Err(if err == ENOSPC { EINVAL } else { err });
+                match e {
+                    AddError::Full if tail => guard.backlog_push(req),
+                    AddError::Full => guard.backlog_unpop(req),
+                    AddError::Never(_) => {
+                        drop(guard);
+                        R::cancel(req);
+                        return true;
+                    }
+                }
+                false
             }
-            // Full: wait until the device gives buffers back.
-            self.space.wait(&mut guard);
+        }
+    }
+
+    /// Adds what waits on the backlog, oldest first, until the queue is full again.
+    fn drain_backlog(&self) {
+        loop {
+            let Some(req) = self.state.lock().backlog_pop() else {
+                return;
+            };
+            if !self.try_add_or_defer(req, false) {
+                return;
+            }
+        }
+    }
+
+    /// Waits until the device has given back every request and the backlog is empty, for at
+    /// most `timeout` jiffies in all (less if a signal is pending). Returns whether the queue is
+    /// idle. For an orderly shutdown: nothing stops new submissions meanwhile.
+    pub fn wait_idle(&self, timeout: crate::time::Jiffies) -> bool {
+        let mut left = timeout;
+        let mut guard = self.state.lock();
+        loop {
+            if guard.vq.is_null() || guard.dead {
+                return true;
+            }
+            // SAFETY: By the type invariant the virtqueue is live while the lock is held.
+            let empty =
+                unsafe { (*guard.vq).num_free == bindings::virtqueue_get_vring_size(guard.vq) };
+            if empty && guard.backlog_head.is_none() {
+                return true;
+            }
+            match self.space.wait_interruptible_timeout(&mut guard, left) {
+                crate::sync::CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
+                _ => return false,
+            }
         }
     }
 
@@ -358,8 +634,13 @@ impl<R: Request> Virtqueue<R> {
             }
             // SAFETY: By the type invariant every token on the queue is an `Arc<R>` from
             // `into_foreign`, and `get_buf` returned it to us, once.
-            R::complete(unsafe { Arc::<R>::from_foreign(token) }, len);
+            let req = unsafe { Arc::<R>::from_foreign(token) };
+            if req.is_barrier() {
+                self.state.lock().barrier = false;
+            }
+            R::complete(req, len);
         }
+        self.drain_backlog();
         self.space.notify_all();
     }
 }
@@ -441,7 +722,15 @@ impl<R: Request> Queue for Virtqueue<R> {
     }
 
     fn interrupt(&self) {
-        self.process_used();
+        // SAFETY: The work item is initialised (type invariant) and the queue is in the registry
+        // while its callback runs. If the work is already pending, that run sees these buffers.
+        unsafe {
+            bindings::queue_work_on(
+                bindings::wq_misc_consts_WORK_CPU_UNBOUND as core::ffi::c_int,
+                bindings::system_wq,
+                self.work.get(),
+            )
+        };
     }
 
     fn stop(&self) {
@@ -453,6 +742,16 @@ impl<R: Request> Queue for Virtqueue<R> {
 
     fn kill(&self) {
         self.stop();
+        // The device is reset: the callback does not run again. Let a running completion finish
+        // before the rest is cancelled.
+        // SAFETY: The work item is initialised (type invariant).
+        unsafe { bindings::cancel_work_sync(self.work.get()) };
+        loop {
+            let Some(req) = self.state.lock().backlog_pop() else {
+                break;
+            };
+            R::cancel(req);
+        }
         loop {
             let token = {
                 let mut guard = self.state.lock();
@@ -645,12 +944,16 @@ mod tests {
     }
 
     /// A request that lists no buffer.
-    struct NoBuffers;
+    struct NoBuffers(BacklogLink<NoBuffers>);
 
     // SAFETY: The request lists no buffer.
     unsafe impl Request for NoBuffers {
         fn segments<'a>(&'a self, _segments: &mut Segments<'a>) -> Result {
             Ok(())
+        }
+
+        fn backlog_link(&self) -> &BacklogLink<Self> {
+            &self.0
         }
 
         fn complete(_this: Arc<Self>, _written: u32) {}
@@ -659,12 +962,16 @@ mod tests {
     }
 
     /// A request with one device-readable buffer.
-    struct OneBuffer(KVec<u8>);
+    struct OneBuffer(KVec<u8>, BacklogLink<OneBuffer>);
 
     // SAFETY: The only buffer is a `KVec` owned by the request and never written.
     unsafe impl Request for OneBuffer {
         fn segments<'a>(&'a self, segments: &mut Segments<'a>) -> Result {
             segments.readable(&self.0)
+        }
+
+        fn backlog_link(&self) -> &BacklogLink<Self> {
+            &self.1
         }
 
         fn complete(_this: Arc<Self>, _written: u32) {}
@@ -678,7 +985,10 @@ mod tests {
         // `virtqueue_add_sgs()` (where it would hit `BUG_ON(total_sg == 0)`): on a queue that
         // cannot take anything, it is still `EINVAL`, not `ENODEV`.
         let vq = Arc::pin_init(Virtqueue::<NoBuffers>::new(), GFP_KERNEL)?;
-        assert_eq!(vq.submit(Arc::new(NoBuffers, GFP_KERNEL)?), Err(EINVAL));
+        assert_eq!(
+            vq.submit(Arc::new(NoBuffers(BacklogLink::new()), GFP_KERNEL)?),
+            Err(EINVAL)
+        );
         Ok(())
     }
 
@@ -687,8 +997,57 @@ mod tests {
         let vq = Arc::pin_init(Virtqueue::<OneBuffer>::new(), GFP_KERNEL)?;
         Queue::stop(&*vq);
         assert!(vq.is_dead());
-        let req = Arc::new(OneBuffer(KVec::from_elem(1u8, 4, GFP_KERNEL)?), GFP_KERNEL)?;
+        let req = Arc::new(
+            OneBuffer(KVec::from_elem(1u8, 4, GFP_KERNEL)?, BacklogLink::new()),
+            GFP_KERNEL,
+        )?;
         assert_eq!(vq.submit(req), Err(ENODEV));
+        Ok(())
+    }
+
+    /// A request that counts how often it was completed or cancelled.
+    struct Counted(
+        KVec<u8>,
+        BacklogLink<Counted>,
+        crate::sync::atomic::Atomic<u32>,
+    );
+
+    // SAFETY: The only buffer is a `KVec` owned by the request and never written.
+    unsafe impl Request for Counted {
+        fn segments<'a>(&'a self, segments: &mut Segments<'a>) -> Result {
+            segments.readable(&self.0)
+        }
+
+        fn backlog_link(&self) -> &BacklogLink<Self> {
+            &self.1
+        }
+
+        fn complete(this: Arc<Self>, _written: u32) {
+            this.2.fetch_add(1, crate::sync::atomic::Relaxed);
+        }
+
+        fn cancel(this: Arc<Self>) {
+            this.2.fetch_add(1, crate::sync::atomic::Relaxed);
+        }
+    }
+
+    #[test]
+    fn deferred_request_on_a_dead_queue_is_cancelled_once() -> Result {
+        // `submit_or_defer` never fails: what can never reach the device is cancelled, so
+        // whatever the request holds is released, exactly once.
+        let vq = Arc::pin_init(Virtqueue::<Counted>::new(), GFP_KERNEL)?;
+        Queue::stop(&*vq);
+        let req = Arc::new(
+            Counted(
+                KVec::from_elem(1u8, 4, GFP_KERNEL)?,
+                BacklogLink::new(),
+                crate::sync::atomic::Atomic::new(0),
+            ),
+            GFP_KERNEL,
+        )?;
+        vq.submit_or_defer(req.clone());
+        assert_eq!(req.2.load(crate::sync::atomic::Relaxed), 1);
+        assert!(vq.state.lock().backlog_head.is_none());
         Ok(())
     }
 
