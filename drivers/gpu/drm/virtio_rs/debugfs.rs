@@ -69,6 +69,13 @@ fn host_visible(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     }
 }
 
+/// As the C driver's `virtio-gpu-irq-fence`: the last fence id handed out and the highest
+/// signalled.
+fn fences(gpu: &Arc<Gpu>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let (emitted, signalled) = gpu.fences.state();
+    writeln!(f, "fence {} {}", signalled, emitted)
+}
+
 /// The driver's debugfs directory of one device; removed when dropped (each file keeps the
 /// directory alive).
 #[pin_data]
@@ -79,6 +86,8 @@ pub(crate) struct DebugFs {
     capsets: debugfs::File<Arc<Gpu>>,
     #[pin]
     host_visible: debugfs::File<Arc<Gpu>>,
+    #[pin]
+    fences: debugfs::File<Arc<Gpu>>,
 }
 
 impl DebugFs {
@@ -86,7 +95,7 @@ impl DebugFs {
     pub(crate) fn new(gpu: &Arc<Gpu>, device_name: &CStr) -> Result<Pin<KBox<Self>>> {
         let name = CString::try_from_fmt(fmt!("virtio-gpu-rs.{}", device_name.to_str()?))?;
         let root = debugfs::Dir::new(&name);
-        let (g1, g2, g3) = (gpu.clone(), gpu.clone(), gpu.clone());
+        let (g1, g2, g3, g4) = (gpu.clone(), gpu.clone(), gpu.clone(), gpu.clone());
         KBox::pin_init(
             try_pin_init!(Self {
             features <- root.read_callback_file(c"features", Ok::<_, Error>(g1), &features),
@@ -96,6 +105,7 @@ impl DebugFs {
                 Ok::<_, Error>(g3),
                 &host_visible
             ),
+            fences <- root.read_callback_file(c"irq-fence", Ok::<_, Error>(g4), &fences),
             }? Error),
             GFP_KERNEL,
         )

@@ -9,6 +9,7 @@ use kernel::{
     prelude::*,
     str::CString,
     sync::Arc,
+    time::msecs_to_jiffies,
     uapi, virtio,
 };
 
@@ -28,6 +29,7 @@ pub(crate) type VirtioGpuDevice<Ctx = drm::Normal> = drm::Device<VirtioGpuDrmDri
 /// userspace mapping of its blobs is zapped), then the claim on the host-visible region.
 pub(crate) struct VirtioGpuData<'bound> {
     _reg: drm::Registration<'bound, VirtioGpuDrmDriver>,
+    gpu: Arc<Gpu>,
     _debugfs: Pin<KBox<DebugFs>>,
     /// The host-visible region, claimed in the iomem tree as the C driver claims it.
     _host_visible: Option<Region>,
@@ -66,7 +68,8 @@ impl virtio::Driver for VirtioGpuDriver {
         let gpu = Gpu::probe(vdev, config)?;
         let host_visible = claim_host_visible(vdev, &gpu)?;
         let debugfs = DebugFs::new(&gpu, vdev.as_ref().name())?;
-        let drm = drm::UnregisteredDevice::<VirtioGpuDrmDriver>::new(vdev, Ok::<_, Error>(gpu))?;
+        let drm =
+            drm::UnregisteredDevice::<VirtioGpuDrmDriver>::new(vdev, Ok::<_, Error>(gpu.clone()))?;
         // SAFETY: `reg` is stored in `VirtioGpuData` and dropped when the driver is unbound; it
         // is never forgotten.
         let reg = unsafe { drm::Registration::new(vdev.as_ref(), drm, (), 0)? };
@@ -77,9 +80,17 @@ impl virtio::Driver for VirtioGpuDriver {
         );
         Ok(VirtioGpuData {
             _reg: reg,
+            gpu,
             _debugfs: debugfs,
             _host_visible: host_visible,
         })
+    }
+
+    /// Lets the host answer what is still queued, for at most a second, before the device is
+    /// reset: QEMU's virgl device was seen to crash when a reset overtook the unmapping of a
+    /// blob. Whatever is still queued afterwards is cancelled by the reset.
+    fn unbind<'bound>(_vdev: &'bound virtio::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        this.gpu.ctrl.wait_idle(msecs_to_jiffies(1000));
     }
 
     /// Runs in process context (the virtio adapter defers it to a work item). As the C driver's
@@ -121,6 +132,8 @@ impl drm::Driver for VirtioGpuDrmDriver {
 
     const INFO: drm::DriverInfo = INFO;
     const FEAT_RENDER: bool = true;
+    const FEAT_SYNCOBJ: bool = true;
+    const FEAT_SYNCOBJ_TIMELINE: bool = true;
 
     kernel::declare_drm_ioctls! {
         (VIRTGPU_UNUSED, drm_virtgpu_map, ioctl::RENDER_ALLOW, File::unused),
@@ -134,7 +147,7 @@ impl drm::Driver for VirtioGpuDrmDriver {
          File::not_yet::<uapi::drm_virtgpu_3d_transfer_from_host>),
         (VIRTGPU_TRANSFER_TO_HOST, drm_virtgpu_3d_transfer_to_host, ioctl::RENDER_ALLOW,
          File::not_yet::<uapi::drm_virtgpu_3d_transfer_to_host>),
-        (VIRTGPU_WAIT, drm_virtgpu_3d_wait, ioctl::RENDER_ALLOW, File::not_yet::<uapi::drm_virtgpu_3d_wait>),
+        (VIRTGPU_WAIT, drm_virtgpu_3d_wait, ioctl::RENDER_ALLOW, File::wait),
         (VIRTGPU_GET_CAPS, drm_virtgpu_get_caps, ioctl::RENDER_ALLOW, File::get_caps),
         (VIRTGPU_RESOURCE_CREATE_BLOB, drm_virtgpu_resource_create_blob, ioctl::RENDER_ALLOW, File::resource_create_blob),
         (VIRTGPU_CONTEXT_INIT, drm_virtgpu_context_init, ioctl::RENDER_ALLOW, File::context_init),

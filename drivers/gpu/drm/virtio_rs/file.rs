@@ -6,11 +6,16 @@
 //! device with 3D support; the host context itself is created by
 //! CONTEXT_INIT (or, later, by the first command that needs it) and destroyed
 //! when the file is closed. Every errno matches the C driver's for the same
-//! input.
+//! input. Commands that only change host state (CTX_CREATE, ATTACH_RESOURCE,
+//! RESOURCE_CREATE_BLOB) are queued without waiting for the host, as the C
+//! driver queues them; the commands that undo them are made up front, so that
+//! closing a file or a handle never fails or waits.
 
 use kernel::{
-    drm::{self, Registered},
+    dma_fence,
+    drm::{self, gem::BaseObject, Registered},
     new_mutex,
+    page::Page,
     prelude::*,
     sync::{Arc, Mutex},
     task::Task,
@@ -18,20 +23,13 @@ use kernel::{
     uapi,
 };
 
-use kernel::{
-    drm::gem::{self, BaseObject},
-    page::Page,
-};
-
 use crate::{
     driver::{VirtioGpuDevice, VirtioGpuDrmDriver},
-    gem::{BlobArgs, HostResource, VirtioGpuObject},
-    gpu::{Gpu, MAX_CAPSET_ID},
+    gem::{BlobArgs, BlobRelease, Object},
+    gpu::{ContextId, Gpu, MAX_CAPSET_ID},
     protocol,
+    queue::{Command, Held},
 };
-
-/// The GEM objects of this driver.
-type Object = gem::Object<VirtioGpuObject>;
 
 /// Rings a context may ask for (`MAX_RINGS` in the C driver).
 const MAX_RINGS: u64 = 64;
@@ -41,16 +39,43 @@ const MAX_CONTEXT_PARAMS: u32 = 4;
 const CONTEXT_INIT_CAPSET_ID_MASK: u32 = 0xff;
 
 /// The host context of a file.
-struct Context {
-    id: u32,
+pub(crate) struct Context {
+    id: ContextId,
+    /// CTX_DESTROY, made when the file is opened.
+    destroy: Arc<Command>,
+    /// CTX_DETACH_RESOURCE for every handle attached to the host context, by resource id,
+    /// made when the handle is made.
+    detach: KVec<(u32, Arc<Command>)>,
     created: bool,
     /// `struct virtio_gpu_ctx_create::context_init`: the capset id.
     context_init: u32,
     num_rings: u64,
     rings_set: bool,
     ring_idx_mask: u64,
+    /// The first of the `num_rings` fence contexts of the rings, once `NUM_RINGS` is set (the
+    /// C driver's `base_fence_ctx`).
+    base_fence_ctx: u64,
     /// Set by `VIRTGPU_CONTEXT_PARAM_DEBUG_NAME`, NUL-terminated.
     debug_name: Option<KVec<u8>>,
+}
+
+impl Context {
+    /// The fence context of ring `ring` (`None`: the device's) and whether its fences send a
+    /// DRM event; `EINVAL` for a ring the context does not have.
+    pub(crate) fn ring(&self, gpu: &Gpu, ring: Option<u32>) -> Result<(u64, bool)> {
+        match ring {
+            None => Ok((gpu.fences.context, false)),
+            Some(r) => {
+                if u64::from(r) >= self.num_rings || self.base_fence_ctx == 0 {
+                    return Err(EINVAL);
+                }
+                Ok((
+                    self.base_fence_ctx + u64::from(r),
+                    self.ring_idx_mask & (1u64 << r) != 0,
+                ))
+            }
+        }
+    }
 }
 
 #[pin_data(PinnedDrop)]
@@ -67,13 +92,17 @@ impl drm::file::DriverFile for File {
     fn open(dev: &VirtioGpuDevice) -> Result<Pin<KBox<Self>>> {
         let gpu: &Arc<Gpu> = dev;
         let context = if gpu.features.virgl_3d {
+            let id = gpu.alloc_context_id()?;
             Some(Context {
-                id: gpu.alloc_context_id()?,
+                destroy: Command::prepare(protocol::ctx_destroy(id.get())?)?,
+                id,
+                detach: KVec::new(),
                 created: false,
                 context_init: 0,
                 num_rings: 0,
                 rings_set: false,
                 ring_idx_mask: 0,
+                base_fence_ctx: 0,
                 debug_name: None,
             })
         } else {
@@ -94,12 +123,11 @@ impl PinnedDrop for File {
     fn drop(self: Pin<&mut Self>) {
         if let Some(ctx) = self.context.lock().take() {
             if ctx.created {
-                // The device may be gone; then there is no host context left to destroy.
-                if let Ok(cmd) = protocol::ctx_destroy(ctx.id) {
-                    let _ = self.gpu.ctrl.call_nodata(cmd);
-                }
+                // The id is given back once the host destroyed the context (or the device is
+                // gone, with its contexts). Every handle of the file is closed by now.
+                ctx.destroy.hold(Held::Context { _id: ctx.id });
+                self.gpu.ctrl.send_release(ctx.destroy);
             }
-            self.gpu.free_context_id(ctx.id);
         }
     }
 }
@@ -122,8 +150,18 @@ fn c_str_len(buf: &[u8]) -> usize {
 }
 
 impl File {
-    fn gpu(dev: &VirtioGpuDevice<Registered>) -> &Arc<Gpu> {
+    pub(crate) fn gpu(dev: &VirtioGpuDevice<Registered>) -> &Arc<Gpu> {
         dev
+    }
+
+    /// The fence context of ring `ring` of the file's context (`None`: the device's) and
+    /// whether its fences send events, without making the host context; `EINVAL` for a ring the
+    /// context does not have.
+    pub(crate) fn fence_context(&self, ring: Option<u32>) -> Result<(u64, bool)> {
+        match &*self.context.lock() {
+            Some(ctx) => ctx.ring(&self.gpu, ring),
+            None => Err(EINVAL),
+        }
     }
 
     /// Creates the file's host context; `ctx` is locked by the caller.
@@ -136,15 +174,27 @@ impl File {
                 &comm[..c_str_len(&comm)]
             }
         };
-        gpu.ctrl
-            .call_nodata(protocol::ctx_create(ctx.id, ctx.context_init, name)?)?;
+        let cmd = protocol::ctx_create(ctx.id.get(), ctx.context_init, name)?;
+        gpu.ctrl.send(Command::new(
+            cmd,
+            None,
+            protocol::HDR_SIZE,
+            None,
+            Held::Nothing,
+        )?)?;
         ctx.created = true;
         Ok(())
     }
 
     /// The file's host context id, creating the host context first if needed (as the C driver
     /// does for commands that need one); `EINVAL` on a device without 3D.
-    fn context_id(&self) -> Result<u32> {
+    pub(crate) fn context_id(&self) -> Result<u32> {
+        self.with_context(|ctx| Ok(ctx.id.get()))
+    }
+
+    /// Calls `f` with the file's host context, created first if needed; `EINVAL` on a device
+    /// without 3D.
+    pub(crate) fn with_context<R>(&self, f: impl FnOnce(&Context) -> Result<R>) -> Result<R> {
         let mut guard = self.context.lock();
         let Some(ctx) = &mut *guard else {
             return Err(EINVAL);
@@ -152,109 +202,64 @@ impl File {
         if !ctx.created {
             Self::create_context(&self.gpu, ctx)?;
         }
-        Ok(ctx.id)
+        f(ctx)
     }
 
     /// A handle to `resource_id` was made in this file: the host context may use the resource
     /// (as the C driver, the context is created first on devices without CONTEXT_INIT).
     pub(crate) fn attach_resource(&self, resource_id: u32) -> Result {
-        let mut guard = self.context.lock();
-        let Some(ctx) = &mut *guard else {
-            return Ok(());
+        let (attach, detach) = {
+            let mut guard = self.context.lock();
+            let Some(ctx) = &mut *guard else {
+                return Ok(());
+            };
+            if !ctx.created && !self.gpu.features.context_init {
+                Self::create_context(&self.gpu, ctx)?;
+            }
+            if !ctx.created {
+                return Ok(());
+            }
+            // The detach is made and recorded first, so that closing the handle cannot fail.
+            // The handle is not visible before this returns: nothing sends the detach before
+            // the attach is queued.
+            let detach =
+                Command::prepare(protocol::ctx_resource(ctx.id.get(), resource_id, false)?)?;
+            let attach = Command::new(
+                protocol::ctx_resource(ctx.id.get(), resource_id, true)?,
+                None,
+                protocol::HDR_SIZE,
+                None,
+                Held::Nothing,
+            )?;
+            ctx.detach.push((resource_id, detach.clone()), GFP_KERNEL)?;
+            (attach, detach)
         };
-        if !ctx.created && !self.gpu.features.context_init {
-            Self::create_context(&self.gpu, ctx)?;
-        }
-        if ctx.created {
-            self.gpu
-                .ctrl
-                .call_nodata(protocol::ctx_resource(ctx.id, resource_id, true)?)?;
+        // Without the file's lock: waiting for room on the queue must not hold up the file's
+        // other handles (closing one takes the lock).
+        if let Err(e) = self.gpu.ctrl.send(attach) {
+            let mut guard = self.context.lock();
+            if let Some(ctx) = &mut *guard {
+                if let Some(i) = ctx.detach.iter().position(|(_, c)| Arc::ptr_eq(c, &detach)) {
+                    // Never sent: the resource was not attached.
+                    let _ = ctx.detach.remove(i);
+                }
+            }
+            return Err(e);
         }
         Ok(())
     }
 
-    /// The handle to `resource_id` is gone from this file.
+    /// The handle to `resource_id` is gone from this file: the host context no longer uses the
+    /// resource, if it was attached.
     pub(crate) fn detach_resource(&self, resource_id: u32) {
-        let guard = self.context.lock();
-        if let Some(ctx) = &*guard {
-            if ctx.created {
-                if let Ok(cmd) = protocol::ctx_resource(ctx.id, resource_id, false) {
-                    // The device may be gone; then so is the context.
-                    let _ = self.gpu.ctrl.call_nodata(cmd);
+        let mut guard = self.context.lock();
+        if let Some(ctx) = &mut *guard {
+            if let Some(i) = ctx.detach.iter().position(|(id, _)| *id == resource_id) {
+                if let Ok((_, cmd)) = ctx.detach.remove(i) {
+                    self.gpu.ctrl.send_release(cmd);
                 }
             }
         }
-    }
-
-    /// IOCTL: EXECBUFFER: submits a command stream to the file's context.
-    ///
-    /// The BO list must name handles of this file. The driver waits for the host to take the
-    /// commands; fences (`FENCE_FD_IN`/`FENCE_FD_OUT`, syncobjs) are not supported yet
-    /// (`EOPNOTSUPP`).
-    pub(crate) fn execbuffer(
-        dev: &VirtioGpuDevice<Registered>,
-        _reg: &(),
-        args: &mut uapi::drm_virtgpu_execbuffer,
-        file: &drm::File<File>,
-    ) -> Result<u32> {
-        let gpu = Self::gpu(dev);
-        if !gpu.features.virgl_3d {
-            return Err(ENOSYS);
-        }
-        let all = uapi::VIRTGPU_EXECBUF_FENCE_FD_IN
-            | uapi::VIRTGPU_EXECBUF_FENCE_FD_OUT
-            | uapi::VIRTGPU_EXECBUF_RING_IDX;
-        if args.flags & !all != 0 {
-            return Err(EINVAL);
-        }
-        let this = file.inner();
-        if args.flags & uapi::VIRTGPU_EXECBUF_RING_IDX != 0 {
-            let guard = this.context.lock();
-            let ctx = guard.as_ref().ok_or(EINVAL)?;
-            if !ctx.rings_set || u64::from(args.ring_idx) >= ctx.num_rings {
-                return Err(EINVAL);
-            }
-        }
-        if args.flags & (uapi::VIRTGPU_EXECBUF_FENCE_FD_IN | uapi::VIRTGPU_EXECBUF_FENCE_FD_OUT)
-            != 0
-            || args.num_in_syncobjs != 0
-            || args.num_out_syncobjs != 0
-        {
-            return Err(EOPNOTSUPP);
-        }
-        let ctx_id = this.context_id()?;
-
-        // The BO list and the command stream are sized by userspace: `kvmalloc` memory, as in
-        // the C driver (`kvmalloc_array()`, `vmemdup_user()`), and more than can be allocated is
-        // `ENOMEM`, without a warning.
-        //
-        // The BO list: every handle must exist; the objects are held until the host took the
-        // commands.
-        let mut raw = KVVec::new();
-        UserSlice::new(
-            UserPtr::from_addr(args.bo_handles as usize),
-            (args.num_bo_handles as usize)
-                .checked_mul(size_of::<u32>())
-                .ok_or(EINVAL)?,
-        )
-        .read_all(&mut raw, GFP_KERNEL | __GFP_NOWARN)?;
-        let mut bos =
-            KVVec::with_capacity(args.num_bo_handles as usize, GFP_KERNEL | __GFP_NOWARN)?;
-        for h in raw.chunks_exact(4) {
-            let handle = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]);
-            bos.push(Object::lookup_handle(file, handle)?, GFP_KERNEL)?;
-        }
-
-        let mut cmd = KVVec::new();
-        UserSlice::new(
-            UserPtr::from_addr(args.command as usize),
-            args.size as usize,
-        )
-        .read_all(&mut cmd, GFP_KERNEL | __GFP_NOWARN)?;
-        gpu.ctrl
-            .call_nodata_with(protocol::submit_3d(ctx_id, args.size)?, cmd)?;
-        drop(bos);
-        Ok(0)
     }
 
     /// IOCTL: RESOURCE_CREATE_BLOB: a host blob, made after the optional command payload has
@@ -301,6 +306,15 @@ impl File {
             .filter(|&s| s != 0)
             .ok_or(EINVAL)?;
 
+        // A mappable host blob larger than the host-visible region could never be mapped: as the
+        // C driver (which places it there when it is made), `ENOSPC`.
+        if let Some(r) = gpu.host_visible {
+            let mappable = args.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_MAPPABLE != 0;
+            if mappable && !guest && size as u64 > r.len {
+                return Err(ENOSPC);
+            }
+        }
+
         let this = file.inner();
         // As the C driver: a 3D device gets the file's context first, whatever the blob.
         let ctx_id = if f.virgl_3d { this.context_id()? } else { 0 };
@@ -316,8 +330,13 @@ impl File {
                 args.cmd_size as usize,
             )
             .read_all(&mut cmd, GFP_KERNEL | __GFP_NOWARN)?;
-            gpu.ctrl
-                .call_nodata_with(protocol::submit_3d(ctx_id, args.cmd_size)?, cmd)?;
+            gpu.ctrl.send(Command::new(
+                protocol::submit_3d(ctx_id, args.cmd_size)?,
+                Some(cmd),
+                protocol::HDR_SIZE,
+                None,
+                Held::Nothing,
+            )?)?;
         }
 
         // Guest memory: zeroed pages, charged to the caller's memory cgroup, given to the host
@@ -342,79 +361,68 @@ impl File {
             }
             Some(pages)
         };
-        let resource_id = gpu.alloc_resource_id()?;
-        let created = match &pages {
-            None => protocol::resource_create_blob(
-                ctx_id,
-                resource_id,
-                args.blob_mem,
-                args.blob_flags,
-                args.blob_id,
-                size as u64,
-                0,
-            )
-            .and_then(|cmd| gpu.ctrl.call_nodata(cmd)),
+        let id = gpu.alloc_resource_id()?;
+        let mappable = args.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_MAPPABLE != 0;
+        let release = BlobRelease::new(id.get(), mappable && !guest)?;
+        let (cmd, entries) = match &pages {
+            None => (
+                protocol::resource_create_blob(
+                    ctx_id,
+                    id.get(),
+                    args.blob_mem,
+                    args.blob_flags,
+                    args.blob_id,
+                    size as u64,
+                    0,
+                )?,
+                None,
+            ),
             Some(pages) => {
                 // As the C driver: only host3d blobs belong to the context and have a blob id.
-                let (ctx, id) = if host3d {
+                let (ctx, blob_id) = if host3d {
                     (ctx_id, args.blob_id)
                 } else {
                     (0, 0)
                 };
-                Self::create_guest_blob(gpu, ctx, resource_id, args, id, size as u64, pages)
+                let entries = protocol::mem_entries(pages.iter().map(|p| {
+                    // SAFETY: `p` is a valid page we own.
+                    let addr = unsafe { kernel::bindings::page_to_phys(p.as_ptr()) };
+                    (addr, kernel::page::PAGE_SIZE as u32)
+                }))?;
+                let cmd = protocol::resource_create_blob(
+                    ctx,
+                    id.get(),
+                    args.blob_mem,
+                    args.blob_flags,
+                    blob_id,
+                    size as u64,
+                    u32::try_from(pages.len())?,
+                )?;
+                (cmd, Some(entries))
             }
         };
-        if let Err(e) = created {
-            if e == ETIMEDOUT {
-                // The host may still create the resource on these pages: never free them.
-                core::mem::forget(pages);
-            }
-            gpu.free_resource_id(resource_id);
-            return Err(e);
-        }
-        // From here on, `HostResource` releases the host resource (with the object, or right
-        // away if the object cannot be made).
+        let create = Command::new(cmd, entries, protocol::HDR_SIZE, None, Held::Nothing)?;
+        // The object is made before the host is asked, so that once it is, the object releases
+        // the resource whatever happens next.
         let obj = Object::new(
             dev,
             size,
             BlobArgs {
-                resource: HostResource::new(gpu.clone(), resource_id, pages),
+                id,
+                pages,
+                release,
                 blob_mem: args.blob_mem,
                 blob_flags: args.blob_flags,
             },
         )?;
+        if let Err(e) = gpu.ctrl.send(create) {
+            obj.never_created();
+            return Err(e);
+        }
         obj.create_mmap_offset()?;
         args.bo_handle = obj.create_handle(file)?;
-        args.res_handle = resource_id;
+        args.res_handle = obj.resource_id;
         Ok(0)
-    }
-
-    /// Asks the host to create guest blob `resource_id` on `pages`; the list of the pages
-    /// follows the command.
-    fn create_guest_blob(
-        gpu: &Gpu,
-        ctx_id: u32,
-        resource_id: u32,
-        args: &uapi::drm_virtgpu_resource_create_blob,
-        blob_id: u64,
-        size: u64,
-        pages: &[Page],
-    ) -> Result {
-        let entries = protocol::mem_entries(pages.iter().map(|p| {
-            // SAFETY: `p` is a valid page we own.
-            let addr = unsafe { kernel::bindings::page_to_phys(p.as_ptr()) };
-            (addr, kernel::page::PAGE_SIZE as u32)
-        }))?;
-        let cmd = protocol::resource_create_blob(
-            ctx_id,
-            resource_id,
-            args.blob_mem,
-            args.blob_flags,
-            blob_id,
-            size,
-            u32::try_from(pages.len())?,
-        )?;
-        gpu.ctrl.call_nodata_with(cmd, entries)
     }
 
     /// IOCTL: MAP: the offset to mmap an object at on the DRM file.
@@ -569,6 +577,10 @@ impl File {
                     // As the C driver: zero rings count as not set.
                     ctx.rings_set = value != 0;
                     ctx.num_rings = value;
+                    if value != 0 {
+                        // `value` is at most `MAX_RINGS`.
+                        ctx.base_fence_ctx = dma_fence::alloc_contexts(value as u32);
+                    }
                 }
                 p if p == u64::from(uapi::VIRTGPU_CONTEXT_PARAM_POLL_RINGS_MASK) => {
                     if ctx.ring_idx_mask != 0 {

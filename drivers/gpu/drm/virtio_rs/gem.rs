@@ -27,73 +27,75 @@ use kernel::{
 use crate::{
     coherency,
     driver::{VirtioGpuDevice, VirtioGpuDrmDriver},
-    gpu::Gpu,
+    gpu::{Gpu, ResourceId},
+    host_visible::HostRange,
     protocol::{self, resp},
+    queue::{Command, Held, Pending},
 };
 
+/// The GEM objects of this driver.
+pub(crate) type Object = gem::Object<VirtioGpuObject>;
+
 /// Where a blob stands with the host-visible region.
-pub(crate) enum MapState {
+enum MapState {
     /// Not asked for yet.
     Unmapped,
-    /// Placed at `offset` into the region; the host said `map_info`. A blob that may be mapped
-    /// has its range's memory type reserved as the policy wants it (`memtype`).
+    /// MAP_BLOB is queued for `range`; the host has not answered yet (or whoever waited for it
+    /// was killed before it could look at the answer).
+    Mapping { range: HostRange, pending: Pending },
+    /// Placed at `range`; the host said `map_info`. A blob that may be mapped has its range's
+    /// memory type reserved as the policy wants it (`memtype`).
     Mapped {
-        offset: u64,
+        range: HostRange,
         map_info: u32,
         memtype: Option<MemtypeReservation>,
     },
     /// The host refused MAP_BLOB: the blob is never mapped.
     Failed,
-    /// The host did not answer MAP_BLOB in time: it may still map the blob at `offset`, so the
-    /// range stays reserved and UNMAP_BLOB is sent at the end; the blob is never mapped.
-    Lost { offset: u64 },
 }
 
-/// A resource the host created: unreferenced on the host (RESOURCE_UNREF) when dropped, then
-/// its id and, for guest blobs, its pages are given back.
-///
-/// # Invariants
-///
-/// The host has a resource `id`, which nothing else unreferences.
-pub(crate) struct HostResource {
-    gpu: Arc<Gpu>,
-    id: u32,
-    /// Guest blobs: the pages the host was given.
-    pages: Option<KVVec<Page>>,
+/// The commands that release a blob on the host, made with the blob so that releasing it cannot
+/// fail.
+pub(crate) struct BlobRelease {
+    /// RESOURCE_UNMAP_BLOB, for blobs that may be placed in the host-visible region.
+    pub(crate) unmap: Option<Arc<Command>>,
+    /// RESOURCE_UNREF.
+    pub(crate) unref: Arc<Command>,
 }
 
-impl HostResource {
-    /// Takes ownership of resource `id`, which the host has just created (on `pages`).
-    pub(crate) fn new(gpu: Arc<Gpu>, id: u32, pages: Option<KVVec<Page>>) -> Self {
-        // INVARIANT: The caller hands over the host's new resource.
-        Self { gpu, id, pages }
-    }
-}
-
-impl Drop for HostResource {
-    fn drop(&mut self) {
-        let unref = protocol::resource_unref(self.id).and_then(|c| self.gpu.ctrl.call_nodata(c));
-        if unref == Err(ETIMEDOUT) {
-            // The host may still use the guest pages: never give them back.
-            if let Some(pages) = self.pages.take() {
-                core::mem::forget(pages);
-            }
-        }
-        // Otherwise the host released the resource, or the device is gone and took every
-        // resource with it.
-        self.gpu.free_resource_id(self.id);
+impl BlobRelease {
+    /// Prepares the release of resource `id`; `mappable` blobs may need UNMAP_BLOB.
+    pub(crate) fn new(id: u32, mappable: bool) -> Result<Self> {
+        Ok(Self {
+            unmap: if mappable {
+                Some(Command::prepare_barrier(protocol::resource_unmap_blob(
+                    id,
+                )?)?)
+            } else {
+                None
+            },
+            unref: Command::prepare(protocol::resource_unref(id)?)?,
+        })
     }
 }
 
 /// What a new object is made from.
 pub(crate) struct BlobArgs {
-    /// The host resource; released by the object, or right away if it cannot be made.
-    pub(crate) resource: HostResource,
+    /// The host resource's id; the object releases it (or, if the object cannot be made, this
+    /// value: then the resource was never created on the host).
+    pub(crate) id: ResourceId,
+    /// Guest blobs: the pages the host was given.
+    pub(crate) pages: Option<KVVec<Page>>,
+    pub(crate) release: BlobRelease,
     pub(crate) blob_mem: u32,
     pub(crate) blob_flags: u32,
 }
 
 /// The driver's part of a GEM object: a host resource.
+///
+/// When the object is dropped, UNMAP_BLOB (if the blob was placed) and RESOURCE_UNREF are
+/// queued, in that order; they hold the blob's range and memory type reservation, its id and
+/// its pages until the host has answered them.
 #[pin_data(PinnedDrop)]
 pub(crate) struct VirtioGpuObject {
     gpu: Arc<Gpu>,
@@ -101,9 +103,14 @@ pub(crate) struct VirtioGpuObject {
     pub(crate) blob_mem: u32,
     pub(crate) blob_flags: u32,
     size: usize,
-    /// Dropped after [`PinnedDrop::drop`] unmapped the blob: the host releases the resource
-    /// only then, and guest pages are freed only after that.
-    resource: HostResource,
+    /// Taken by [`PinnedDrop::drop`].
+    #[pin]
+    owned: Mutex<Option<(ResourceId, BlobRelease)>>,
+    /// Guest blobs: the pages the host was given. Taken by [`PinnedDrop::drop`].
+    #[pin]
+    pages: Mutex<Option<KVVec<Page>>>,
+    /// Whether the blob has guest pages.
+    guest: bool,
     #[pin]
     map: Mutex<MapState>,
     /// The first page frame of the blob once it may be mapped (placed, with its memory type
@@ -115,14 +122,17 @@ impl gem::DriverObject for VirtioGpuObject {
     type Driver = VirtioGpuDrmDriver;
     type Args = BlobArgs;
 
-    fn new(_dev: &VirtioGpuDevice, size: usize, args: Self::Args) -> impl PinInit<Self, Error> {
+    fn new(dev: &VirtioGpuDevice, size: usize, args: Self::Args) -> impl PinInit<Self, Error> {
+        let gpu: &Arc<Gpu> = dev;
         try_pin_init!(VirtioGpuObject {
-            gpu: args.resource.gpu.clone(),
-            resource_id: args.resource.id,
+            gpu: gpu.clone(),
+            resource_id: args.id.get(),
             blob_mem: args.blob_mem,
             blob_flags: args.blob_flags,
             size,
-            resource: args.resource,
+            guest: args.pages.is_some(),
+            owned <- new_mutex!(Some((args.id, args.release))),
+            pages <- new_mutex!(args.pages),
             map <- new_mutex!(MapState::Unmapped),
             pfn_base: Atomic::new(0),
         })
@@ -151,48 +161,66 @@ impl VirtioGpuObject {
     /// Places the blob in the host-visible region, once; returns the host's map_info and the
     /// memory type reserved for the blob's range (`None` if the policy refuses the blob).
     ///
-    /// `EINVAL` if the host refused (for good), `ETIMEDOUT` if it did not answer (for good, as
-    /// it may still map the blob), `EBUSY` if the platform would not give the range the type the
-    /// policy wants (for good), `ENOSPC` if the region is full and `ENODEV` if the device is
-    /// gone (both may pass).
+    /// The wait for the host's answer is killable (`ERESTARTSYS`; the next caller waits for
+    /// the same answer). `EINVAL` if the host refused (for good), `EBUSY` if the platform would
+    /// not give the range the type the policy wants (for good), `ENOSPC` if the region is full
+    /// and `ENODEV` if the device is gone (both may pass).
     fn ensure_mapped(&self) -> Result<(u32, Option<Caching>)> {
-        let mut state = self.map.lock();
-        match *state {
-            MapState::Mapped {
-                map_info,
-                ref memtype,
-                ..
-            } => {
-                return match (memtype, coherency::caching_for(map_info)) {
-                    (Some(r), _) => Ok((map_info, Some(r.caching()))),
-                    // The platform would not reserve the type: never map the blob.
-                    (None, Ok(_)) => Err(EBUSY),
-                    (None, Err(_)) => Ok((map_info, None)),
-                };
+        let pending = {
+            let mut state = self.map.lock();
+            match &*state {
+                MapState::Mapped {
+                    map_info, memtype, ..
+                } => {
+                    return match (memtype, coherency::caching_for(*map_info)) {
+                        (Some(r), _) => Ok((*map_info, Some(r.caching()))),
+                        // The platform would not reserve the type: never map the blob.
+                        (None, Ok(_)) => Err(EBUSY),
+                        (None, Err(_)) => Ok((*map_info, None)),
+                    };
+                }
+                MapState::Failed => return Err(EINVAL),
+                MapState::Mapping { pending, .. } => pending.clone(),
+                MapState::Unmapped => {
+                    let range = HostRange::alloc(&self.gpu, self.size as u64)?;
+                    let cmd = Command::new(
+                        protocol::resource_map_blob(self.resource_id, range.offset())?,
+                        None,
+                        protocol::RESP_MAP_INFO_SIZE,
+                        None,
+                        Held::Nothing,
+                    )?;
+                    // The host may map the blob at `range` from here on: the range stays the
+                    // blob's until UNMAP_BLOB is answered.
+                    let pending = self.gpu.ctrl.send_pending(cmd)?;
+                    *state = MapState::Mapping {
+                        range,
+                        pending: pending.clone(),
+                    };
+                    pending
+                }
             }
-            MapState::Failed => return Err(EINVAL),
-            MapState::Lost { .. } => return Err(ETIMEDOUT),
-            MapState::Unmapped => {}
+        };
+        // Wait without the lock, so that other callers can be killed too.
+        let answer = pending.wait(resp::OK_MAP_INFO).and_then(|r| r.map_info());
+        if answer == Err(ERESTARTSYS) {
+            return Err(ERESTARTSYS);
         }
-        let mm = self.gpu.host_visible_mm.as_ref().ok_or(EINVAL)?;
-        let offset = mm.alloc(self.size as u64)?;
-        let answer = self
-            .gpu
-            .ctrl
-            .call(
-                protocol::resource_map_blob(self.resource_id, offset)?,
-                None,
-                protocol::RESP_MAP_INFO_SIZE,
-            )
-            .and_then(|reply| {
-                let r = reply.response()?.expect(resp::OK_MAP_INFO)?;
-                r.u32_at(protocol::HDR_SIZE)
-            });
+        let mut state = self.map.lock();
+        if !matches!(&*state, MapState::Mapping { pending: p, .. } if p.same(&pending)) {
+            // Another caller took the answer in meanwhile.
+            drop(state);
+            return self.ensure_mapped();
+        }
+        let MapState::Mapping { range, .. } = core::mem::replace(&mut *state, MapState::Failed)
+        else {
+            return Err(EINVAL);
+        };
         match answer {
             Ok(map_info) => {
                 // The range gets the memory type the policy maps the blob with; a blob the
                 // policy refuses is never mapped and needs none.
-                let phys = self.gpu.host_visible.map(|r| r.addr + offset);
+                let phys = self.gpu.host_visible.map(|r| r.addr + range.offset());
                 let memtype = match (coherency::caching_for(map_info), phys) {
                     (Ok(wanted), Some(phys)) => {
                         // SAFETY: The range is the blob's part of the host-visible region: device
@@ -223,27 +251,26 @@ impl VirtioGpuObject {
                 };
                 // Mapped on the host either way: UNMAP_BLOB is sent at the end.
                 *state = MapState::Mapped {
-                    offset,
+                    range,
                     map_info,
                     memtype,
                 };
                 ret
             }
-            Err(e) if e == ETIMEDOUT => {
-                *state = MapState::Lost { offset };
+            // The device is gone, with everything it mapped; it may come back as a new one.
+            Err(e) if e == ENODEV => {
+                drop(range);
+                *state = MapState::Unmapped;
                 Err(e)
             }
-            // Nothing reached the host, or the device is gone (and may come back as a new one).
-            Err(e) if e == ENOMEM || e == ENODEV => {
-                mm.free(offset);
-                Err(e)
-            }
-            Err(_) => {
-                mm.free(offset);
-                *state = MapState::Failed;
-                Err(EINVAL)
-            }
+            // The host refused: nothing is mapped at `range`, which is released.
+            Err(_) => Err(EINVAL),
         }
+    }
+
+    /// The host was never asked to create the resource: nothing is released on the host.
+    pub(crate) fn never_created(&self) {
+        drop(self.owned.lock().take());
     }
 
     /// The host's map_info and what a mapping of the blob gets, for the coherency query;
@@ -253,7 +280,7 @@ impl VirtioGpuObject {
         if self.gpu.ctrl.is_gone() {
             return Err(ENODEV);
         }
-        if self.resource.pages.is_some() {
+        if self.guest {
             // Guest memory: ordinary RAM, mapped cached.
             return Ok((0, Coherency::Cached, false));
         }
@@ -274,8 +301,9 @@ impl VirtioGpuObject {
         if self.gpu.ctrl.is_gone() {
             return Err(ENODEV);
         }
-        if let Some(pages) = &self.resource.pages {
-            return Self::mmap_guest(pages, vma, page_offset);
+        if self.guest {
+            let pages = self.pages.lock();
+            return Self::mmap_guest(pages.as_deref().unwrap_or(&[]), vma, page_offset);
         }
         if self.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_MAPPABLE == 0 {
             return Err(EINVAL);
@@ -332,26 +360,33 @@ impl VirtioGpuObject {
 #[pinned_drop]
 impl PinnedDrop for VirtioGpuObject {
     fn drop(self: Pin<&mut Self>) {
-        let gpu = &self.gpu;
-        let (offset, memtype) = match core::mem::replace(&mut *self.map.lock(), MapState::Failed) {
-            MapState::Mapped {
-                offset, memtype, ..
-            } => (offset, memtype),
-            MapState::Lost { offset } => (offset, None),
-            MapState::Unmapped | MapState::Failed => return,
+        let ctrl = &self.gpu.ctrl;
+        let Some((id, release)) = self.owned.lock().take() else {
+            return;
         };
-        let unmap =
-            protocol::resource_unmap_blob(self.resource_id).and_then(|c| gpu.ctrl.call_nodata(c));
-        // Without an answer the host may still map the blob there: never reuse the range. A
-        // device that is gone released everything already.
-        if unmap != Err(ETIMEDOUT) {
-            drop(memtype);
-            if let Some(mm) = &gpu.host_visible_mm {
-                mm.free(offset);
-            }
-        } else {
-            core::mem::forget(memtype);
+        let pages = self.pages.lock().take();
+        // UNMAP_BLOB first, if the host may have mapped the blob: it keeps the range (and its
+        // memory type) until the host has answered.
+        let held = match core::mem::replace(&mut *self.map.lock(), MapState::Failed) {
+            MapState::Mapped { range, memtype, .. } => Some(Held::Range {
+                _range: range,
+                _memtype: memtype,
+            }),
+            MapState::Mapping { range, .. } => Some(Held::Range {
+                _range: range,
+                _memtype: None,
+            }),
+            MapState::Unmapped | MapState::Failed => None,
+        };
+        if let (Some(held), Some(unmap)) = (held, release.unmap) {
+            unmap.hold(held);
+            ctrl.send_release(unmap);
         }
-        // `resource` drops next and unreferences the resource on the host.
+        // Then RESOURCE_UNREF, which keeps the id and the guest pages until the host answered.
+        release.unref.hold(Held::Resource {
+            _id: id,
+            _pages: pages,
+        });
+        ctrl.send_release(release.unref);
     }
 }

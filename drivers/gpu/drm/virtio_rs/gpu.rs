@@ -21,9 +21,10 @@ use kernel::{
 };
 
 use crate::{
+    fence::FenceDriver,
     host_visible::HostVisible,
     protocol::{self, resp},
-    transport::{ControlQueue, ControlRequest},
+    queue::{Command, CommandQueue},
 };
 
 /// Capset ids are 1..=63 (virtio-gpu spec).
@@ -80,9 +81,11 @@ struct CachedCapset {
 /// The GPU.
 #[pin_data]
 pub(crate) struct Gpu {
-    pub(crate) ctrl: ControlQueue,
+    pub(crate) ctrl: CommandQueue,
     /// The cursor queue: found as the device requires, not used yet (no KMS).
-    _cursor: Arc<virtio::Virtqueue<ControlRequest>>,
+    _cursor: Arc<virtio::Virtqueue<Command>>,
+    /// The device's fences.
+    pub(crate) fences: Arc<FenceDriver>,
     pub(crate) features: Features,
     pub(crate) host_visible: Option<virtio::ShmRegion>,
     /// The ranges of the host-visible region blobs are mapped at.
@@ -174,7 +177,7 @@ impl Gpu {
             sign(features.blob_alignment.is_some())
         );
 
-        let queues = vdev.find_virtqueues::<ControlRequest, 2>([c"control", c"cursor"])?;
+        let queues = vdev.find_virtqueues::<Command, 2>([c"control", c"cursor"])?;
         let (num_scanouts, num_capsets) = read_config(config)?;
         dev_info!(
             vdev,
@@ -184,7 +187,7 @@ impl Gpu {
         );
 
         let [ctrl, cursor] = vdev.ready(queues);
-        let ctrl = ControlQueue::new(ctrl);
+        let ctrl = CommandQueue::new(ctrl);
 
         let capsets = match Self::fetch_capset_infos(&ctrl, num_capsets) {
             Ok(c) => c,
@@ -219,6 +222,7 @@ impl Gpu {
             try_pin_init!(Self {
                 ctrl,
                 _cursor: cursor,
+                fences: Arc::new(FenceDriver::new(), GFP_KERNEL)?,
                 features,
                 host_visible,
                 host_visible_mm,
@@ -234,21 +238,23 @@ impl Gpu {
         )
     }
 
-    fn fetch_capset_infos(ctrl: &ControlQueue, num: u32) -> Result<KVec<CapsetInfo>> {
+    fn fetch_capset_infos(ctrl: &CommandQueue, num: u32) -> Result<KVec<CapsetInfo>> {
         // The host picks `num`: more than can be allocated is `ENOMEM`, without a warning.
         let mut infos = KVec::with_capacity(num as usize, GFP_KERNEL | __GFP_NOWARN)?;
         for index in 0..num {
-            let reply = ctrl.call(
+            let info = ctrl.call(
                 protocol::get_capset_info(index)?,
-                None,
                 protocol::RESP_CAPSET_INFO_SIZE,
+                resp::OK_CAPSET_INFO,
+                |r| {
+                    let (id, max_version, max_size) = r.capset_info()?;
+                    Ok(CapsetInfo {
+                        id,
+                        max_version,
+                        max_size,
+                    })
+                },
             )?;
-            let r = reply.response()?.expect(resp::OK_CAPSET_INFO)?;
-            let info = CapsetInfo {
-                id: r.u32_at(protocol::HDR_SIZE)?,
-                max_version: r.u32_at(protocol::HDR_SIZE + 4)?,
-                max_size: r.u32_at(protocol::HDR_SIZE + 8)?,
-            };
             if info.id == 0 || info.id > MAX_CAPSET_ID {
                 return Err(EINVAL);
             }
@@ -289,18 +295,17 @@ impl Gpu {
             }
         }
 
-        // As the C driver: a host that does not answer in time is `EBUSY`.
-        let reply = self
-            .ctrl
-            .call(
-                protocol::get_capset(id, version)?,
-                None,
-                protocol::HDR_SIZE + info.max_size as usize,
-            )
-            .map_err(|e| if e == ETIMEDOUT { EBUSY } else { e })?;
-        let r = reply.response()?.expect(resp::OK_CAPSET)?;
-        let mut data = KVec::with_capacity(r.payload().len(), GFP_KERNEL)?;
-        data.extend_from_slice(r.payload(), GFP_KERNEL)?;
+        // The wait for the host is killable, without a timeout.
+        let data = self.ctrl.call(
+            protocol::get_capset(id, version)?,
+            protocol::HDR_SIZE + info.max_size as usize,
+            resp::OK_CAPSET,
+            |r| {
+                let mut data = KVec::with_capacity(r.payload().len(), GFP_KERNEL)?;
+                data.extend_from_slice(r.payload(), GFP_KERNEL)?;
+                Ok(data)
+            },
+        )?;
 
         let mut cache = self.capset_cache.lock();
         if !cache.iter().any(|c| c.id == id && c.version == version) {
@@ -340,18 +345,18 @@ impl Gpu {
     }
 
     /// Allocates a host context id (never 0).
-    pub(crate) fn alloc_context_id(&self) -> Result<u32> {
-        Self::alloc_id(&self.context_ids)
-    }
-
-    /// Releases a context id from [`Gpu::alloc_context_id`].
-    pub(crate) fn free_context_id(&self, id: u32) {
-        self.context_ids.lock().release_id(id as usize);
+    pub(crate) fn alloc_context_id(self: &Arc<Self>) -> Result<ContextId> {
+        let id = Self::alloc_id(&self.context_ids)?;
+        // INVARIANT: Just allocated.
+        Ok(ContextId {
+            gpu: self.clone(),
+            id,
+        })
     }
 
     /// Allocates a host resource id (never 0): the next one of [`NEXT_RESOURCE_ID`] that is
     /// not in use on this device.
-    pub(crate) fn alloc_resource_id(&self) -> Result<u32> {
+    pub(crate) fn alloc_resource_id(self: &Arc<Self>) -> Result<ResourceId> {
         let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let mut live = self.live_resource_ids.lock();
         // Ends: the device cannot have all 2^32 - 1 ids in use, each takes a node of memory.
@@ -359,13 +364,58 @@ impl Gpu {
             let id = NEXT_RESOURCE_ID.fetch_add(1, Relaxed);
             if id != 0 && live.get(&id).is_none() {
                 live.insert(node.into_node(id, ()));
-                return Ok(id);
+                // INVARIANT: Just allocated.
+                return Ok(ResourceId {
+                    gpu: self.clone(),
+                    id,
+                });
             }
         }
     }
+}
 
-    /// Releases a resource id from [`Gpu::alloc_resource_id`].
-    pub(crate) fn free_resource_id(&self, id: u32) {
-        self.live_resource_ids.lock().remove(&id);
+/// A host context id in use; released when dropped, which the owner does once the host no
+/// longer has a context of that id.
+///
+/// # Invariants
+///
+/// `id` was allocated from `gpu.context_ids` and not released.
+pub(crate) struct ContextId {
+    gpu: Arc<Gpu>,
+    id: u32,
+}
+
+impl ContextId {
+    pub(crate) fn get(&self) -> u32 {
+        self.id
+    }
+}
+
+impl Drop for ContextId {
+    fn drop(&mut self) {
+        self.gpu.context_ids.lock().release_id(self.id as usize);
+    }
+}
+
+/// A host resource id in use; released when dropped, which the owner does once the host no
+/// longer has a resource of that id.
+///
+/// # Invariants
+///
+/// `id` was allocated by [`Gpu::alloc_resource_id`] of `gpu` and not released.
+pub(crate) struct ResourceId {
+    gpu: Arc<Gpu>,
+    id: u32,
+}
+
+impl ResourceId {
+    pub(crate) fn get(&self) -> u32 {
+        self.id
+    }
+}
+
+impl Drop for ResourceId {
+    fn drop(&mut self) {
+        self.gpu.live_resource_ids.lock().remove(&self.id);
     }
 }

@@ -5,7 +5,13 @@
 //! A first-fit allocator over the region, with the host's alignment. When the
 //! region is exhausted, allocation fails with `ENOSPC`.
 
-use kernel::{new_mutex, prelude::*, sync::Mutex, virtio::ShmRegion};
+use crate::gpu::Gpu;
+use kernel::{
+    new_mutex,
+    prelude::*,
+    sync::{Arc, Mutex},
+    virtio::ShmRegion,
+};
 
 /// Finds `len` bytes aligned to `align` in a region of `size` bytes of which the sorted,
 /// disjoint ranges `used` (offset, length) are taken; returns the offset and where to insert it.
@@ -65,6 +71,43 @@ impl HostVisible {
     pub(crate) fn usage(&self) -> (usize, u64) {
         let used = self.used.lock();
         (used.len(), used.iter().map(|&(_, l)| l).sum())
+    }
+}
+
+/// A range of the host-visible region reserved for a blob; released when dropped.
+///
+/// # Invariants
+///
+/// `offset` was handed out by the `host_visible_mm` of `gpu` and not released.
+pub(crate) struct HostRange {
+    gpu: Arc<Gpu>,
+    offset: u64,
+}
+
+impl HostRange {
+    /// Reserves `len` bytes of the host-visible region of `gpu`: `EINVAL` if it has none,
+    /// `ENOSPC` if it is full.
+    pub(crate) fn alloc(gpu: &Arc<Gpu>, len: u64) -> Result<Self> {
+        let mm = gpu.host_visible_mm.as_ref().ok_or(EINVAL)?;
+        let offset = mm.alloc(len)?;
+        // INVARIANT: Just handed out.
+        Ok(Self {
+            gpu: gpu.clone(),
+            offset,
+        })
+    }
+
+    /// The range's offset into the region.
+    pub(crate) fn offset(&self) -> u64 {
+        self.offset
+    }
+}
+
+impl Drop for HostRange {
+    fn drop(&mut self) {
+        if let Some(mm) = &self.gpu.host_visible_mm {
+            mm.free(self.offset);
+        }
     }
 }
 

@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The virtio-gpu wire protocol (include/uapi/linux/virtio_gpu.h): commands
-//! are encoded and responses decoded here, field by field, little-endian.
+//! The virtio-gpu wire protocol (include/uapi/linux/virtio_gpu.h): commands are
+//! the header's structs, filled in little-endian and sent as their bytes;
+//! responses are read back into them.
 
-use kernel::{prelude::*, uapi};
+use kernel::{
+    prelude::*,
+    transmute::{AsBytes, FromBytes},
+    uapi,
+};
 
 /// `enum virtio_gpu_ctrl_type`: the commands the driver sends.
 pub(crate) mod cmd {
@@ -40,44 +45,116 @@ pub(crate) const HDR_SIZE: usize = size_of::<uapi::virtio_gpu_ctrl_hdr>();
 /// Size of the debug name field of `struct virtio_gpu_ctx_create`.
 pub(crate) const DEBUG_NAME_LEN: usize = 64;
 
-/// A command being encoded: `struct virtio_gpu_ctrl_hdr`, then its fields in order.
-pub(crate) struct Command {
-    buf: KVec<u8>,
+/// A struct of include/uapi/linux/virtio_gpu.h as the device sees it: its bytes.
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub(crate) struct Wire<T>(pub(crate) T);
+
+/// Marks the structs of the protocol the driver sends or reads as plain bytes.
+macro_rules! wire {
+    ($($t:ident),* $(,)?) => {$(
+        // SAFETY: The struct is `#[repr(C)]` and made of integers and integer arrays only, with
+        // explicit padding fields, so it has no padding bytes and every bit pattern is valid.
+        unsafe impl AsBytes for Wire<uapi::$t> {}
+        // SAFETY: As above.
+        unsafe impl FromBytes for Wire<uapi::$t> {}
+    )*};
 }
 
-impl Command {
-    /// Starts command `ty` for context `ctx_id` (0: none), without a fence.
-    pub(crate) fn new(ty: u32, ctx_id: u32, size: usize) -> Result<Self> {
-        let mut buf = KVec::with_capacity(size, GFP_KERNEL)?;
-        buf.extend_from_slice(&ty.to_le_bytes(), GFP_KERNEL)?; // type
-        buf.extend_from_slice(&0u32.to_le_bytes(), GFP_KERNEL)?; // flags
-        buf.extend_from_slice(&0u64.to_le_bytes(), GFP_KERNEL)?; // fence_id
-        buf.extend_from_slice(&ctx_id.to_le_bytes(), GFP_KERNEL)?; // ctx_id
-        buf.extend_from_slice(&[0u8; 4], GFP_KERNEL)?; // ring_idx, padding
-        Ok(Self { buf })
-    }
+wire!(
+    virtio_gpu_ctrl_hdr,
+    virtio_gpu_get_capset_info,
+    virtio_gpu_get_capset,
+    virtio_gpu_ctx_create,
+    virtio_gpu_ctx_destroy,
+    virtio_gpu_ctx_resource,
+    virtio_gpu_cmd_submit,
+    virtio_gpu_resource_create_blob,
+    virtio_gpu_mem_entry,
+    virtio_gpu_resource_map_blob,
+    virtio_gpu_resource_unmap_blob,
+    virtio_gpu_resource_unref,
+    virtio_gpu_resp_capset_info,
+    virtio_gpu_resp_map_info,
+);
 
-    /// Appends a `__le32`.
-    pub(crate) fn u32(mut self, v: u32) -> Result<Self> {
-        self.buf.extend_from_slice(&v.to_le_bytes(), GFP_KERNEL)?;
-        Ok(self)
+/// The header of command `ty` for context `ctx_id` (0: none), without a fence.
+fn hdr(ty: u32, ctx_id: u32) -> uapi::virtio_gpu_ctrl_hdr {
+    uapi::virtio_gpu_ctrl_hdr {
+        type_: ty.to_le(),
+        ctx_id: ctx_id.to_le(),
+        ..Default::default()
     }
+}
 
-    /// Appends a `__le64`.
-    pub(crate) fn u64(mut self, v: u64) -> Result<Self> {
-        self.buf.extend_from_slice(&v.to_le_bytes(), GFP_KERNEL)?;
-        Ok(self)
-    }
+/// The bytes of command `cmd`.
+fn encode<T>(cmd: T) -> Result<KVec<u8>>
+where
+    Wire<T>: AsBytes,
+{
+    let mut buf = KVec::new();
+    buf.extend_from_slice(Wire(cmd).as_bytes(), GFP_KERNEL)?;
+    Ok(buf)
+}
 
-    /// Appends raw bytes.
-    pub(crate) fn bytes(mut self, b: &[u8]) -> Result<Self> {
-        self.buf.extend_from_slice(b, GFP_KERNEL)?;
-        Ok(self)
-    }
+/// `VIRTIO_GPU_FLAG_FENCE`: the host answers once it has processed the command.
+const FLAG_FENCE: u32 = 1 << 0;
+/// `VIRTIO_GPU_FLAG_INFO_RING_IDX`: the fence is on the header's ring of the context.
+const FLAG_INFO_RING_IDX: u32 = 1 << 1;
 
-    /// The encoded command.
-    pub(crate) fn finish(self) -> KVec<u8> {
-        self.buf
+/// Rewrites the header of the encoded command `cmd` with `f`.
+fn update_hdr(cmd: &mut [u8], f: impl FnOnce(&mut uapi::virtio_gpu_ctrl_hdr)) -> Result {
+    let raw = cmd.get_mut(..HDR_SIZE).ok_or(EINVAL)?;
+    let mut h = Wire::<uapi::virtio_gpu_ctrl_hdr>::from_bytes_copy(raw).ok_or(EINVAL)?;
+    f(&mut h.0);
+    raw.copy_from_slice(h.as_bytes());
+    Ok(())
+}
+
+/// Marks the encoded command `cmd` as fenced, on ring `ring` of its context if any; the fence
+/// id is set when the command is queued ([`set_fence_id`]).
+pub(crate) fn set_fenced(cmd: &mut [u8], ring: Option<u8>) -> Result {
+    update_hdr(cmd, |h| {
+        let mut flags = u32::from_le(h.flags) | FLAG_FENCE;
+        if let Some(r) = ring {
+            flags |= FLAG_INFO_RING_IDX;
+            h.ring_idx = r;
+        }
+        h.flags = flags.to_le();
+    })
+}
+
+/// Sets the fence id of the encoded command `cmd` (a whole command: at least a header).
+pub(crate) fn set_fence_id(cmd: &mut [u8], id: u64) {
+    let _ = update_hdr(cmd, |h| h.fence_id = id.to_le());
+}
+
+/// The fields of a `struct virtio_gpu_ctrl_hdr`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) ty: u32,
+    pub(crate) flags: u32,
+    pub(crate) fence_id: u64,
+    pub(crate) ctx_id: u32,
+    pub(crate) ring_idx: u8,
+}
+
+impl Header {
+    /// The header at the start of `bytes` (zero where `bytes` is too short).
+    pub(crate) fn parse(bytes: &[u8]) -> Self {
+        let mut raw = [0u8; HDR_SIZE];
+        let n = bytes.len().min(HDR_SIZE);
+        raw[..n].copy_from_slice(&bytes[..n]);
+        let h = Wire::<uapi::virtio_gpu_ctrl_hdr>::from_bytes_copy(&raw)
+            .map(|w| w.0)
+            .unwrap_or_default();
+        Self {
+            ty: u32::from_le(h.type_),
+            flags: u32::from_le(h.flags),
+            fence_id: u64::from_le(h.fence_id),
+            ctx_id: u32::from_le(h.ctx_id),
+            ring_idx: h.ring_idx,
+        }
     }
 }
 
@@ -111,13 +188,25 @@ impl<'a> Response<'a> {
 
     /// The response type (`VIRTIO_GPU_RESP_*`).
     pub(crate) fn ty(&self) -> u32 {
-        self.u32_at(0).unwrap_or(0)
+        Header::parse(self.bytes).ty
     }
 
-    /// The `__le32` at byte `offset`, if the device wrote it.
-    pub(crate) fn u32_at(&self, offset: usize) -> Result<u32> {
-        let b = self.bytes.get(offset..offset + 4).ok_or(EIO)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    /// `struct virtio_gpu_resp_capset_info`: the capset's id, maximum version and size.
+    pub(crate) fn capset_info(&self) -> Result<(u32, u32, u32)> {
+        let (r, _) = Wire::<uapi::virtio_gpu_resp_capset_info>::from_bytes_copy_prefix(self.bytes)
+            .ok_or(EIO)?;
+        Ok((
+            u32::from_le(r.0.capset_id),
+            u32::from_le(r.0.capset_max_version),
+            u32::from_le(r.0.capset_max_size),
+        ))
+    }
+
+    /// `struct virtio_gpu_resp_map_info`: the blob's `map_info`.
+    pub(crate) fn map_info(&self) -> Result<u32> {
+        let (r, _) = Wire::<uapi::virtio_gpu_resp_map_info>::from_bytes_copy_prefix(self.bytes)
+            .ok_or(EIO)?;
+        Ok(u32::from_le(r.0.map_info))
     }
 
     /// What follows the header.
@@ -137,50 +226,41 @@ impl<'a> Response<'a> {
 
 /// `VIRTIO_GPU_CMD_GET_CAPSET_INFO`.
 pub(crate) fn get_capset_info(index: u32) -> Result<KVec<u8>> {
-    Ok(Command::new(
-        cmd::GET_CAPSET_INFO,
-        0,
-        size_of::<uapi::virtio_gpu_get_capset_info>(),
-    )?
-    .u32(index)?
-    .u32(0)?
-    .finish())
+    encode(uapi::virtio_gpu_get_capset_info {
+        hdr: hdr(cmd::GET_CAPSET_INFO, 0),
+        capset_index: index.to_le(),
+        padding: 0,
+    })
 }
 
 /// `VIRTIO_GPU_CMD_GET_CAPSET`.
 pub(crate) fn get_capset(id: u32, version: u32) -> Result<KVec<u8>> {
-    Ok(
-        Command::new(cmd::GET_CAPSET, 0, size_of::<uapi::virtio_gpu_get_capset>())?
-            .u32(id)?
-            .u32(version)?
-            .finish(),
-    )
+    encode(uapi::virtio_gpu_get_capset {
+        hdr: hdr(cmd::GET_CAPSET, 0),
+        capset_id: id.to_le(),
+        capset_version: version.to_le(),
+    })
 }
 
 /// `VIRTIO_GPU_CMD_CTX_CREATE`; `name` is truncated to the field's size.
 pub(crate) fn ctx_create(ctx_id: u32, context_init: u32, name: &[u8]) -> Result<KVec<u8>> {
-    let mut field = [0u8; DEBUG_NAME_LEN];
+    // The kernel's `c_char` is `u8`.
+    let mut debug_name = [0u8; DEBUG_NAME_LEN];
     let n = name.len().min(DEBUG_NAME_LEN);
-    field[..n].copy_from_slice(&name[..n]);
-    Ok(Command::new(
-        cmd::CTX_CREATE,
-        ctx_id,
-        size_of::<uapi::virtio_gpu_ctx_create>(),
-    )?
-    .u32(n as u32)?
-    .u32(context_init)?
-    .bytes(&field)?
-    .finish())
+    debug_name[..n].copy_from_slice(&name[..n]);
+    encode(uapi::virtio_gpu_ctx_create {
+        hdr: hdr(cmd::CTX_CREATE, ctx_id),
+        nlen: (n as u32).to_le(),
+        context_init: context_init.to_le(),
+        debug_name,
+    })
 }
 
 /// `VIRTIO_GPU_CMD_CTX_DESTROY`.
 pub(crate) fn ctx_destroy(ctx_id: u32) -> Result<KVec<u8>> {
-    Ok(Command::new(
-        cmd::CTX_DESTROY,
-        ctx_id,
-        size_of::<uapi::virtio_gpu_ctx_destroy>(),
-    )?
-    .finish())
+    encode(uapi::virtio_gpu_ctx_destroy {
+        hdr: hdr(cmd::CTX_DESTROY, ctx_id),
+    })
 }
 
 /// `VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE` (`attach`) or `VIRTIO_GPU_CMD_CTX_DETACH_RESOURCE`.
@@ -190,24 +270,20 @@ pub(crate) fn ctx_resource(ctx_id: u32, resource_id: u32, attach: bool) -> Resul
     } else {
         cmd::CTX_DETACH_RESOURCE
     };
-    Ok(
-        Command::new(ty, ctx_id, size_of::<uapi::virtio_gpu_ctx_resource>())?
-            .u32(resource_id)?
-            .u32(0)?
-            .finish(),
-    )
+    encode(uapi::virtio_gpu_ctx_resource {
+        hdr: hdr(ty, ctx_id),
+        resource_id: resource_id.to_le(),
+        padding: 0,
+    })
 }
 
 /// `VIRTIO_GPU_CMD_SUBMIT_3D` of a `size`-byte command stream (sent as the payload).
 pub(crate) fn submit_3d(ctx_id: u32, size: u32) -> Result<KVec<u8>> {
-    Ok(Command::new(
-        cmd::SUBMIT_3D,
-        ctx_id,
-        size_of::<uapi::virtio_gpu_cmd_submit>(),
-    )?
-    .u32(size)?
-    .u32(0)?
-    .finish())
+    encode(uapi::virtio_gpu_cmd_submit {
+        hdr: hdr(cmd::SUBMIT_3D, ctx_id),
+        size: size.to_le(),
+        padding: 0,
+    })
 }
 
 /// `VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB`. A blob backed by guest memory has `nr_entries`
@@ -222,18 +298,15 @@ pub(crate) fn resource_create_blob(
     size: u64,
     nr_entries: u32,
 ) -> Result<KVec<u8>> {
-    Ok(Command::new(
-        cmd::RESOURCE_CREATE_BLOB,
-        ctx_id,
-        size_of::<uapi::virtio_gpu_resource_create_blob>(),
-    )?
-    .u32(resource_id)?
-    .u32(blob_mem)?
-    .u32(blob_flags)?
-    .u32(nr_entries)?
-    .u64(blob_id)?
-    .u64(size)?
-    .finish())
+    encode(uapi::virtio_gpu_resource_create_blob {
+        hdr: hdr(cmd::RESOURCE_CREATE_BLOB, ctx_id),
+        resource_id: resource_id.to_le(),
+        blob_mem: blob_mem.to_le(),
+        blob_flags: blob_flags.to_le(),
+        nr_entries: nr_entries.to_le(),
+        blob_id: blob_id.to_le(),
+        size: size.to_le(),
+    })
 }
 
 /// The `struct virtio_gpu_mem_entry` list of a blob backed by guest memory, from the (guest
@@ -248,48 +321,42 @@ pub(crate) fn mem_entries(entries: impl ExactSizeIterator<Item = (u64, u32)>) ->
         .ok_or(ENOMEM)?;
     let mut buf = KVVec::with_capacity(len, GFP_KERNEL | __GFP_NOWARN)?;
     for (addr, length) in entries {
-        buf.extend_from_slice(&addr.to_le_bytes(), GFP_KERNEL)?;
-        buf.extend_from_slice(&length.to_le_bytes(), GFP_KERNEL)?;
-        buf.extend_from_slice(&0u32.to_le_bytes(), GFP_KERNEL)?; // padding
+        let entry = Wire(uapi::virtio_gpu_mem_entry {
+            addr: addr.to_le(),
+            length: length.to_le(),
+            padding: 0,
+        });
+        buf.extend_from_slice(entry.as_bytes(), GFP_KERNEL)?;
     }
     Ok(buf)
 }
 
 /// `VIRTIO_GPU_CMD_RESOURCE_MAP_BLOB` at `offset` into the host-visible region.
 pub(crate) fn resource_map_blob(resource_id: u32, offset: u64) -> Result<KVec<u8>> {
-    Ok(Command::new(
-        cmd::RESOURCE_MAP_BLOB,
-        0,
-        size_of::<uapi::virtio_gpu_resource_map_blob>(),
-    )?
-    .u32(resource_id)?
-    .u32(0)?
-    .u64(offset)?
-    .finish())
+    encode(uapi::virtio_gpu_resource_map_blob {
+        hdr: hdr(cmd::RESOURCE_MAP_BLOB, 0),
+        resource_id: resource_id.to_le(),
+        padding: 0,
+        offset: offset.to_le(),
+    })
 }
 
 /// `VIRTIO_GPU_CMD_RESOURCE_UNMAP_BLOB`.
 pub(crate) fn resource_unmap_blob(resource_id: u32) -> Result<KVec<u8>> {
-    Ok(Command::new(
-        cmd::RESOURCE_UNMAP_BLOB,
-        0,
-        size_of::<uapi::virtio_gpu_resource_unmap_blob>(),
-    )?
-    .u32(resource_id)?
-    .u32(0)?
-    .finish())
+    encode(uapi::virtio_gpu_resource_unmap_blob {
+        hdr: hdr(cmd::RESOURCE_UNMAP_BLOB, 0),
+        resource_id: resource_id.to_le(),
+        padding: 0,
+    })
 }
 
 /// `VIRTIO_GPU_CMD_RESOURCE_UNREF`.
 pub(crate) fn resource_unref(resource_id: u32) -> Result<KVec<u8>> {
-    Ok(Command::new(
-        cmd::RESOURCE_UNREF,
-        0,
-        size_of::<uapi::virtio_gpu_resource_unref>(),
-    )?
-    .u32(resource_id)?
-    .u32(0)?
-    .finish())
+    encode(uapi::virtio_gpu_resource_unref {
+        hdr: hdr(cmd::RESOURCE_UNREF, 0),
+        resource_id: resource_id.to_le(),
+        padding: 0,
+    })
 }
 
 /// Size of `struct virtio_gpu_resp_map_info`.
@@ -344,6 +411,32 @@ mod tests {
             resource_unref(1)?.len(),
             size_of::<uapi::virtio_gpu_resource_unref>()
         );
+        Ok(())
+    }
+
+    #[test]
+    fn fenced_header_carries_flags_ring_and_id() -> Result {
+        let mut cmd = submit_3d(5, 16)?;
+        set_fenced(&mut cmd, Some(3))?;
+        set_fence_id(&mut cmd, 0x0102_0304_0506_0708);
+        assert_eq!(&cmd[4..8], &3u32.to_le_bytes());
+        assert_eq!(&cmd[8..16], &0x0102_0304_0506_0708u64.to_le_bytes());
+        assert_eq!(cmd[20], 3);
+        let hdr = Header::parse(&cmd);
+        assert_eq!(
+            hdr,
+            Header {
+                ty: cmd::SUBMIT_3D,
+                flags: 3,
+                fence_id: 0x0102_0304_0506_0708,
+                ctx_id: 5,
+                ring_idx: 3
+            }
+        );
+        let mut plain = submit_3d(5, 16)?;
+        set_fenced(&mut plain, None)?;
+        assert_eq!(&plain[4..8], &1u32.to_le_bytes());
+        assert_eq!(plain[20], 0);
         Ok(())
     }
 

@@ -10,12 +10,15 @@
 mod coherency;
 mod debugfs;
 mod driver;
+mod fence;
 mod file;
 mod gem;
 mod gpu;
 mod host_visible;
 mod protocol;
-mod transport;
+mod queue;
+mod submit;
+mod trace;
 mod uapi;
 
 kernel::module_virtio_driver! {

@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The command queue: commands to the host over the control queue, and their answers.
+//!
+//! A [`Command`] is the encoded command, an optional payload, a buffer for the host's answer,
+//! and what the command needs to stay alive until the host has answered ([`Held`]: guest pages,
+//! a range of the host-visible region, ids, GEM objects). Commands are queued and the caller
+//! goes on; the answer is handled when the host gives the command back, in the queue's work
+//! item:
+//!
+//! - a fenced command signals its fence (with the error the host answered, if any) and sends
+//!   its DRM event;
+//! - a caller that needs the answer (GET_CAPSET, MAP_BLOB) waits for it with [`Pending::wait`],
+//!   killably and without a timeout; a killed caller just stops waiting, and the command stays
+//!   owned by the queue until the host answers or the device goes away;
+//! - what the command holds is released with the last reference to it: when the host has
+//!   answered and nobody waits any more, or when the device is reset or removed (the command
+//!   is then cancelled: fences signal `ENODEV`, waiters get `ENODEV`).
+//!
+//! Commands that release what the host holds (UNREF, UNMAP_BLOB, CTX_DESTROY,
+//! CTX_DETACH_RESOURCE) are built when the object they release is made ([`Command::prepare`])
+//! and sent with [`CommandQueue::send_release`], which neither waits nor fails.
+
+use kernel::{
+    dma_fence::DriverFence,
+    drm::event::PendingEvent,
+    io::memtype::MemtypeReservation,
+    new_spinlock,
+    page::Page,
+    prelude::*,
+    sync::aref::ARef,
+    sync::{Arc, Completion, SpinLock},
+    virtio::{BacklogLink, DeviceBuffer, Request, Segments, Virtqueue},
+};
+
+use core::cell::UnsafeCell;
+
+use crate::{
+    driver::VirtioGpuDrmDriver,
+    fence::{FenceDriver, VirtioGpuFence},
+    gem::Object,
+    gpu::{ContextId, ResourceId},
+    host_visible::HostRange,
+    protocol::{self, Response},
+    trace,
+};
+
+/// The encoded command. The CPU writes it before the command is queued, and its header's fence
+/// fields in [`Request::on_queue`], with the queue locked, before the device can see it.
+struct CommandBytes(UnsafeCell<KVec<u8>>);
+
+// SAFETY: The bytes are owned; the only write through `&self` (`set_fence_id`) is serialised by
+// the queue's lock and happens before anyone else reads them.
+unsafe impl Sync for CommandBytes {}
+// SAFETY: As above: nothing in the bytes is tied to a thread.
+unsafe impl Send for CommandBytes {}
+
+impl CommandBytes {
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: The only writes are `set_fence_id`'s, which happen with the queue locked
+        // right before the command is added; no reference from here is alive then (the queue
+        // keeps raw pointers only).
+        unsafe { &*self.0.get() }
+    }
+
+    /// Writes the fence id into the header.
+    ///
+    /// # Safety
+    ///
+    /// No reference to the bytes is alive and the device does not read them yet.
+    unsafe fn set_fence_id(&self, id: u64) {
+        // SAFETY: By the safety requirements the write races with nothing.
+        let bytes = unsafe { &mut *self.0.get() };
+        protocol::set_fence_id(bytes, id);
+    }
+}
+
+/// The fence of a fenced command, the DRM event to send when it signals, and the fence driver
+/// that numbers it.
+pub(crate) struct Fenced {
+    pub(crate) fence: DriverFence<VirtioGpuFence>,
+    pub(crate) event: Option<PendingEvent<VirtioGpuDrmDriver>>,
+    pub(crate) driver: Arc<FenceDriver>,
+}
+
+/// One command on the control queue.
+#[pin_data]
+pub(crate) struct Command {
+    cmd: CommandBytes,
+    /// Sized by userspace (command streams, guest page lists), so it may be `vmalloc` memory,
+    /// which the queue hands to the device page by page.
+    payload: Option<KVVec<u8>>,
+    resp: DeviceBuffer,
+    /// Taken when the host answers (or the command is cancelled).
+    #[pin]
+    fenced: SpinLock<Option<Fenced>>,
+    /// What the host may use until it answers; released with the command.
+    #[pin]
+    held: SpinLock<Held>,
+    /// `None` while on the queue; then the number of bytes the device wrote, or why not.
+    #[pin]
+    outcome: SpinLock<Option<Result<u32>>>,
+    #[pin]
+    done: Completion,
+    link: BacklogLink<Command>,
+    /// See [`Command::prepare_barrier`].
+    barrier: bool,
+}
+
+// SAFETY: Every buffer listed is owned by the command: `cmd` (kmalloc) and `payload` (kmalloc or
+// vmalloc) are vectors that are never resized after construction and only written by the CPU
+// before the command is added (`on_queue` included), `resp` is a kmalloc'd `DeviceBuffer`; the
+// command is only dropped once the queue has given it back.
+unsafe impl Request for Command {
+    fn segments<'a>(&'a self, segments: &mut Segments<'a>) -> Result {
+        segments.readable(self.cmd.bytes())?;
+        if let Some(payload) = &self.payload {
+            segments.readable(payload)?;
+        }
+        segments.writable(&self.resp)
+    }
+
+    fn backlog_link(&self) -> &BacklogLink<Self> {
+        &self.link
+    }
+
+    fn is_barrier(&self) -> bool {
+        self.barrier
+    }
+
+    fn on_queue(&self) {
+        let fenced = self.fenced.lock();
+        if let Some(f) = &*fenced {
+            let id = f.driver.next_id();
+            // SAFETY: The queue is locked and the command not yet added: nothing reads the
+            // header; the fence was not shared with anyone who reads its seqno (sync_files are
+            // installed, syncobjs and reservations given the fence only after submission).
+            unsafe {
+                self.cmd.set_fence_id(id);
+                f.fence.set_seqno(id);
+            }
+        }
+        trace::queued(&protocol::Header::parse(self.cmd.bytes()));
+    }
+
+    fn complete(this: Arc<Self>, written: u32) {
+        // SAFETY: The queue gave the command back: the device no longer writes to it.
+        let resp = unsafe { this.resp.contents() };
+        let resp = &resp[..(written as usize).min(resp.len())];
+        trace::answered(
+            &protocol::Header::parse(this.cmd.bytes()),
+            protocol::Header::parse(resp).ty,
+        );
+        let result = this.answer(written as usize);
+        this.finish(result.map(|()| written));
+    }
+
+    fn cancel(this: Arc<Self>) {
+        trace::answered(&protocol::Header::parse(this.cmd.bytes()), 0);
+        this.finish(Err(ENODEV));
+    }
+}
+
+impl Command {
+    /// A command: `cmd`, then `payload` (if any), answered with at most `resp_len` bytes, holding
+    /// `held` until the host has answered.
+    ///
+    /// The host may ask for a large `resp_len` (a capset's size): more than `kmalloc` can give
+    /// is `ENOMEM`, without a warning.
+    pub(crate) fn new(
+        cmd: KVec<u8>,
+        payload: Option<KVVec<u8>>,
+        resp_len: usize,
+        fenced: Option<Fenced>,
+        held: Held,
+    ) -> Result<Arc<Self>> {
+        Self::build(cmd, payload, resp_len, fenced, held, false)
+    }
+
+    fn build(
+        cmd: KVec<u8>,
+        payload: Option<KVVec<u8>>,
+        resp_len: usize,
+        fenced: Option<Fenced>,
+        held: Held,
+        barrier: bool,
+    ) -> Result<Arc<Self>> {
+        let resp = DeviceBuffer::new(resp_len.max(protocol::HDR_SIZE), GFP_KERNEL | __GFP_NOWARN)?;
+        let payload = payload.filter(|p| !p.is_empty());
+        Arc::pin_init(
+            pin_init!(Self {
+                cmd: CommandBytes(UnsafeCell::new(cmd)),
+                payload,
+                resp,
+                fenced <- new_spinlock!(fenced),
+                held <- new_spinlock!(held),
+                outcome <- new_spinlock!(None),
+                done <- Completion::new(),
+                link: BacklogLink::new(),
+                barrier,
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// A command without payload, answered `OK_NODATA`, that is given what it holds later
+    /// ([`Command::hold`]): for the commands that release what the host holds, made when the
+    /// object they release is made, so that releasing cannot fail.
+    pub(crate) fn prepare(cmd: KVec<u8>) -> Result<Arc<Self>> {
+        Self::new(cmd, None, protocol::HDR_SIZE, None, Held::Nothing)
+    }
+
+    /// As [`Command::prepare`], for a command the host must answer before any later command
+    /// is queued: QEMU's virgl device finishes `RESOURCE_UNMAP_BLOB` asynchronously, holding
+    /// back the commands behind it until then, and commands that overtook an unmap were seen to
+    /// stall its control queue for good. Later commands wait for the answer (on the queue's
+    /// backlog, or for room).
+    pub(crate) fn prepare_barrier(cmd: KVec<u8>) -> Result<Arc<Self>> {
+        Self::build(cmd, None, protocol::HDR_SIZE, None, Held::Nothing, true)
+    }
+
+    /// Gives a command that is not queued yet what it holds until the host has answered.
+    pub(crate) fn hold(&self, held: Held) {
+        *self.held.lock() = held;
+    }
+
+    /// The host's answer: `Ok` if it is a success.
+    fn answer(&self, written: usize) -> Result {
+        // SAFETY: The queue gave the command back: the device no longer writes to it.
+        let bytes = unsafe { self.resp.contents() };
+        let r = Response::new(&bytes[..written.min(bytes.len())])?;
+        protocol::check_response(r.ty())
+    }
+
+    fn finish(&self, result: Result<u32>) {
+        let fenced = self.fenced.lock().take();
+        if let Some(f) = fenced {
+            f.fence.signal(result.map(|_| ()));
+            f.driver.signalled(f.fence.fence());
+            if let Some(e) = f.event {
+                e.send();
+            }
+        }
+        *self.outcome.lock() = Some(result);
+        self.done.complete_all();
+    }
+}
+
+/// A queued command whose answer the caller wants.
+#[derive(Clone)]
+pub(crate) struct Pending {
+    cmd: Arc<Command>,
+}
+
+impl Pending {
+    /// Whether `self` and `other` are the same command.
+    pub(crate) fn same(&self, other: &Pending) -> bool {
+        Arc::ptr_eq(&self.cmd, &other.cmd)
+    }
+
+    /// Waits, killably and without a timeout, for the host's answer, which must be `OK` and
+    /// of type `want`. `ERESTARTSYS` when the task is killed (the command stays queued), `ENODEV`
+    /// when the device went away first, `EINVAL`/`ENOMEM` for an error the host answered.
+    pub(crate) fn wait(&self, want: u32) -> Result<Response<'_>> {
+        self.cmd.done.wait_for_completion_killable()?;
+        let outcome = (*self.cmd.outcome.lock()).ok_or(EIO)?;
+        let len = outcome? as usize;
+        // SAFETY: The command has been completed: the device no longer writes to it.
+        let bytes = unsafe { self.cmd.resp.contents() };
+        Response::new(&bytes[..len.min(bytes.len())])?.expect(want)
+    }
+}
+
+/// The control queue.
+pub(crate) struct CommandQueue {
+    vq: Arc<Virtqueue<Command>>,
+}
+
+impl CommandQueue {
+    pub(crate) fn new(vq: Arc<Virtqueue<Command>>) -> Self {
+        Self { vq }
+    }
+
+    /// Queues `cmd` and returns without waiting for the answer. Waits (interruptibly) only for
+    /// room on the queue.
+    pub(crate) fn send(&self, cmd: Arc<Command>) -> Result {
+        self.vq.submit(cmd)
+    }
+
+    /// Queues `cmd`, whose answer the caller will wait for with [`Pending::wait`].
+    pub(crate) fn send_pending(&self, cmd: Arc<Command>) -> Result<Pending> {
+        self.vq.submit(cmd.clone())?;
+        Ok(Pending { cmd })
+    }
+
+    /// Queues `cmd` and waits (killably) for an answer of type `want`; `f` reads it.
+    pub(crate) fn call<R>(
+        &self,
+        cmd: KVec<u8>,
+        resp_len: usize,
+        want: u32,
+        f: impl FnOnce(Response<'_>) -> Result<R>,
+    ) -> Result<R> {
+        let pending = self.send_pending(Command::new(cmd, None, resp_len, None, Held::Nothing)?)?;
+        f(pending.wait(want)?)
+    }
+
+    /// Queues a release command prepared by [`Command::prepare`]: it is sent as soon as there is
+    /// room, and never fails. A device that is gone released everything already: the command
+    /// is then dropped with what it holds.
+    pub(crate) fn send_release(&self, cmd: Arc<Command>) {
+        self.vq.submit_or_defer(cmd);
+    }
+
+    /// Waits, for at most `timeout`, until the host has answered everything queued.
+    pub(crate) fn wait_idle(&self, timeout: kernel::time::Jiffies) -> bool {
+        self.vq.wait_idle(timeout)
+    }
+
+    /// Whether the device is gone (its queues were torn down).
+    pub(crate) fn is_gone(&self) -> bool {
+        self.vq.is_dead()
+    }
+}
+
+/// What a command keeps alive until the host has answered it (or the device is gone): the
+/// fields are only there to be dropped then.
+pub(crate) enum Held {
+    Nothing,
+    /// A resource's id and, for guest blobs, the pages the host was given.
+    Resource {
+        _id: ResourceId,
+        _pages: Option<KVVec<Page>>,
+    },
+    /// A blob's range of the host-visible region and the memory type reserved for it.
+    Range {
+        _range: HostRange,
+        _memtype: Option<MemtypeReservation>,
+    },
+    /// A context's id.
+    Context {
+        _id: ContextId,
+    },
+    /// The GEM objects a command stream uses.
+    Objects {
+        _objects: KVVec<ARef<Object>>,
+    },
+}
