@@ -13,6 +13,13 @@ The console also carries the guest's questions about the host: a line
 `rig-host TOKEN REPORT`, REPORT being the virgl shim's current counters (see
 tools/testing/virgl-shim) or `none` when no shim runs. The guest tests use it
 to account for host resources and contexts test by test.
+
+A line `rig: host! TOKEN COMMAND` controls the shim's fence stall (see
+tools/testing/virgl-shim): COMMAND is `stall all forever|ms=T`,
+`stall name=NAME [ring=R] forever|ms=T` or `release`. The rig hands it to the
+shim through its control file and answers `rig-host TOKEN ok` once the file is
+in place (the shim reads it before it creates the next fence), `rig-host TOKEN
+bad` for a malformed command, or `rig-host TOKEN none` when no shim runs.
 """
 
 import argparse
@@ -90,6 +97,36 @@ def qemu_command(args, run_dir):
 
 
 HOST_QUESTION = re.compile(rb"rig: host\? (\d+)")
+HOST_COMMAND = re.compile(rb"rig: host! (\d+) ([ -~]*)")
+NAME = re.compile(r"[A-Za-z0-9._?-]{1,31}")
+
+
+def shim_command(text):
+    """The shim control command `text` as the shim reads it, or None if malformed."""
+    words = text.split()
+    if words == ["release"]:
+        return "release"
+    if len(words) < 3 or words[0] != "stall":
+        return None
+    *select, until = words[1:]
+    if until != "forever" and not re.fullmatch(r"ms=[1-9][0-9]{0,7}", until):
+        return None
+    if select == ["all"]:
+        return " ".join(words)
+    if not select or not select[0].startswith("name=") or \
+            not NAME.fullmatch(select[0][5:]) or len(select) > 2:
+        return None
+    if len(select) == 2 and not re.fullmatch(r"ring=[0-9]{1,2}", select[1]):
+        return None
+    return " ".join(words)
+
+
+def write_shim_control(run_dir, seq, command):
+    """Replaces the shim's control file atomically with `SEQ COMMAND`."""
+    path = os.path.join(run_dir, "shim-control")
+    with open(path + ".tmp", "w") as f:
+        f.write(f"{seq} {command}\n")
+    os.rename(path + ".tmp", path)
 
 
 def shim_report(run_dir):
@@ -107,7 +144,8 @@ def boot(args):
     subprocess.run(["cp", args.initrd, os.path.join(run_dir, "initrd")], check=True)
     envs = list(args.env)
     if args.shim and args.host.startswith("gl"):
-        envs += [f"LD_PRELOAD={args.shim}", "VGPU_SHIM_REPORT=/run/rig/shim-report"]
+        envs += [f"LD_PRELOAD={args.shim}", "VGPU_SHIM_REPORT=/run/rig/shim-report",
+                 "VGPU_SHIM_CONTROL=/run/rig/shim-control"]
     env = " ".join(f"export {shlex.quote(e)};" for e in envs)
     with open(os.path.join(run_dir, "inside.sh"), "w") as f:
         f.write(INSIDE.format(env=env, qemu=" ".join(
@@ -124,6 +162,7 @@ def boot(args):
     timed_out = False
     fd = proc.stdout.fileno()
     partial = b""
+    control_seq = 0
     try:
         while True:
             left = deadline - time.monotonic()
@@ -143,13 +182,26 @@ def boot(args):
                 sys.stdout.flush()
             *complete, partial = (partial + data).split(b"\n")
             for line in complete:
+                c = HOST_COMMAND.search(line)
                 q = HOST_QUESTION.search(line)
-                if not q:
+                if c:
+                    command = shim_command(c.group(2).decode())
+                    if not (args.shim and args.host.startswith("gl")):
+                        result = "none"
+                    elif command is None:
+                        result = "bad"
+                    else:
+                        control_seq += 1
+                        write_shim_control(run_dir, control_seq, command)
+                        result = "ok"
+                    answer = f"rig-host {c.group(1).decode()} {result}\n"
+                elif q:
+                    report = shim_report(run_dir) if args.shim else None
+                    if args.shim and args.host.startswith("gl") and report is None:
+                        report = "absent"   # the shim should have written one by now
+                    answer = f"rig-host {q.group(1).decode()} {report or 'none'}\n"
+                else:
                     continue
-                report = shim_report(run_dir) if args.shim else None
-                if args.shim and args.host.startswith("gl") and report is None:
-                    report = "absent"   # the shim should have written one by now
-                answer = f"rig-host {q.group(1).decode()} {report or 'none'}\n"
                 try:
                     proc.stdin.write(answer.encode())
                     proc.stdin.flush()
@@ -197,7 +249,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--arch", choices=QEMU, required=True)
     p.add_argument("--host", choices=GPU, required=True)
-    p.add_argument("--mode", choices=["test", "run"], required=True)
+    p.add_argument("--mode", choices=["test", "run", "bench"], required=True)
     p.add_argument("--driver", choices=["c", "rust"], required=True)
     p.add_argument("--kernel", required=True)
     p.add_argument("--initrd", required=True)

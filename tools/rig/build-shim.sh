@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: GPL-2.0
 # Builds the host-side virglrenderer shim (tools/testing/virgl-shim) inside
 # the host chroot, against its real library, when its source changed. Prints
-# the path of the shared object as QEMU sees it inside the chroot.
+# the path of the shared object as QEMU sees it inside the chroot. Each version
+# of the source gets its own directory (named by its hash), so that work trees
+# that share the host chroot do not replace each other's shim.
 . "$(dirname "$0")/lib.sh"
 
 CHROOT=$("$RIG_ROOT/tools/rig/host-chroot.sh")
 SRC=$RIG_ROOT/tools/testing/virgl-shim/virgl_shim.c
-DIR=/opt/virgl-shim
+DIR=/opt/virgl-shim/$(sha256sum "$SRC" | cut -c1-16)
 
 build() {
 	mkdir -p "$CHROOT$DIR"

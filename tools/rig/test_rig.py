@@ -9,6 +9,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
+import boot  # noqa: E402
 import check  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -136,6 +137,34 @@ class HostFailureTest(unittest.TestCase):
 
     def test_a_silent_nonzero_exit_is_no_evidence(self):
         self.assertIsNone(check.host_failure(1, ["[ 1.0] rig: init (test)"]))
+
+
+class ShimControlTest(unittest.TestCase):
+    def test_the_commands_the_guest_sends_reach_the_shim_unchanged(self):
+        for c in ["stall all forever", "stall all ms=500", "release",
+                  "stall name=fence-rings ring=0 forever", "stall name=virtgpu-tests ms=20"]:
+            self.assertEqual(boot.shim_command(c), c)
+
+    def test_malformed_commands_are_refused(self):
+        for c in ["", "stall", "stall all", "stall forever", "stall all ms=0",
+                  "stall all ms=-1", "stall all never", "stall name= forever",
+                  "stall name=a b forever", "stall name=x ring=x forever",
+                  "stall all name=x forever", "release now", "stall name=x ring=1 ring=2 forever",
+                  "stall name=" + "x" * 32 + " forever"]:
+            self.assertIsNone(boot.shim_command(c), c)
+
+    def test_the_control_file_is_replaced_whole(self):
+        with tempfile.TemporaryDirectory() as d:
+            boot.write_shim_control(d, 1, "stall all forever")
+            boot.write_shim_control(d, 2, "release")
+            self.assertEqual(os.listdir(d), ["shim-control"])
+            with open(os.path.join(d, "shim-control")) as f:
+                self.assertEqual(f.read(), "2 release\n")
+
+    def test_a_command_line_on_the_console_is_recognised(self):
+        m = boot.HOST_COMMAND.search(b"[  3.0] rig: host! 12 stall all forever\r")
+        self.assertEqual((m.group(1), m.group(2)), (b"12", b"stall all forever"))
+        self.assertIsNone(boot.HOST_COMMAND.search(b"rig: host? 12"))
 
 
 if __name__ == "__main__":

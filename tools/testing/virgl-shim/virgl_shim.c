@@ -33,7 +33,36 @@
  * the capset it was created for and its debug name; and for each capset the
  * guest fetched, the size and FNV-1a 64 hash of the host's answer and how
  * many times the host was asked. The rig reads the file when the guest asks
- * (a line on the serial console) and at the end of a boot.
+ * (a line on the serial console) and at the end of a boot. The line ends with
+ * the fence stall's state (below):
+ *
+ *   stall off|on fences-stalled N fences-held H
+ *
+ * N: the fences created under a stall so far; H: the timelines whose
+ * retirement the shim withholds now.
+ *
+ * Fence stalls. QEMU's virgl device answers a command that carries
+ * VIRTIO_GPU_FLAG_FENCE only when virglrenderer reports the fence retired
+ * (the write_fence callback for a fence of no context, write_context_fence
+ * for a context's ring), from virgl_renderer_poll() on QEMU's main loop. The
+ * shim interposes the callbacks (virgl_renderer_init) and can withhold the
+ * retirement of every fence created from a given moment on, so that the
+ * guest sees a host that is slow or has stopped answering, without blocking
+ * QEMU. With VGPU_SHIM_CONTROL=<file>, the shim reads the file whenever it
+ * changed (it checks at each fence creation, retirement and poll); the file
+ * holds one line, a sequence number and a command:
+ *
+ *   SEQ stall all forever|ms=T           every fence
+ *   SEQ stall name=NAME [ring=R] forever|ms=T
+ *                                        the fences of the contexts named NAME
+ *                                        (as the report shows names), on ring R
+ *   SEQ release                          end the stall
+ *
+ * A stall applies to the fences created after it was read; what retires of
+ * them is withheld (what retires before them is passed on), and delivered
+ * from the next virgl_renderer_poll() once the stall ends (release, or T
+ * milliseconds after it was read). A device reset drops what is withheld; a
+ * stall outlives it.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -43,7 +72,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SHIM_MAGIC 0x5653u
@@ -117,6 +148,36 @@ static void *real(const char *name)
 	if (!real_##name)                                                 \
 		real_##name = (ret (*)(__VA_ARGS__))real(#name)
 
+/* The fence stall (see the top of the file). */
+#define MAX_HELD 64
+static struct {
+	int active;
+	int all;		/* every fence; else the contexts named `name` */
+	char name[NAME_LEN];
+	int ring;		/* -1: every ring */
+	uint64_t until_ms;	/* 0: forever */
+	uint64_t from;		/* the first fence id created under the stall; 0: none yet */
+	unsigned long fences;	/* fences created under a stall, ever */
+	int release;		/* deliver what is held at the next poll */
+	/* Withheld retirements: the fence of no context, and per context and ring. */
+	int held0;
+	uint32_t held0_fence;
+	unsigned int nheld;
+	struct {
+		uint32_t ctx_id, ring_idx;
+		uint64_t fence;
+	} held[MAX_HELD];
+	/* The control file as last read. */
+	unsigned long seq;
+	ino_t ino;
+	struct timespec mtime;
+} stall;
+
+static unsigned int stall_held_count_locked(void)
+{
+	return stall.nheld + (stall.held0 ? 1 : 0);
+}
+
 /* The report lists at most this many handles of each kind (a line the guest reads). */
 #define MAX_REPORTED 64
 
@@ -152,7 +213,9 @@ static void report_locked(void)
 		fprintf(f, "%s%u:%u:%u:%016llx:%lu", i ? "," : "", capsets[i].id,
 			capsets[i].version, capsets[i].size,
 			(unsigned long long)capsets[i].fnv, capsets[i].fills);
-	fprintf(f, "%s\n", ncapsets ? "" : "-");
+	fprintf(f, "%s", ncapsets ? "" : "-");
+	fprintf(f, " stall %s fences-stalled %lu fences-held %u\n", stall.active ? "on" : "off",
+		stall.fences, stall_held_count_locked());
 	if (fclose(f) == 0)
 		rename(tmp, path);
 	else
@@ -282,6 +345,11 @@ void virgl_renderer_reset(void)
 	ncontexts = 0;
 	resets++;
 	memset(tracked, 0, sizeof(tracked));
+	/* The reset dropped every fence QEMU waited for: nothing withheld is delivered. */
+	stall.held0 = 0;
+	stall.nheld = 0;
+	stall.release = 0;
+	stall.from = 0;
 	report_locked();
 	pthread_mutex_unlock(&lock);
 }
@@ -418,4 +486,276 @@ void virgl_renderer_fill_caps(uint32_t set, uint32_t version, void *caps)
 	}
 	report_locked();
 	pthread_mutex_unlock(&lock);
+}
+
+/*
+ * Fence stalls.
+ */
+
+/* From virglrenderer.h (1.x), callbacks version 4; QEMU's table has every member. */
+struct virgl_renderer_callbacks {
+	int version;
+	void (*write_fence)(void *cookie, uint32_t fence);
+	void *create_gl_context;
+	void *destroy_gl_context;
+	void *make_current;
+	void *get_drm_fd;
+	void (*write_context_fence)(void *cookie, uint32_t ctx_id, uint32_t ring_idx,
+				    uint64_t fence_id);
+	void *get_server_fd;
+	void *get_egl_display;
+};
+
+static struct virgl_renderer_callbacks shim_cbs;
+static void (*qemu_write_fence)(void *cookie, uint32_t fence);
+static void (*qemu_write_context_fence)(void *cookie, uint32_t ctx_id, uint32_t ring_idx,
+					uint64_t fence_id);
+static void *qemu_cookie;
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void stall_end_locked(void)
+{
+	stall.active = 0;
+	stall.from = 0;
+	stall.release = 1;
+}
+
+/* Applies one control line ("SEQ stall ..." or "SEQ release"); ignores a malformed one. */
+static void stall_apply_locked(char *line)
+{
+	char *save = NULL, *w = strtok_r(line, " \t\n", &save);
+	unsigned long seq;
+	int all = 0, ring = -1, forever = 0;
+	uint64_t ms = 0;
+	char name[NAME_LEN] = "";
+
+	if (!w)
+		return;
+	seq = strtoul(w, NULL, 10);
+	if (seq == stall.seq)
+		return;
+	stall.seq = seq;
+	w = strtok_r(NULL, " \t\n", &save);
+	if (!w)
+		return;
+	if (!strcmp(w, "release")) {
+		if (stall.active)
+			stall_end_locked();
+		report_locked();
+		return;
+	}
+	if (strcmp(w, "stall"))
+		return;
+	while ((w = strtok_r(NULL, " \t\n", &save))) {
+		if (!strcmp(w, "all"))
+			all = 1;
+		else if (!strncmp(w, "name=", 5))
+			snprintf(name, sizeof(name), "%s", w + 5);
+		else if (!strncmp(w, "ring=", 5))
+			ring = atoi(w + 5);
+		else if (!strcmp(w, "forever"))
+			forever = 1;
+		else if (!strncmp(w, "ms=", 3))
+			ms = strtoull(w + 3, NULL, 10);
+		else
+			return;
+	}
+	if (!all == !name[0] || (!forever && !ms))
+		return;
+	stall.active = 1;
+	stall.all = all;
+	snprintf(stall.name, sizeof(stall.name), "%s", name);
+	stall.ring = ring;
+	stall.until_ms = forever ? 0 : now_ms() + ms;
+	stall.from = 0;
+	report_locked();
+}
+
+/* Reads the control file if it changed since it was last read; ends an expired stall. */
+static void stall_check_locked(void)
+{
+	const char *path = getenv("VGPU_SHIM_CONTROL");
+	struct stat st;
+	char line[256];
+	FILE *f;
+
+	if (path && stat(path, &st) == 0 &&
+	    (st.st_ino != stall.ino || st.st_mtim.tv_sec != stall.mtime.tv_sec ||
+	     st.st_mtim.tv_nsec != stall.mtime.tv_nsec)) {
+		stall.ino = st.st_ino;
+		stall.mtime = st.st_mtim;
+		f = fopen(path, "r");
+		if (f) {
+			if (fgets(line, sizeof(line), f))
+				stall_apply_locked(line);
+			fclose(f);
+		}
+	}
+	if (stall.active && stall.until_ms && now_ms() >= stall.until_ms) {
+		stall_end_locked();
+		report_locked();
+	}
+}
+
+static int stall_matches_locked(int has_ctx, uint32_t ctx_id, uint32_t ring_idx)
+{
+	unsigned int i;
+
+	if (!stall.active)
+		return 0;
+	if (stall.all)
+		return 1;
+	if (!has_ctx || (stall.ring >= 0 && (uint32_t)stall.ring != ring_idx))
+		return 0;
+	for (i = 0; i < ncontexts; i++)
+		if (contexts[i].id == ctx_id && !strcmp(contexts[i].name, stall.name))
+			return 1;
+	return 0;
+}
+
+/* A fence was created: the first one under a stall starts what is withheld. */
+static void stall_fence_created(int has_ctx, uint32_t ctx_id, uint32_t ring_idx, uint64_t id)
+{
+	pthread_mutex_lock(&lock);
+	stall_check_locked();
+	if (stall_matches_locked(has_ctx, ctx_id, ring_idx)) {
+		if (!stall.from || id < stall.from)
+			stall.from = id;
+		stall.fences++;
+		report_locked();
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+static void shim_write_fence(void *cookie, uint32_t fence)
+{
+	uint32_t pass = fence;
+
+	pthread_mutex_lock(&lock);
+	stall_check_locked();
+	if (stall_matches_locked(0, 0, 0) && stall.from && fence >= stall.from) {
+		if (!stall.held0 || fence > stall.held0_fence)
+			stall.held0_fence = fence;
+		stall.held0 = 1;
+		/* What was created before the stall retires. */
+		pass = (uint32_t)stall.from - 1;
+		report_locked();
+	} else if (stall.held0 && stall.held0_fence <= fence) {
+		stall.held0 = 0;
+	}
+	pthread_mutex_unlock(&lock);
+	if (pass)
+		qemu_write_fence(cookie, pass);
+}
+
+static void shim_write_context_fence(void *cookie, uint32_t ctx_id, uint32_t ring_idx,
+				     uint64_t fence_id)
+{
+	uint64_t pass = fence_id;
+	unsigned int i;
+
+	pthread_mutex_lock(&lock);
+	stall_check_locked();
+	for (i = 0; i < stall.nheld; i++)
+		if (stall.held[i].ctx_id == ctx_id && stall.held[i].ring_idx == ring_idx)
+			break;
+	if (stall_matches_locked(1, ctx_id, ring_idx) && stall.from && fence_id >= stall.from &&
+	    (i < stall.nheld || stall.nheld < MAX_HELD)) {
+		if (i == stall.nheld) {
+			stall.held[i].ctx_id = ctx_id;
+			stall.held[i].ring_idx = ring_idx;
+			stall.held[i].fence = 0;
+			stall.nheld++;
+		}
+		if (fence_id > stall.held[i].fence)
+			stall.held[i].fence = fence_id;
+		pass = stall.from - 1;
+		report_locked();
+	} else if (i < stall.nheld && stall.held[i].fence <= fence_id) {
+		stall.held[i] = stall.held[--stall.nheld];
+	}
+	pthread_mutex_unlock(&lock);
+	if (pass)
+		qemu_write_context_fence(cookie, ctx_id, ring_idx, pass);
+}
+
+int virgl_renderer_init(void *cookie, int flags, struct virgl_renderer_callbacks *cb)
+{
+	REAL(int, virgl_renderer_init, void *, int, struct virgl_renderer_callbacks *);
+
+	/* QEMU initializes the renderer again after each reset, with the same table. */
+	if (cb && cb->write_fence != shim_write_fence) {
+		pthread_mutex_lock(&lock);
+		shim_cbs = *cb;
+		qemu_write_fence = cb->write_fence;
+		qemu_write_context_fence = cb->version >= 3 ? cb->write_context_fence : NULL;
+		qemu_cookie = cookie;
+		shim_cbs.write_fence = shim_write_fence;
+		if (qemu_write_context_fence)
+			shim_cbs.write_context_fence = shim_write_context_fence;
+		pthread_mutex_unlock(&lock);
+		cb = &shim_cbs;
+	}
+	return real_virgl_renderer_init(cookie, flags, cb);
+}
+
+int virgl_renderer_create_fence(int client_fence_id, uint32_t ctx_id)
+{
+	REAL(int, virgl_renderer_create_fence, int, uint32_t);
+
+	stall_fence_created(0, 0, 0, (uint32_t)client_fence_id);
+	return real_virgl_renderer_create_fence(client_fence_id, ctx_id);
+}
+
+int virgl_renderer_context_create_fence(uint32_t ctx_id, uint32_t flags, uint32_t ring_idx,
+					uint64_t fence_id)
+{
+	REAL(int, virgl_renderer_context_create_fence, uint32_t, uint32_t, uint32_t, uint64_t);
+
+	stall_fence_created(1, ctx_id, ring_idx, fence_id);
+	return real_virgl_renderer_context_create_fence(ctx_id, flags, ring_idx, fence_id);
+}
+
+/* Delivers what a stall that ended withheld, on QEMU's main loop, after the real poll. */
+void virgl_renderer_poll(void)
+{
+	REAL(void, virgl_renderer_poll, void);
+	struct {
+		uint32_t ctx_id, ring_idx;
+		uint64_t fence;
+	} out[MAX_HELD];
+	unsigned int n = 0, i;
+	uint32_t f0 = 0;
+	void *cookie;
+
+	real_virgl_renderer_poll();
+	pthread_mutex_lock(&lock);
+	stall_check_locked();
+	if (stall.release) {
+		stall.release = 0;
+		if (stall.held0)
+			f0 = stall.held0_fence;
+		stall.held0 = 0;
+		for (i = 0; i < stall.nheld; i++) {
+			out[n].ctx_id = stall.held[i].ctx_id;
+			out[n].ring_idx = stall.held[i].ring_idx;
+			out[n].fence = stall.held[i].fence;
+			n++;
+		}
+		stall.nheld = 0;
+		report_locked();
+	}
+	cookie = qemu_cookie;
+	pthread_mutex_unlock(&lock);
+	if (f0 && qemu_write_fence)
+		qemu_write_fence(cookie, f0);
+	for (i = 0; i < n && qemu_write_context_fence; i++)
+		qemu_write_context_fence(cookie, out[i].ctx_id, out[i].ring_idx, out[i].fence);
 }

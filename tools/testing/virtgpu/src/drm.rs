@@ -310,6 +310,10 @@ pub fn errno_name(e: i32) -> String {
         libc::ENOSPC => "ENOSPC",
         libc::ENOENT => "ENOENT",
         libc::EEXIST => "EEXIST",
+        libc::ETIME => "ETIME",
+        libc::EINTR => "EINTR",
+        libc::EAGAIN => "EAGAIN",
+        libc::EBADF => "EBADF",
         _ => return format!("errno {e}"),
     };
     n.to_owned()

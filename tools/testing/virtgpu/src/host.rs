@@ -4,6 +4,10 @@
 //! `rig: host? N`; the rig (tools/rig/boot.py) answers on the guest's serial
 //! input with `rig-host N REPORT`, REPORT being the shim's report line, or
 //! `none` on hosts without the shim (the 2D devices do not use virglrenderer).
+//!
+//! The guest also controls the shim's fence stall: `rig: host! N COMMAND` (see [`stall`]), to
+//! which the rig answers `rig-host N ok` once the shim will see the command, `rig-host N bad`,
+//! or `rig-host N none` without the shim.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
@@ -43,6 +47,12 @@ pub struct Report {
     pub resources: BTreeSet<u32>,
     pub contexts: Vec<HostContext>,
     pub capsets: Vec<HostCapset>,
+    /// Whether a fence stall is on.
+    pub stall: bool,
+    /// Fences created under a stall so far.
+    pub fences_stalled: u64,
+    /// Timelines whose retirement the shim withholds now.
+    pub fences_held: u64,
 }
 
 /// FNV-1a 64, as the shim hashes capsets.
@@ -78,6 +88,18 @@ impl Report {
                 "unknown" => r.unknown = num(value, key)?,
                 "ctx-live" => r.ctx_live = num(value, key)?,
                 "ctx-unknown" => r.ctx_unknown = num(value, key)?,
+                "stall" => {
+                    r.stall = *value == "on";
+                    continue;
+                }
+                "fences-stalled" => {
+                    r.fences_stalled = num(value, key)?;
+                    continue;
+                }
+                "fences-held" => {
+                    r.fences_held = num(value, key)?;
+                    continue;
+                }
                 "res-ids" => {
                     for id in list(value) {
                         r.resources.insert(num(id, "resource id")?);
@@ -192,11 +214,37 @@ static TOKEN: AtomicU32 = AtomicU32::new(1);
 
 /// Asks the rig for the shim's report. `Ok(None)`: this host has no shim.
 pub fn query() -> Result<Option<Report>, String> {
+    match ask("?", "")?.as_str() {
+        "none" => Ok(None),
+        "absent" => Err("the virgl shim wrote no report: is it loaded?".into()),
+        r => Report::parse(r).map(Some),
+    }
+}
+
+/// Controls the shim's fence stall (tools/testing/virgl-shim/virgl_shim.c): `command` is
+/// `stall all forever|ms=T`, `stall name=NAME [ring=R] forever|ms=T` (the fences of the contexts
+/// with that debug name, on ring R) or `release`. The stall applies to the fences the host
+/// creates after this returns. `Ok(false)`: this host has no shim.
+pub fn stall(command: &str) -> Result<bool, String> {
+    match ask("!", command)?.as_str() {
+        "ok" => Ok(true),
+        "none" => Ok(false),
+        other => Err(format!("the rig refused `{command}`: {other}")),
+    }
+}
+
+/// Prints `rig: host{mark} N{ text}` and returns the rig's answer (what follows `rig-host N `).
+fn ask(mark: &str, text: &str) -> Result<String, String> {
     let token = TOKEN.fetch_add(1, Ordering::Relaxed);
     {
         let mut o = std::io::stdout().lock();
-        writeln!(o, "rig: host? {token}").map_err(|e| e.to_string())?;
-        o.flush().map_err(|e| e.to_string())?;
+        if text.is_empty() {
+            writeln!(o, "rig: host{mark} {token}")
+        } else {
+            writeln!(o, "rig: host{mark} {token} {text}")
+        }
+        .and_then(|()| o.flush())
+        .map_err(|e| e.to_string())?;
     }
     let want = format!("rig-host {token} ");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -211,7 +259,9 @@ pub fn query() -> Result<Option<Report>, String> {
         // SAFETY: one valid pollfd.
         let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as libc::c_int) };
         if n == 0 {
-            return Err("the rig did not answer `rig: host?` within 10 s".into());
+            return Err(format!(
+                "the rig did not answer `rig: host{mark}` within 10 s"
+            ));
         }
         let mut line = String::new();
         match stdin.lock().read_line(&mut line) {
@@ -221,14 +271,10 @@ pub fn query() -> Result<Option<Report>, String> {
             Err(e) => return Err(format!("reading the console: {e}")),
         }
         // Answers to earlier questions (a test that gave up waiting) are skipped.
-        let Some(report) = line.trim_end().strip_prefix(&want) else {
+        let Some(answer) = line.trim_end().strip_prefix(&want) else {
             continue;
         };
-        return match report {
-            "none" => Ok(None),
-            "absent" => Err("the virgl shim wrote no report: is it loaded?".into()),
-            r => Report::parse(r).map(Some),
-        };
+        return Ok(answer.to_owned());
     }
 }
 
@@ -306,6 +352,16 @@ mod tests {
     fn fnv_matches_the_reference_values() {
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn the_stall_state_is_parsed() {
+        let r = Report::parse(&format!("{LINE} stall on fences-stalled 3 fences-held 1"))
+            .expect("parses");
+        assert!(r.stall);
+        assert_eq!((r.fences_stalled, r.fences_held), (3, 1));
+        let r = Report::parse(LINE).expect("parses");
+        assert!(!r.stall);
     }
 
     #[test]

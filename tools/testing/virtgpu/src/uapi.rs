@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The parts of `include/uapi/drm/drm.h` and `include/uapi/drm/virtgpu_drm.h`
-//! the tests use, with the ioctl numbers computed as `_IOWR()` does.
+//! the tests use, with the ioctl numbers computed as `_IOWR()` does; and of
+//! `include/uapi/linux/sync_file.h` and the sw_sync debugfs interface
+//! (`drivers/dma-buf/sw_sync.c`) for the fence tests.
 
 #![allow(dead_code)]
 
@@ -15,6 +17,8 @@ const IOC_WRITE: u32 = 1;
 const IOC_READ: u32 = 2;
 
 const DRM_IOCTL_BASE: u32 = b'd' as u32;
+const SYNC_IOC_MAGIC: u32 = b'>' as u32;
+const SW_SYNC_IOC_MAGIC: u32 = b'W' as u32;
 const DRM_COMMAND_BASE: u32 = 0x40;
 
 const fn iow<T>(nr: u32) -> u64 {
@@ -25,8 +29,19 @@ const fn iow<T>(nr: u32) -> u64 {
 }
 
 const fn iowr<T>(nr: u32) -> u64 {
+    iowr_type::<T>(DRM_IOCTL_BASE, nr)
+}
+
+const fn iowr_type<T>(ty: u32, nr: u32) -> u64 {
     (((IOC_READ | IOC_WRITE) << IOC_DIRSHIFT)
-        | (DRM_IOCTL_BASE << IOC_TYPESHIFT)
+        | (ty << IOC_TYPESHIFT)
+        | (nr << IOC_NRSHIFT)
+        | ((core::mem::size_of::<T>() as u32) << IOC_SIZESHIFT)) as u64
+}
+
+const fn iow_type<T>(ty: u32, nr: u32) -> u64 {
+    ((IOC_WRITE << IOC_DIRSHIFT)
+        | (ty << IOC_TYPESHIFT)
         | (nr << IOC_NRSHIFT)
         | ((core::mem::size_of::<T>() as u32) << IOC_SIZESHIFT)) as u64
 }
@@ -204,6 +219,154 @@ pub struct Virtgpu3dWait {
 pub const DRM_IOCTL_VIRTGPU_EXECBUFFER: u64 = iowr::<VirtgpuExecbuffer>(DRM_COMMAND_BASE + 0x02);
 pub const DRM_IOCTL_VIRTGPU_WAIT: u64 = iowr::<Virtgpu3dWait>(DRM_COMMAND_BASE + 0x08);
 
+/// `drm_virtgpu_execbuffer.flags`.
+pub const VIRTGPU_EXECBUF_FENCE_FD_IN: u32 = 0x01;
+pub const VIRTGPU_EXECBUF_FENCE_FD_OUT: u32 = 0x02;
+pub const VIRTGPU_EXECBUF_RING_IDX: u32 = 0x04;
+pub const VIRTGPU_EXECBUF_FLAGS: u32 = 0x07;
+
+/// `struct drm_virtgpu_execbuffer_syncobj`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct VirtgpuExecbufferSyncobj {
+    pub handle: u32,
+    pub flags: u32,
+    pub point: u64,
+}
+
+pub const VIRTGPU_EXECBUF_SYNCOBJ_RESET: u32 = 0x01;
+
+/// `drm_virtgpu_3d_wait.flags`.
+pub const VIRTGPU_WAIT_NOWAIT: u32 = 1;
+
+/// `struct drm_event`, the header of what read() returns from a DRM file.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DrmEvent {
+    pub type_: u32,
+    pub length: u32,
+}
+
+/// The event a ring in `VIRTGPU_CONTEXT_PARAM_POLL_RINGS_MASK` sends when a fence signals.
+pub const VIRTGPU_EVENT_FENCE_SIGNALED: u32 = 0x9000_0000;
+
+/// `struct drm_syncobj_create`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct DrmSyncobjCreate {
+    pub handle: u32,
+    pub flags: u32,
+}
+
+pub const DRM_SYNCOBJ_CREATE_SIGNALED: u32 = 1;
+
+/// `struct drm_syncobj_destroy`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct DrmSyncobjDestroy {
+    pub handle: u32,
+    pub pad: u32,
+}
+
+/// `struct drm_syncobj_handle`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct DrmSyncobjHandle {
+    pub handle: u32,
+    pub flags: u32,
+    pub fd: i32,
+    pub pad: u32,
+    pub point: u64,
+}
+
+pub const DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE: u32 = 1;
+pub const DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE: u32 = 1;
+
+/// `struct drm_syncobj_wait`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct DrmSyncobjWait {
+    pub handles: u64,
+    pub timeout_nsec: i64,
+    pub count_handles: u32,
+    pub flags: u32,
+    pub first_signaled: u32,
+    pub pad: u32,
+    pub deadline_nsec: u64,
+}
+
+/// `struct drm_syncobj_timeline_wait`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct DrmSyncobjTimelineWait {
+    pub handles: u64,
+    pub points: u64,
+    pub timeout_nsec: i64,
+    pub count_handles: u32,
+    pub flags: u32,
+    pub first_signaled: u32,
+    pub pad: u32,
+    pub deadline_nsec: u64,
+}
+
+pub const DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL: u32 = 1;
+pub const DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT: u32 = 2;
+
+/// `struct drm_syncobj_array`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct DrmSyncobjArray {
+    pub handles: u64,
+    pub count_handles: u32,
+    pub pad: u32,
+}
+
+/// `struct drm_syncobj_timeline_array`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct DrmSyncobjTimelineArray {
+    pub handles: u64,
+    pub points: u64,
+    pub count_handles: u32,
+    pub flags: u32,
+}
+
+pub const DRM_IOCTL_SYNCOBJ_CREATE: u64 = iowr::<DrmSyncobjCreate>(0xbf);
+pub const DRM_IOCTL_SYNCOBJ_DESTROY: u64 = iowr::<DrmSyncobjDestroy>(0xc0);
+pub const DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD: u64 = iowr::<DrmSyncobjHandle>(0xc1);
+pub const DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE: u64 = iowr::<DrmSyncobjHandle>(0xc2);
+pub const DRM_IOCTL_SYNCOBJ_WAIT: u64 = iowr::<DrmSyncobjWait>(0xc3);
+pub const DRM_IOCTL_SYNCOBJ_RESET: u64 = iowr::<DrmSyncobjArray>(0xc4);
+pub const DRM_IOCTL_SYNCOBJ_SIGNAL: u64 = iowr::<DrmSyncobjArray>(0xc5);
+pub const DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT: u64 = iowr::<DrmSyncobjTimelineWait>(0xca);
+pub const DRM_IOCTL_SYNCOBJ_QUERY: u64 = iowr::<DrmSyncobjTimelineArray>(0xcb);
+
+/// `struct sync_file_info` (include/uapi/linux/sync_file.h).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct SyncFileInfo {
+    pub name: [u8; 32],
+    pub status: i32,
+    pub flags: u32,
+    pub num_fences: u32,
+    pub pad: u32,
+    pub sync_fence_info: u64,
+}
+
+pub const SYNC_IOC_FILE_INFO: u64 = iowr_type::<SyncFileInfo>(SYNC_IOC_MAGIC, 4);
+
+/// `struct sw_sync_create_fence_data` (drivers/dma-buf/sw_sync.c).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct SwSyncCreateFenceData {
+    pub value: u32,
+    pub name: [u8; 32],
+    pub fence: i32,
+}
+
+pub const SW_SYNC_IOC_CREATE_FENCE: u64 = iowr_type::<SwSyncCreateFenceData>(SW_SYNC_IOC_MAGIC, 0);
+pub const SW_SYNC_IOC_INC: u64 = iow_type::<u32>(SW_SYNC_IOC_MAGIC, 1);
+
 pub const VIRTGPU_BLOB_MEM_GUEST: u32 = 1;
 pub const VIRTGPU_BLOB_MEM_HOST3D: u32 = 2;
 pub const VIRTGPU_BLOB_MEM_HOST3D_GUEST: u32 = 3;
@@ -256,5 +419,17 @@ mod tests {
         assert_eq!(DRM_IOCTL_GEM_CLOSE, 0x4008_6409);
         assert_eq!(DRM_IOCTL_PRIME_HANDLE_TO_FD, 0xc00c_642d);
         assert_eq!(DRM_IOCTL_PRIME_FD_TO_HANDLE, 0xc00c_642e);
+        assert_eq!(DRM_IOCTL_SYNCOBJ_CREATE, 0xc008_64bf);
+        assert_eq!(DRM_IOCTL_SYNCOBJ_DESTROY, 0xc008_64c0);
+        assert_eq!(DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD, 0xc018_64c1);
+        assert_eq!(DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE, 0xc018_64c2);
+        assert_eq!(DRM_IOCTL_SYNCOBJ_WAIT, 0xc028_64c3);
+        assert_eq!(DRM_IOCTL_SYNCOBJ_RESET, 0xc010_64c4);
+        assert_eq!(DRM_IOCTL_SYNCOBJ_SIGNAL, 0xc010_64c5);
+        assert_eq!(DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT, 0xc030_64ca);
+        assert_eq!(DRM_IOCTL_SYNCOBJ_QUERY, 0xc018_64cb);
+        assert_eq!(SYNC_IOC_FILE_INFO, 0xc038_3e04);
+        assert_eq!(SW_SYNC_IOC_CREATE_FENCE, 0xc028_5700);
+        assert_eq!(SW_SYNC_IOC_INC, 0x4004_5701);
     }
 }

@@ -191,7 +191,8 @@ impl Drop for Blob {
             // and UNREF without waiting for the host. QEMU 10's virgl device finishes a blob
             // unmap asynchronously, and commands that overtook one were seen to stall the
             // control queue for good, or crash QEMU at the next reset. Give the host a moment
-            // after the file closes. (The Rust driver waits for every answer.)
+            // after the file closes. (The Rust driver holds later commands back until the host
+            // has answered an unmap.)
             let dev = std::mem::replace(&mut self.dev, Device::placeholder());
             drop(dev);
             std::thread::sleep(std::time::Duration::from_millis(100));
@@ -242,39 +243,40 @@ impl Blob {
     /// `handles` their handles), VIRGL_CCMD_RESOURCE_COPY_REGION, and has finished when this
     /// returns.
     pub fn host_copy(&self, dst: u32, src: u32, handles: &[u32]) -> Result<(), String> {
-        const VIRGL_CCMD_RESOURCE_COPY_REGION: u32 = 17;
-        let copy = [
-            VIRGL_CCMD_RESOURCE_COPY_REGION | (13 << 16),
-            dst,              // dst
-            0,                // dst level
-            0,                // dst x
-            0,                // dst y
-            0,                // dst z
-            src,              // src
-            0,                // src level
-            0,                // src x
-            0,                // src y
-            0,                // src z
-            BLOB_SIZE as u32, // width
-            1,                // height
-            1,                // depth
-        ];
+        let copy = copy_region(dst, src);
         self.dev
             .execbuffer(0, &copy, handles)
             .map_err(|e| format!("EXECBUFFER copy: {}", errno_name(e)))?;
-        if self.driver == Driver::C {
-            // Not one of the deliberate differences but missing work in the Rust driver: its
-            // WAIT is not implemented yet (EINVAL, Documentation/gpu/virtio-gpu-rs.rst), and its
-            // EXECBUFFER returns only when the host has taken the commands. The C driver's
-            // EXECBUFFER returns at once; WAIT waits for the host.
-            for &h in handles {
-                self.dev
-                    .wait(h)
-                    .map_err(|e| format!("WAIT: {}", errno_name(e)))?;
-            }
+        // EXECBUFFER returns at once; WAIT waits until the host has processed the copy (the
+        // BO list's reservations hold the submit's fence).
+        for &h in handles {
+            self.dev
+                .wait(h)
+                .map_err(|e| format!("WAIT: {}", errno_name(e)))?;
         }
         Ok(())
     }
+}
+
+/// VIRGL_CCMD_RESOURCE_COPY_REGION of all of resource `src` (a blob of `BLOB_SIZE`) into `dst`.
+pub fn copy_region(dst: u32, src: u32) -> [u32; 14] {
+    const VIRGL_CCMD_RESOURCE_COPY_REGION: u32 = 17;
+    [
+        VIRGL_CCMD_RESOURCE_COPY_REGION | (13 << 16),
+        dst,              // dst
+        0,                // dst level
+        0,                // dst x
+        0,                // dst y
+        0,                // dst z
+        src,              // src
+        0,                // src level
+        0,                // src x
+        0,                // src y
+        0,                // src z
+        BLOB_SIZE as u32, // width
+        1,                // height
+        1,                // depth
+    ]
 }
 
 /// The host sees what the guest wrote through `m` (a mapping of `blob` from byte `shift` on),

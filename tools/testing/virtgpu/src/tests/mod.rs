@@ -8,6 +8,7 @@ pub mod blob;
 mod blob_input;
 mod context;
 mod execbuffer;
+mod fence;
 pub mod params;
 pub mod unbind;
 
@@ -59,8 +60,10 @@ pub fn all() -> Vec<Test> {
     all.extend(blob::tests());
     all.extend(from_table(blob_input::TESTS));
     all.extend(from_table(execbuffer::TESTS));
-    // Last: it unbinds and rebinds the device.
+    all.extend(from_table(fence::TESTS));
+    // Last: they unbind and rebind the device.
     all.extend(from_table(unbind::TESTS));
+    all.extend(from_table(fence::LAST));
     all
 }
 

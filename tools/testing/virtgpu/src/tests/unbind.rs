@@ -24,7 +24,7 @@ pub const TESTS: super::Table = &[
 ];
 
 /// The virtio device behind the render node, and the directory of its driver.
-fn device_and_driver(node: &str) -> Result<(String, PathBuf), String> {
+pub(super) fn device_and_driver(node: &str) -> Result<(String, PathBuf), String> {
     let minor = node.rsplit('/').next().unwrap_or(node);
     let dev = std::fs::canonicalize(format!("/sys/class/drm/{minor}/device"))
         .map_err(|e| format!("{minor}/device: {e}"))?;
@@ -140,7 +140,8 @@ fn unbind_busy(ctx: &Ctx) -> Outcome {
         // The C driver does not wait for the host's answers to UNMAP_BLOB and UNREF of the
         // blobs earlier tests closed; QEMU 10's virgl device unmaps blobs asynchronously and was
         // seen to crash (SIGSEGV) when the reset of the unbind overtook such an unmap. Let the
-        // host finish first. The Rust driver waits for every answer.
+        // host finish first. The Rust driver lets the host answer what is queued (for at most a
+        // second) before it resets the device.
         std::thread::sleep(Duration::from_millis(1500));
     }
     let unbind = std::fs::write(driver.join("unbind"), &name);
