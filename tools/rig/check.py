@@ -98,7 +98,8 @@ def host_unit_tests(rep):
     if p.returncode != 0 or seen == 0:
         rep.add("host/virtgpu-tests", "fail", p.stdout.splitlines()[-30:])
 
-    p = subprocess.run([sys.executable, "-m", "unittest", "-v", "test_ktap", "test_rig"],
+    p = subprocess.run([sys.executable, "-m", "unittest", "-v", "test_ktap", "test_rig",
+                        "test_bench"],
                        cwd=RIG, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = 0
     for line in p.stdout.splitlines():
@@ -139,16 +140,17 @@ def clippy_tests(rep):
             p.stdout.splitlines()[-40:])
 
 
-def boot_once(driver, host, kernel, initrd, chroot, shim, logfile, timeout):
+def boot_once(driver, host, kernel, initrd, chroot, shim, logfile, timeout, mode="test",
+              extra=()):
     workdir = os.path.join(OUT, "runs")
     os.makedirs(workdir, exist_ok=True)
     rc = subprocess.run([sys.executable, os.path.join(RIG, "boot.py"),
-                         "--arch", ARCH, "--host", host, "--mode", "test",
+                         "--arch", ARCH, "--host", host, "--mode", mode,
                          "--driver", driver,
                          "--kernel", kernel, "--initrd", initrd, "--chroot", chroot,
                          "--log", logfile, "--workdir", workdir,
                          "--timeout", str(timeout)]
-                        + (["--shim", shim] if shim else [])).returncode
+                        + (["--shim", shim] if shim else []) + list(extra)).returncode
     with open(logfile, errors="replace") as f:
         return rc, f.read().splitlines()
 

@@ -4,6 +4,7 @@
 //! same binary tests the upstream C driver and the Rust driver; it prints
 //! one KTAP document on stdout and exits non-zero if a test failed.
 
+mod bench;
 mod drm;
 mod host;
 mod ktap;
@@ -80,6 +81,10 @@ fn print_info() -> i32 {
 fn main() {
     if std::env::args().nth(1).as_deref() == Some("--info") {
         std::process::exit(print_info());
+    }
+    // `bench`: the figures of `make bench` (src/bench.rs), not tests.
+    if std::env::args().nth(1).as_deref() == Some("bench") {
+        std::process::exit(bench::run());
     }
     let demo = std::env::args().nth(1).as_deref() == Some("--demo");
     let setup = host_from_cmdline().and_then(|host| {
