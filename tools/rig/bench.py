@@ -103,14 +103,7 @@ def judge(rc, lines, figures, drains, ended, timeout):
     for key, how in drains.items():
         if how.startswith("failed"):
             problems.append(f"the drain after {key} {how}")
-    bad = ktap.splats(lines)
-    if bad:
-        problems.append("kernel splat on the console:")
-        problems += bad[:20]
-    if problems and not bad:
-        problems.append("last console lines:")
-        problems += stripped[-25:]
-    return problems
+    return problems + check.evidence(problems, ktap.splats(lines), stripped)
 
 
 def other_qemus():

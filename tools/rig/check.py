@@ -264,13 +264,16 @@ def judge_boot(rc, lines, results, kunit, timeout):
         if c.get("unknown", 0) or c.get("ctx-unknown", 0):
             problems.append(f"host resources or contexts released twice or never made: "
                             f"{' '.join(words[3:])}")
-    if bad:
-        problems.append("kernel splat on the console:")
-        problems += bad[:20]
-    if problems and not bad:
-        problems.append("last console lines:")
-        problems += stripped[-25:]
-    return problems
+    return problems + evidence(problems, bad, stripped)
+
+
+def evidence(problems, splats, stripped):
+    """What to show with a failed boot: its kernel splats, or else its last console lines."""
+    if splats:
+        return ["kernel splat on the console:"] + splats[:20]
+    if problems:
+        return ["last console lines:"] + stripped[-25:]
+    return []
 
 
 def main():
