@@ -310,8 +310,7 @@ struct Prepared {
     sgs: [bindings::scatterlist; MAX_SEGMENTS],
     /// The scatterlists of the buffers in vmalloc memory, one entry per page; the queue only
     /// reads them while the request is added.
-    _tables: [Option<VmallocSg>; MAX_SEGMENTS],
-    sg_ptrs: [*mut bindings::scatterlist; MAX_SEGMENTS],
+    tables: [Option<VmallocSg>; MAX_SEGMENTS],
     readable: usize,
     writable: usize,
     /// The length of the descriptor chain.
@@ -322,7 +321,7 @@ impl Prepared {
     /// Lists the buffers of `req`.
     ///
     /// Fails with [`EINVAL`] if `req` lists no buffer.
-    fn new<R: Request>(req: &R) -> Result<KBox<Self>> {
+    fn new<R: Request>(req: &R) -> Result<Self> {
         let (bufs, readable, writable) = {
             let mut segs = Segments::new();
             req.segments(&mut segs)?;
@@ -333,37 +332,48 @@ impl Prepared {
         if n == 0 {
             return Err(EINVAL);
         }
-        let mut this = KBox::new(
-            Prepared {
-                // SAFETY: An all-zero `scatterlist` is a valid value; each used entry is
-                // initialised below.
-                sgs: unsafe { core::mem::zeroed() },
-                _tables: Default::default(),
-                sg_ptrs: [ptr::null_mut(); MAX_SEGMENTS],
-                readable,
-                writable,
-                entries: 0,
-            },
-            GFP_KERNEL,
-        )?;
-        let p = &mut *this;
+        // On the stack: the queue only reads the scatterlists while the request is added.
+        let mut this = Prepared {
+            // SAFETY: An all-zero `scatterlist` is a valid value; each used entry is
+            // initialised below.
+            sgs: unsafe { core::mem::zeroed() },
+            tables: Default::default(),
+            readable,
+            writable,
+            entries: 0,
+        };
+        let p = &mut this;
         for (i, &(buf, len)) in bufs.iter().enumerate().take(n) {
             // SAFETY: Only compares the address with the bounds of the vmalloc area.
             if unsafe { bindings::is_vmalloc_addr(buf.cast()) } {
                 // SAFETY: `buf` is `len` bytes of vmalloc memory owned by `req` (`Request`'s
                 // safety requirements), which stays allocated while the table is used.
-                let table = p._tables[i].insert(unsafe { VmallocSg::new(buf, len)? });
-                p.sg_ptrs[i] = table.0.sgl;
+                let table = p.tables[i].insert(unsafe { VmallocSg::new(buf, len)? });
                 p.entries += table.0.nents as usize;
             } else {
                 // SAFETY: `sgs[i]` is valid for writes; `buf` is `len` bytes of kmalloc memory
                 // owned by `req` (`Request`'s safety requirements).
                 unsafe { bindings::sg_init_one(&mut p.sgs[i], buf.cast(), len) };
-                p.sg_ptrs[i] = &mut p.sgs[i];
                 p.entries += 1;
             }
         }
         Ok(this)
+    }
+
+    /// The scatterlist of each buffer, where it is now (`self` may have moved since `new`).
+    fn sg_ptrs(&mut self) -> [*mut bindings::scatterlist; MAX_SEGMENTS] {
+        let mut ptrs = [ptr::null_mut(); MAX_SEGMENTS];
+        for (i, p) in ptrs
+            .iter_mut()
+            .enumerate()
+            .take(self.readable + self.writable)
+        {
+            *p = match &self.tables[i] {
+                Some(t) => t.0.sgl,
+                None => &mut self.sgs[i],
+            };
+        }
+        ptrs
     }
 }
 
@@ -437,6 +447,7 @@ impl<R: Request> Virtqueue<R> {
             return Err(AddError::Never(EINVAL));
         }
         req.on_queue();
+        let mut sg_ptrs = prepared.sg_ptrs();
         // SAFETY: By the type invariant `guard.vq` is a live virtqueue, serialised by the lock;
         // `sg_ptrs` holds `readable + writable` (at least one) initialised scatterlists, the
         // first `readable` of them device-readable; `token` is an `Arc<R>` as the invariant
@@ -446,7 +457,7 @@ impl<R: Request> Virtqueue<R> {
         let ret = unsafe {
             bindings::virtqueue_add_sgs(
                 guard.vq,
-                prepared.sg_ptrs.as_mut_ptr(),
+                sg_ptrs.as_mut_ptr(),
                 prepared.readable as u32,
                 prepared.writable as u32,
                 token,
