@@ -53,6 +53,9 @@ __rust_helper void rust_helper_dma_fence_chain_free(struct dma_fence_chain *chai
 	dma_fence_chain_free(chain);
 }
 
+#ifdef CONFIG_DRM
+
+/* drm_syncobj_free() is in the DRM core, which Rust DRM drivers need built in. */
 __rust_helper void rust_helper_drm_syncobj_get(struct drm_syncobj *syncobj)
 {
 	drm_syncobj_get(syncobj);
@@ -62,3 +65,5 @@ __rust_helper void rust_helper_drm_syncobj_put(struct drm_syncobj *syncobj)
 {
 	drm_syncobj_put(syncobj);
 }
+
+#endif

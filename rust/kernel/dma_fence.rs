@@ -123,9 +123,9 @@ impl Fence {
         }
     }
 
-    #[cfg(CONFIG_SYNC_FILE)]
     /// The fence of the `sync_file` behind file descriptor `fd` of the current task; `EINVAL`
     /// if `fd` is not a `sync_file`.
+    #[cfg(CONFIG_SYNC_FILE)]
     pub fn from_sync_file(fd: i32) -> Result<ARef<Self>> {
         // SAFETY: `sync_file_get_fence` checks `fd` and returns a new reference or null.
         let ptr = unsafe { bindings::sync_file_get_fence(fd) };
@@ -155,9 +155,9 @@ impl Fence {
     }
 }
 
-#[cfg(CONFIG_SYNC_FILE)]
 /// A new `sync_file` of a fence, not yet visible to userspace: [`SyncFile::install`] makes it
 /// a file descriptor.
+#[cfg(CONFIG_SYNC_FILE)]
 pub struct SyncFile {
     file: ARef<File>,
     fd: FileDescriptorReservation,

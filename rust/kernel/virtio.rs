@@ -198,12 +198,12 @@ impl<T: Driver + 'static> Adapter<T> {
         let private = unsafe { vdev.as_ref().drvdata_borrow::<PrivateData<'_, T>>() };
 
         // SAFETY: `config_work` is initialised (type invariant of `PrivateData`) and lives until
-        // `remove` has cancelled it; `system_wq` always exists. Queueing does not sleep. If the
-        // work is already pending, that run reads the new configuration.
+        // `remove` has cancelled it; `system_percpu_wq` always exists. Queueing does not sleep.
+        // If the work is already pending, that run reads the new configuration.
         unsafe {
             bindings::queue_work_on(
                 bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
-                bindings::system_wq,
+                bindings::system_percpu_wq,
                 private.config_work.get(),
             )
         };

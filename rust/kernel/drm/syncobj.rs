@@ -9,6 +9,7 @@ use crate::{
     bindings,
     dma_fence::{Fence, FenceChain},
     drm::{self, file::DriverFile},
+    error::to_result,
     prelude::*,
     sync::aref::{ARef, AlwaysRefCounted},
     types::Opaque,
@@ -47,8 +48,10 @@ impl SyncObj {
     pub fn lookup<F: DriverFile>(file: &drm::File<F>, handle: u32) -> Option<ARef<Self>> {
         // SAFETY: `file` is an open DRM file; `drm_syncobj_find` returns a new reference or null.
         let ptr = unsafe { bindings::drm_syncobj_find(file.as_raw(), handle) };
-        // SAFETY: A non-null result is a reference we now own.
-        NonNull::new(ptr).map(|p| unsafe { ARef::from_raw(p.cast()) })
+        NonNull::new(ptr).map(|p| {
+            // SAFETY: A non-null result is a reference we now own.
+            unsafe { ARef::from_raw(p.cast()) }
+        })
     }
 
     /// The fence of sync object `handle` of `file` at timeline `point` (0: the binary fence),
@@ -84,5 +87,3 @@ impl SyncObj {
         };
     }
 }
-
-use crate::error::to_result;

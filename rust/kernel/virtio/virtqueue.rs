@@ -33,7 +33,7 @@ use crate::{
     page::PAGE_SIZE,
     prelude::*,
     str::CStr,
-    sync::{Arc, CondVar, SpinLockIrq, SpinLockIrqGuard},
+    sync::{Arc, CondVar, SpinLock, SpinLockGuard},
     types::{ForeignOwnable, Opaque},
 };
 use core::{cell::UnsafeCell, marker::PhantomData, mem::MaybeUninit, ptr};
@@ -185,13 +185,17 @@ pub unsafe trait Request: Send + Sync + Sized + 'static {
     fn cancel(this: Arc<Self>);
 }
 
-/// The link of a request on the backlog of a full queue ([`Virtqueue::submit_or_defer`]).
+/// What a queue keeps in a request: whether it is on a queue, and its link on the backlog of a
+/// full queue ([`Virtqueue::submit_or_defer`]).
 ///
 /// # Invariants
 ///
-/// `next` is only accessed with the lock of the queue the request is submitted to held.
+/// `queued` is set while the request is on a queue or its backlog (from a successful claim in
+/// `submit`/`submit_or_defer` until it is completed, cancelled or refused), so a request is on
+/// at most one queue at a time; `next` is only accessed with the lock of that queue held.
 pub struct BacklogLink<R> {
     next: UnsafeCell<Option<Arc<R>>>,
+    queued: crate::sync::atomic::Atomic<bool>,
 }
 
 // SAFETY: `next` is only accessed under the queue's lock (type invariant); `R` is a `Request`
@@ -205,7 +209,18 @@ impl<R> BacklogLink<R> {
     pub const fn new() -> Self {
         Self {
             next: UnsafeCell::new(None),
+            queued: crate::sync::atomic::Atomic::new(false),
         }
+    }
+
+    /// Claims the request for a queue; false if it is already on one.
+    fn claim(&self) -> bool {
+        !self.queued.xchg(true, crate::sync::atomic::Full)
+    }
+
+    /// The request left its queue (completed, cancelled or refused).
+    fn release(&self) {
+        self.queued.store(false, crate::sync::atomic::Release);
     }
 }
 
@@ -252,17 +267,6 @@ impl<R: Request> QueueState<R> {
         }
         Some(head)
     }
-
-    /// Puts `req` back at the head of the backlog.
-    fn backlog_unpop(&mut self, req: Arc<R>) {
-        let ptr: *const R = &*req;
-        // SAFETY: The link is accessed under the queue lock (`&mut self`).
-        unsafe { *req.backlog_link().next.get() = self.backlog_head.take() };
-        if self.backlog_tail.is_null() {
-            self.backlog_tail = ptr;
-        }
-        self.backlog_head = Some(req);
-    }
 }
 
 /// A virtqueue carrying requests of type `R`.
@@ -278,7 +282,7 @@ impl<R: Request> QueueState<R> {
 #[pin_data]
 pub struct Virtqueue<R: Request> {
     #[pin]
-    state: SpinLockIrq<QueueState<R>>,
+    state: SpinLock<QueueState<R>>,
     /// Notified whenever the device gives buffers back, and when the queue dies.
     #[pin]
     space: CondVar,
@@ -388,7 +392,7 @@ enum AddError {
 impl<R: Request> Virtqueue<R> {
     fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            state <- SpinLockIrq::new(
+            state <- SpinLock::new(
                 QueueState {
                     vq: ptr::null_mut(),
                     dead: false,
@@ -431,7 +435,7 @@ impl<R: Request> Virtqueue<R> {
     /// the device; on error the caller still owns `token`.
     fn add_locked(
         &self,
-        guard: &mut SpinLockIrqGuard<'_, QueueState<R>>,
+        guard: &mut SpinLockGuard<'_, QueueState<R>>,
         prepared: &mut Prepared,
         req: &R,
         token: *mut core::ffi::c_void,
@@ -439,12 +443,21 @@ impl<R: Request> Virtqueue<R> {
         if guard.dead || guard.vq.is_null() {
             return Err(AddError::Never(ENODEV));
         }
-        if guard.barrier {
-            return Err(AddError::Full);
-        }
         // SAFETY: By the type invariant `guard.vq` is a live virtqueue.
-        if prepared.entries > unsafe { bindings::virtqueue_get_vring_size(guard.vq) } as usize {
+        let (size, free) = unsafe {
+            (
+                bindings::virtqueue_get_vring_size(guard.vq) as usize,
+                (*guard.vq).num_free as usize,
+            )
+        };
+        if prepared.entries > size {
             return Err(AddError::Never(EINVAL));
+        }
+        // Room for the whole chain (the device may not take indirect descriptors, and an
+        // indirect table may not be allocatable): the add below cannot fail for room, so
+        // `on_queue` runs once, for the add that happens.
+        if guard.barrier || free < prepared.entries {
+            return Err(AddError::Full);
         }
         req.on_queue();
         let mut sg_ptrs = prepared.sg_ptrs();
@@ -470,14 +483,8 @@ impl<R: Request> Virtqueue<R> {
             unsafe { bindings::virtqueue_kick(guard.vq) };
             return Ok(());
         }
-        let err = Error::from_errno(ret);
-        // SAFETY: As above.
-        let empty = unsafe { (*guard.vq).num_free == bindings::virtqueue_get_vring_size(guard.vq) };
-        match (err == ENOSPC, empty) {
-            (true, false) => Err(AddError::Full),
-            (true, true) => Err(AddError::Never(EINVAL)),
-            (false, _) => Err(AddError::Never(err)),
-        }
+        // The queue is broken (or out of memory with room for the chain): never.
+        Err(AddError::Never(Error::from_errno(ret)))
     }
 
     /// Puts `req` on the queue and notifies the device, waiting for room while the queue is
@@ -489,12 +496,23 @@ impl<R: Request> Virtqueue<R> {
     /// descriptor chain longer than the queue, and QEMU breaks the device for one), and with
     /// [`ENODEV`] once the queue is stopped or torn down; then `req` is dropped, not cancelled.
     pub fn submit(&self, req: Arc<R>) -> Result {
-        let mut prepared = Prepared::new(&*req)?;
+        if !req.backlog_link().claim() {
+            return Err(EBUSY);
+        }
+        let ret = self.submit_claimed(&req);
+        if ret.is_err() {
+            req.backlog_link().release();
+        }
+        ret
+    }
+
+    fn submit_claimed(&self, req: &Arc<R>) -> Result {
+        let mut prepared = Prepared::new(&**req)?;
         let mut guard = self.state.lock();
         loop {
             if guard.backlog_head.is_none() || guard.dead {
                 let token = req.clone().into_foreign();
-                match self.add_locked(&mut guard, &mut prepared, &req, token) {
+                match self.add_locked(&mut guard, &mut prepared, req, token) {
                     Ok(()) => return Ok(()),
                     Err(e) => {
                         // SAFETY: The queue refused `token`, so we own it again.
@@ -514,82 +532,91 @@ impl<R: Request> Virtqueue<R> {
 
     /// Puts `req` on the queue, or on its backlog if the queue is full, without waiting. Never
     /// fails: a request that can never be added (the queue is dead, or the request is
-    /// malformed) is cancelled ([`Request::cancel`]) instead.
+    /// malformed) is cancelled ([`Request::cancel`]) instead. A request that is already on a
+    /// queue is a bug of the caller: it is left where it is, with a warning.
     pub fn submit_or_defer(&self, req: Arc<R>) {
+        if !req.backlog_link().claim() {
+            crate::pr_warn!("virtqueue: a request was deferred while on a queue\n");
+            return;
+        }
         let mut guard = self.state.lock();
         if guard.backlog_head.is_some() && !guard.dead {
             guard.backlog_push(req);
             return;
         }
         drop(guard);
-        self.try_add_or_defer(req, true);
-    }
-
-    /// Adds `req`, or puts it on the backlog (at its tail if `tail`, else at its head) if the
-    /// queue is full; cancels it if it can never be added. Returns whether it was added or
-    /// cancelled (false: it waits on the backlog).
-    fn try_add_or_defer(&self, req: Arc<R>, tail: bool) -> bool {
         let mut prepared = match Prepared::new(&*req) {
             Ok(p) => p,
-            Err(_) => {
-                R::cancel(req);
-                return true;
-            }
+            Err(_) => return Self::cancel(req),
         };
         let mut guard = self.state.lock();
         let token = req.clone().into_foreign();
-        match self.add_locked(&mut guard, &mut prepared, &req, token) {
-            Ok(()) => true,
-            Err(e) => {
-                // SAFETY: The queue refused `token`, so we own it again.
-                drop(unsafe { Arc::<R>::from_foreign(token) });
-                match e {
-                    AddError::Full if tail => guard.backlog_push(req),
-                    AddError::Full => guard.backlog_unpop(req),
-                    AddError::Never(_) => {
-                        drop(guard);
-                        R::cancel(req);
-                        return true;
-                    }
+        if let Err(e) = self.add_locked(&mut guard, &mut prepared, &req, token) {
+            // SAFETY: The queue refused `token`, so we own it again.
+            drop(unsafe { Arc::<R>::from_foreign(token) });
+            match e {
+                AddError::Full => guard.backlog_push(req),
+                AddError::Never(_) => {
+                    drop(guard);
+                    Self::cancel(req);
                 }
-                false
             }
         }
     }
 
-    /// Adds what waits on the backlog, oldest first, until the queue is full again.
+    /// Gives `req`, which left the queue without reaching the device, to [`Request::cancel`].
+    fn cancel(req: Arc<R>) {
+        req.backlog_link().release();
+        R::cancel(req);
+    }
+
+    /// Adds what waits on the backlog, oldest first, until the queue is full again. Only the
+    /// queue's work item (and teardown, after cancelling it) takes requests off the backlog, so
+    /// the head stays the head while it is prepared; it stays on the backlog until it is added,
+    /// so later requests keep waiting behind it.
     fn drain_backlog(&self) {
         loop {
-            let Some(req) = self.state.lock().backlog_pop() else {
+            let Some(head) = self.state.lock().backlog_head.clone() else {
                 return;
             };
-            if !self.try_add_or_defer(req, false) {
-                return;
+            let prepared = Prepared::new(&*head);
+            let mut guard = self.state.lock();
+            let added = match prepared {
+                Ok(mut prepared) => {
+                    let token = head.clone().into_foreign();
+                    let r = self.add_locked(&mut guard, &mut prepared, &head, token);
+                    if r.is_err() {
+                        // SAFETY: The queue refused `token`, so we own it again.
+                        drop(unsafe { Arc::<R>::from_foreign(token) });
+                    }
+                    r
+                }
+                Err(e) => Err(AddError::Never(e)),
+            };
+            match added {
+                Ok(()) => drop(guard.backlog_pop()),
+                Err(AddError::Full) => return,
+                Err(AddError::Never(_)) => {
+                    let req = guard.backlog_pop();
+                    drop(guard);
+                    if let Some(req) = req {
+                        Self::cancel(req);
+                    }
+                }
             }
         }
     }
 
-    /// Waits until the device has given back every request and the backlog is empty, for at
-    /// most `timeout` jiffies in all (less if a signal is pending). Returns whether the queue is
-    /// idle. For an orderly shutdown: nothing stops new submissions meanwhile.
-    pub fn wait_idle(&self, timeout: crate::time::Jiffies) -> bool {
-        let mut left = timeout;
-        let mut guard = self.state.lock();
-        loop {
-            if guard.vq.is_null() || guard.dead {
-                return true;
-            }
-            // SAFETY: By the type invariant the virtqueue is live while the lock is held.
-            let empty =
-                unsafe { (*guard.vq).num_free == bindings::virtqueue_get_vring_size(guard.vq) };
-            if empty && guard.backlog_head.is_none() {
-                return true;
-            }
-            match self.space.wait_interruptible_timeout(&mut guard, left) {
-                crate::sync::CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
-                _ => return false,
-            }
+    /// Whether the device has given back every request and the backlog is empty (a dead queue
+    /// is idle).
+    pub fn is_idle(&self) -> bool {
+        let guard = self.state.lock();
+        if guard.vq.is_null() || guard.dead {
+            return true;
         }
+        // SAFETY: By the type invariant the virtqueue is live while the lock is held.
+        let empty = unsafe { (*guard.vq).num_free == bindings::virtqueue_get_vring_size(guard.vq) };
+        empty && guard.backlog_head.is_none()
     }
 
     /// Whether the queue has been torn down (the device was reset or removed).
@@ -598,38 +625,9 @@ impl<R: Request> Virtqueue<R> {
         guard.dead || guard.vq.is_null()
     }
 
-    /// The number of free descriptors (0 once the queue is torn down).
-    pub fn num_free(&self) -> u32 {
-        let guard = self.state.lock();
-        if guard.vq.is_null() {
-            return 0;
-        }
-        // SAFETY: By the type invariant the virtqueue is live while the lock is held.
-        unsafe { (*guard.vq).num_free }
-    }
-
-    /// Stops callbacks for this queue (a hint to the device).
-    pub fn disable_callbacks(&self) {
-        let guard = self.state.lock();
-        if !guard.vq.is_null() {
-            // SAFETY: By the type invariant the virtqueue is live while the lock is held.
-            unsafe { bindings::virtqueue_disable_cb(guard.vq) };
-        }
-    }
-
-    /// Re-enables callbacks; returns false if buffers came back meanwhile (the caller should
-    /// then process them, as its callback would have).
-    pub fn enable_callbacks(&self) -> bool {
-        let guard = self.state.lock();
-        if guard.vq.is_null() {
-            return true;
-        }
-        // SAFETY: By the type invariant the virtqueue is live while the lock is held.
-        unsafe { bindings::virtqueue_enable_cb(guard.vq) }
-    }
-
-    /// Takes every request the device has finished off the queue and completes it.
-    pub fn process_used(&self) {
+    /// Takes every request the device has finished off the queue and completes it. Only the
+    /// queue's work item calls this.
+    fn process_used(&self) {
         loop {
             let mut len = 0u32;
             let token = {
@@ -649,6 +647,7 @@ impl<R: Request> Virtqueue<R> {
             if req.is_barrier() {
                 self.state.lock().barrier = false;
             }
+            req.backlog_link().release();
             R::complete(req, len);
         }
         self.drain_backlog();
@@ -738,7 +737,7 @@ impl<R: Request> Queue for Virtqueue<R> {
         unsafe {
             bindings::queue_work_on(
                 bindings::wq_misc_consts_WORK_CPU_UNBOUND as core::ffi::c_int,
-                bindings::system_wq,
+                bindings::system_percpu_wq,
                 self.work.get(),
             )
         };
@@ -761,7 +760,7 @@ impl<R: Request> Queue for Virtqueue<R> {
             let Some(req) = self.state.lock().backlog_pop() else {
                 break;
             };
-            R::cancel(req);
+            Self::cancel(req);
         }
         loop {
             let token = {
@@ -781,7 +780,7 @@ impl<R: Request> Queue for Virtqueue<R> {
             };
             // SAFETY: Every token on the queue is an `Arc<R>` from `into_foreign`, and the queue
             // gave this one back, once.
-            R::cancel(unsafe { Arc::<R>::from_foreign(token) });
+            Self::cancel(unsafe { Arc::<R>::from_foreign(token) });
         }
         self.space.notify_all();
     }

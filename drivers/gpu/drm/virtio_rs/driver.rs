@@ -9,7 +9,6 @@ use kernel::{
     prelude::*,
     str::CString,
     sync::Arc,
-    time::msecs_to_jiffies,
     uapi, virtio,
 };
 
@@ -90,7 +89,7 @@ impl virtio::Driver for VirtioGpuDriver {
     /// reset: QEMU's virgl device was seen to crash when a reset overtook the unmapping of a
     /// blob. Whatever is still queued afterwards is cancelled by the reset.
     fn unbind<'bound>(_vdev: &'bound virtio::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
-        this.gpu.ctrl.wait_idle(msecs_to_jiffies(1000));
+        this.gpu.ctrl.wait_idle(1000);
     }
 
     /// Runs in process context (the virtio adapter defers it to a work item). As the C driver's

@@ -45,7 +45,7 @@ impl FenceDriver {
 
     /// A new fence on `context` (the device's, or a ring's of a context), numbered when its
     /// command is queued.
-    pub(crate) fn new_fence(&self, context: u64) -> Result<DriverFence<VirtioGpuFence>> {
+    pub(crate) fn new_fence(context: u64) -> Result<DriverFence<VirtioGpuFence>> {
         DriverFence::new(context, 0)
     }
 

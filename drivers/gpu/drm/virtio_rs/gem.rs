@@ -264,7 +264,18 @@ impl VirtioGpuObject {
                 Err(e)
             }
             // The host refused: nothing is mapped at `range`, which is released.
-            Err(_) => Err(EINVAL),
+            Err(e) if e != EIO => Err(EINVAL),
+            // An answer the driver does not understand (not an error, but no map_info): the host
+            // may have mapped the blob, so the range stays its until UNMAP_BLOB is answered, and
+            // the blob is never mapped.
+            Err(_) => {
+                *state = MapState::Mapped {
+                    range,
+                    map_info: 0,
+                    memtype: None,
+                };
+                Err(EINVAL)
+            }
         }
     }
 

@@ -27,6 +27,9 @@ use crate::{
     queue::{Command, CommandQueue},
 };
 
+/// How long probe waits for the host's answer to each GET_CAPSET_INFO (the C driver's 5 s).
+const PROBE_TIMEOUT_MS: u32 = 5000;
+
 /// Capset ids are 1..=63 (virtio-gpu spec).
 pub(crate) const MAX_CAPSET_ID: u32 = 63;
 
@@ -246,6 +249,8 @@ impl Gpu {
                 protocol::get_capset_info(index)?,
                 protocol::RESP_CAPSET_INFO_SIZE,
                 resp::OK_CAPSET_INFO,
+                // Probe cannot be killed: as the C driver, at most 5 s per capset, then none.
+                Some(PROBE_TIMEOUT_MS),
                 |r| {
                     let (id, max_version, max_size) = r.capset_info()?;
                     Ok(CapsetInfo {
@@ -300,6 +305,7 @@ impl Gpu {
             protocol::get_capset(id, version)?,
             protocol::HDR_SIZE + info.max_size as usize,
             resp::OK_CAPSET,
+            None,
             |r| {
                 let mut data = KVec::with_capacity(r.payload().len(), GFP_KERNEL)?;
                 data.extend_from_slice(r.payload(), GFP_KERNEL)?;

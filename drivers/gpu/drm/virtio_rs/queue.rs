@@ -263,6 +263,23 @@ impl Pending {
     /// when the device went away first, `EINVAL`/`ENOMEM` for an error the host answered.
     pub(crate) fn wait(&self, want: u32) -> Result<Response<'_>> {
         self.cmd.done.wait_for_completion_killable()?;
+        self.answer(want)
+    }
+
+    /// As [`Pending::wait`], for at most `ms` milliseconds and not killable (`ETIMEDOUT`): for
+    /// probe, which nobody can kill. The command stays queued.
+    pub(crate) fn wait_bounded(&self, want: u32, ms: u32) -> Result<Response<'_>> {
+        if !self
+            .cmd
+            .done
+            .wait_for_completion_timeout(kernel::time::msecs_to_jiffies(ms))
+        {
+            return Err(ETIMEDOUT);
+        }
+        self.answer(want)
+    }
+
+    fn answer(&self, want: u32) -> Result<Response<'_>> {
         let outcome = (*self.cmd.outcome.lock()).ok_or(EIO)?;
         let len = outcome? as usize;
         // SAFETY: The command has been completed: the device no longer writes to it.
@@ -293,16 +310,21 @@ impl CommandQueue {
         Ok(Pending { cmd })
     }
 
-    /// Queues `cmd` and waits (killably) for an answer of type `want`; `f` reads it.
+    /// Queues `cmd` and waits (killably; with `bound_ms`, for at most that long and not
+    /// killably) for an answer of type `want`; `f` reads it.
     pub(crate) fn call<R>(
         &self,
         cmd: KVec<u8>,
         resp_len: usize,
         want: u32,
+        bound_ms: Option<u32>,
         f: impl FnOnce(Response<'_>) -> Result<R>,
     ) -> Result<R> {
         let pending = self.send_pending(Command::new(cmd, None, resp_len, None, Held::Nothing)?)?;
-        f(pending.wait(want)?)
+        match bound_ms {
+            None => f(pending.wait(want)?),
+            Some(ms) => f(pending.wait_bounded(want, ms)?),
+        }
     }
 
     /// Queues a release command prepared by [`Command::prepare`]: it is sent as soon as there is
@@ -312,9 +334,16 @@ impl CommandQueue {
         self.vq.submit_or_defer(cmd);
     }
 
-    /// Waits, for at most `timeout`, until the host has answered everything queued.
-    pub(crate) fn wait_idle(&self, timeout: kernel::time::Jiffies) -> bool {
-        self.vq.wait_idle(timeout)
+    /// Waits, uninterruptibly and for at most `ms` milliseconds, until the host has answered
+    /// everything queued; returns whether it has.
+    pub(crate) fn wait_idle(&self, ms: u32) -> bool {
+        for _ in 0..ms.div_ceil(10) {
+            if self.vq.is_idle() {
+                return true;
+            }
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(10));
+        }
+        self.vq.is_idle()
     }
 
     /// Whether the device is gone (its queues were torn down).

@@ -31,6 +31,7 @@ use kernel::{
 
 use crate::{
     driver::VirtioGpuDevice,
+    fence::FenceDriver,
     file::File,
     gem::Object,
     protocol,
@@ -127,8 +128,8 @@ fn parse_deps(
     args: &uapi::drm_virtgpu_execbuffer,
     file: &drm::File<File>,
     own_context: u64,
-) -> Result<KVVec<ARef<SyncObj>>> {
-    let mut resets = KVVec::new();
+    resets: &mut KVVec<ARef<SyncObj>>,
+) -> Result {
     for i in 0..args.num_in_syncobjs {
         let d = read_syncobj_desc(args.in_syncobjs, i, args.syncobj_stride)?;
         if d.flags & !uapi::VIRTGPU_EXECBUF_SYNCOBJ_FLAGS != 0 {
@@ -141,7 +142,19 @@ fn parse_deps(
             resets.push(syncobj, GFP_KERNEL | __GFP_NOWARN)?;
         }
     }
-    Ok(resets)
+    Ok(())
+}
+
+/// The in sync objects to reset (`SYNCOBJ_RESET`): reset when the submit ends, queued or not, as
+/// the C driver's `virtio_gpu_cleanup_submit()` does.
+struct Resets(KVVec<ARef<SyncObj>>);
+
+impl Drop for Resets {
+    fn drop(&mut self) {
+        for s in self.0.iter() {
+            s.replace_fence(None);
+        }
+    }
 }
 
 /// The GEM objects of the BO list; `ENOENT` if a handle does not exist.
@@ -197,7 +210,7 @@ impl File {
             || args.num_bo_handles != 0
             || event;
         let fence = if fenced {
-            Some(gpu.fences.new_fence(fence_ctx)?)
+            Some(FenceDriver::new_fence(fence_ctx)?)
         } else {
             None
         };
@@ -224,7 +237,17 @@ impl File {
         };
 
         let post_deps = parse_post_deps(args, file)?;
-        let resets = parse_deps(args, file, fence_ctx)?;
+        // As the C driver, room for every in syncobj first: a count that cannot be allocated is
+        // `ENOMEM`.
+        let mut resets = Resets(KVVec::with_capacity(
+            args.num_in_syncobjs as usize,
+            GFP_KERNEL | __GFP_NOWARN,
+        )?);
+        if let Err(e) = parse_deps(args, file, fence_ctx, &mut resets.0) {
+            // As the C driver: only a complete list is reset.
+            resets.0.clear();
+            return Err(e);
+        }
         if args.flags & uapi::VIRTGPU_EXECBUF_FENCE_FD_IN != 0 {
             let in_fence = Fence::from_sync_file(args.fence_fd)?;
             wait_foreign(&in_fence, fence_ctx)?;
@@ -263,10 +286,9 @@ impl File {
         )?)?;
 
         // Queued: from here on nothing fails.
-        if let (Some(l), Some(f)) = (&locked, &out) {
-            l.add_fence(f, Usage::Write);
+        if let (Some(l), Some(f)) = (locked, &out) {
+            l.add_fence_and_unlock(f, Usage::Write);
         }
-        drop(locked);
         if let Some(sf) = sync_file {
             args.fence_fd = sf.fd() as i32;
             sf.install();
@@ -279,9 +301,7 @@ impl File {
                 }
             }
         }
-        for s in resets.iter() {
-            s.replace_fence(None);
-        }
+        drop(resets);
         Ok(0)
     }
 

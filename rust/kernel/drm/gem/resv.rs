@@ -103,14 +103,16 @@ impl<O: IntoGEMObject + AlwaysRefCounted> LockedReservations<O> {
         &self.objs
     }
 
-    /// Adds `fence` to every object's reservation, for `usage`. Cannot fail: the slots were
-    /// reserved when the reservations were locked.
-    pub fn add_fence(&self, fence: &Fence, usage: Usage) {
+    /// Adds `fence` to every object's reservation, for `usage`, then unlocks them and gives
+    /// back the objects. Cannot fail: the slots were reserved when the reservations were
+    /// locked, one per object, which this uses up.
+    pub fn add_fence_and_unlock(self, fence: &Fence, usage: Usage) -> KVVec<ARef<O>> {
         for &o in self.raw.iter() {
             // SAFETY: By the type invariant the reservation is locked with a slot reserved; the
             // reservation takes its own reference to the fence.
             unsafe { bindings::dma_resv_add_fence((*o).resv, fence.as_raw(), usage.as_raw()) };
         }
+        self.unlock()
     }
 
     /// Unlocks the reservations and gives back the objects.
