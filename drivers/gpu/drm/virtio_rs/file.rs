@@ -15,7 +15,6 @@ use kernel::{
     dma_fence,
     drm::{self, gem::BaseObject, Registered},
     new_mutex,
-    page::Page,
     prelude::*,
     sync::{Arc, Mutex},
     task::Task,
@@ -24,8 +23,9 @@ use kernel::{
 };
 
 use crate::{
+    backing,
     driver::{VirtioGpuDevice, VirtioGpuDrmDriver},
-    gem::{BlobArgs, BlobRelease, Object},
+    gem::{BlobRelease, Object, ObjectArgs},
     gpu::{ContextId, Gpu, MAX_CAPSET_ID},
     protocol,
     queue::{Command, Held},
@@ -339,27 +339,11 @@ impl File {
             )?)?;
         }
 
-        // Guest memory: zeroed pages, charged to the caller's memory cgroup, given to the host
-        // with the blob by their physical addresses.
-        let pages = if !guest {
-            None
+        // Guest memory: zeroed pages, given to the host with the blob.
+        let pages = if guest {
+            Some(backing::alloc(gpu, size)?)
         } else {
-            if !gpu.guest_memory_by_phys {
-                // The device reaches guest memory through an IOMMU (or a bounce buffer): the
-                // pages would need the DMA API, which the driver does not use yet.
-                return Err(EOPNOTSUPP);
-            }
-            let n = size / kernel::page::PAGE_SIZE;
-            // Sized by userspace: `kvmalloc` memory; more than can be allocated is `ENOMEM`,
-            // without a warning.
-            let mut pages = KVVec::with_capacity(n, GFP_KERNEL | __GFP_NOWARN)?;
-            for _ in 0..n {
-                pages.push(
-                    Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?,
-                    GFP_KERNEL,
-                )?;
-            }
-            Some(pages)
+            None
         };
         let id = gpu.alloc_resource_id()?;
         let mappable = args.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_MAPPABLE != 0;
@@ -384,11 +368,7 @@ impl File {
                 } else {
                     (0, 0)
                 };
-                let entries = protocol::mem_entries(pages.iter().map(|p| {
-                    // SAFETY: `p` is a valid page we own.
-                    let addr = unsafe { kernel::bindings::page_to_phys(p.as_ptr()) };
-                    (addr, kernel::page::PAGE_SIZE as u32)
-                }))?;
+                let (entries, nr_entries) = backing::mem_entries(pages)?;
                 let cmd = protocol::resource_create_blob(
                     ctx,
                     id.get(),
@@ -396,7 +376,7 @@ impl File {
                     args.blob_flags,
                     blob_id,
                     size as u64,
-                    u32::try_from(pages.len())?,
+                    nr_entries,
                 )?;
                 (cmd, Some(entries))
             }
@@ -407,12 +387,13 @@ impl File {
         let obj = Object::new(
             dev,
             size,
-            BlobArgs {
+            ObjectArgs {
                 id,
                 pages,
                 release,
                 blob_mem: args.blob_mem,
                 blob_flags: args.blob_flags,
+                classic: false,
             },
         )?;
         if let Err(e) = gpu.ctrl.send(create) {
@@ -613,15 +594,5 @@ impl File {
         }
         Self::create_context(gpu, ctx)?;
         Ok(0)
-    }
-
-    /// IOCTL: not implemented yet by this driver; fails as DRM fails for a missing ioctl.
-    pub(crate) fn not_yet<T>(
-        _dev: &VirtioGpuDevice<Registered>,
-        _reg: &(),
-        _args: &mut T,
-        _file: &drm::File<File>,
-    ) -> Result<u32> {
-        Err(EINVAL)
     }
 }

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! GEM objects: host blob resources.
+//! GEM objects: host resources, blobs and classic ones.
 //!
-//! An object owns its host resource. The first mmap of a mappable blob asks
+//! An object owns its host resource. Classic resources (RESOURCE_CREATE) and guest blobs have
+//! guest pages (see `backing`), which are mapped cached. The first mmap of a mappable host blob
+//! asks
 //! the host to place it in the host-visible region (MAP_BLOB) and keeps the
 //! map_info the host answers; every mapping then gets the memory type the
 //! coherency policy derives from it, or is refused. Handles, dma-bufs and
@@ -80,15 +82,18 @@ impl BlobRelease {
 }
 
 /// What a new object is made from.
-pub(crate) struct BlobArgs {
+pub(crate) struct ObjectArgs {
     /// The host resource's id; the object releases it (or, if the object cannot be made, this
     /// value: then the resource was never created on the host).
     pub(crate) id: ResourceId,
     /// Guest blobs: the pages the host was given.
     pub(crate) pages: Option<KVVec<Page>>,
     pub(crate) release: BlobRelease,
+    /// Blobs: how they were made (`0` for classic resources).
     pub(crate) blob_mem: u32,
     pub(crate) blob_flags: u32,
+    /// A classic resource (RESOURCE_CREATE), not a blob.
+    pub(crate) classic: bool,
 }
 
 /// The driver's part of a GEM object: a host resource.
@@ -102,6 +107,8 @@ pub(crate) struct VirtioGpuObject {
     pub(crate) resource_id: u32,
     pub(crate) blob_mem: u32,
     pub(crate) blob_flags: u32,
+    /// A classic resource (RESOURCE_CREATE), not a blob.
+    pub(crate) classic: bool,
     size: usize,
     /// Taken by [`PinnedDrop::drop`].
     #[pin]
@@ -120,7 +127,7 @@ pub(crate) struct VirtioGpuObject {
 
 impl gem::DriverObject for VirtioGpuObject {
     type Driver = VirtioGpuDrmDriver;
-    type Args = BlobArgs;
+    type Args = ObjectArgs;
 
     fn new(dev: &VirtioGpuDevice, size: usize, args: Self::Args) -> impl PinInit<Self, Error> {
         let gpu: &Arc<Gpu> = dev;
@@ -129,6 +136,7 @@ impl gem::DriverObject for VirtioGpuObject {
             resource_id: args.id.get(),
             blob_mem: args.blob_mem,
             blob_flags: args.blob_flags,
+            classic: args.classic,
             size,
             guest: args.pages.is_some(),
             owned <- new_mutex!(Some((args.id, args.release))),
@@ -158,6 +166,24 @@ impl gem::DriverObject for VirtioGpuObject {
 }
 
 impl VirtioGpuObject {
+    /// A blob the host keeps a resource of its own for (the C driver's `host3d_blob`).
+    pub(crate) fn host3d_blob(&self) -> bool {
+        !self.classic
+            && matches!(
+                self.blob_mem,
+                uapi::VIRTGPU_BLOB_MEM_HOST3D | uapi::VIRTGPU_BLOB_MEM_HOST3D_GUEST
+            )
+    }
+
+    /// A blob backed by guest memory (the C driver's `guest_blob`).
+    pub(crate) fn guest_blob(&self) -> bool {
+        !self.classic
+            && matches!(
+                self.blob_mem,
+                uapi::VIRTGPU_BLOB_MEM_GUEST | uapi::VIRTGPU_BLOB_MEM_HOST3D_GUEST
+            )
+    }
+
     /// Places the blob in the host-visible region, once; returns the host's map_info and the
     /// memory type reserved for the blob's range (`None` if the policy refuses the blob).
     ///

@@ -12,7 +12,10 @@ use kernel::{
 
 /// `enum virtio_gpu_ctrl_type`: the commands the driver sends.
 pub(crate) mod cmd {
+    pub(crate) const RESOURCE_CREATE_2D: u32 = 0x0101;
     pub(crate) const RESOURCE_UNREF: u32 = 0x0102;
+    pub(crate) const TRANSFER_TO_HOST_2D: u32 = 0x0105;
+    pub(crate) const RESOURCE_ATTACH_BACKING: u32 = 0x0106;
     pub(crate) const GET_CAPSET_INFO: u32 = 0x0108;
     pub(crate) const GET_CAPSET: u32 = 0x0109;
     pub(crate) const RESOURCE_CREATE_BLOB: u32 = 0x010c;
@@ -20,6 +23,9 @@ pub(crate) mod cmd {
     pub(crate) const CTX_DESTROY: u32 = 0x0201;
     pub(crate) const CTX_ATTACH_RESOURCE: u32 = 0x0202;
     pub(crate) const CTX_DETACH_RESOURCE: u32 = 0x0203;
+    pub(crate) const RESOURCE_CREATE_3D: u32 = 0x0204;
+    pub(crate) const TRANSFER_TO_HOST_3D: u32 = 0x0205;
+    pub(crate) const TRANSFER_FROM_HOST_3D: u32 = 0x0206;
     pub(crate) const SUBMIT_3D: u32 = 0x0207;
     pub(crate) const RESOURCE_MAP_BLOB: u32 = 0x0208;
     pub(crate) const RESOURCE_UNMAP_BLOB: u32 = 0x0209;
@@ -70,6 +76,11 @@ wire!(
     virtio_gpu_ctx_resource,
     virtio_gpu_cmd_submit,
     virtio_gpu_resource_create_blob,
+    virtio_gpu_resource_create_2d,
+    virtio_gpu_resource_create_3d,
+    virtio_gpu_resource_attach_backing,
+    virtio_gpu_transfer_to_host_2d,
+    virtio_gpu_transfer_host_3d,
     virtio_gpu_mem_entry,
     virtio_gpu_resource_map_blob,
     virtio_gpu_resource_unmap_blob,
@@ -309,26 +320,177 @@ pub(crate) fn resource_create_blob(
     })
 }
 
-/// The `struct virtio_gpu_mem_entry` list of a blob backed by guest memory, from the (guest
-/// physical address, length) of its pieces.
+/// What a classic resource is made as: `struct drm_virtgpu_resource_create` without the size.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct ResourceParams {
+    pub(crate) target: u32,
+    pub(crate) format: u32,
+    pub(crate) bind: u32,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) depth: u32,
+    pub(crate) array_size: u32,
+    pub(crate) last_level: u32,
+    pub(crate) nr_samples: u32,
+    pub(crate) flags: u32,
+}
+
+/// `VIRTIO_GPU_CMD_RESOURCE_CREATE_2D`: only the format and size of `p` count.
+pub(crate) fn resource_create_2d(resource_id: u32, p: &ResourceParams) -> Result<KVec<u8>> {
+    encode(uapi::virtio_gpu_resource_create_2d {
+        hdr: hdr(cmd::RESOURCE_CREATE_2D, 0),
+        resource_id: resource_id.to_le(),
+        format: p.format.to_le(),
+        width: p.width.to_le(),
+        height: p.height.to_le(),
+    })
+}
+
+/// `VIRTIO_GPU_CMD_RESOURCE_CREATE_3D` (as the C driver, sent without a context).
+pub(crate) fn resource_create_3d(resource_id: u32, p: &ResourceParams) -> Result<KVec<u8>> {
+    encode(uapi::virtio_gpu_resource_create_3d {
+        hdr: hdr(cmd::RESOURCE_CREATE_3D, 0),
+        resource_id: resource_id.to_le(),
+        target: p.target.to_le(),
+        format: p.format.to_le(),
+        bind: p.bind.to_le(),
+        width: p.width.to_le(),
+        height: p.height.to_le(),
+        depth: p.depth.to_le(),
+        array_size: p.array_size.to_le(),
+        last_level: p.last_level.to_le(),
+        nr_samples: p.nr_samples.to_le(),
+        flags: p.flags.to_le(),
+        padding: 0,
+    })
+}
+
+/// `VIRTIO_GPU_CMD_RESOURCE_ATTACH_BACKING` of `nr_entries` pieces of guest memory, whose list
+/// ([`mem_entries`]) is sent after the command.
+pub(crate) fn resource_attach_backing(resource_id: u32, nr_entries: u32) -> Result<KVec<u8>> {
+    encode(uapi::virtio_gpu_resource_attach_backing {
+        hdr: hdr(cmd::RESOURCE_ATTACH_BACKING, 0),
+        resource_id: resource_id.to_le(),
+        nr_entries: nr_entries.to_le(),
+    })
+}
+
+/// `VIRTIO_GPU_CMD_TRANSFER_TO_HOST_2D` of the rectangle `(x, y, width, height)` from `offset`
+/// in the resource's guest memory.
+pub(crate) fn transfer_to_host_2d(
+    resource_id: u32,
+    offset: u64,
+    (x, y, width, height): (u32, u32, u32, u32),
+) -> Result<KVec<u8>> {
+    encode(uapi::virtio_gpu_transfer_to_host_2d {
+        hdr: hdr(cmd::TRANSFER_TO_HOST_2D, 0),
+        r: uapi::virtio_gpu_rect {
+            x: x.to_le(),
+            y: y.to_le(),
+            width: width.to_le(),
+            height: height.to_le(),
+        },
+        offset: offset.to_le(),
+        resource_id: resource_id.to_le(),
+        padding: 0,
+    })
+}
+
+/// Which way a 3D transfer copies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// From the guest memory of the resource to the host's (`TRANSFER_TO_HOST_3D`).
+    ToHost,
+    /// From the host's copy of the resource to its guest memory (`TRANSFER_FROM_HOST_3D`).
+    FromHost,
+}
+
+/// Where a 3D transfer copies: `struct drm_virtgpu_3d_transfer_{to,from}_host` without the
+/// handle.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Transfer3d {
+    pub(crate) bx: uapi::drm_virtgpu_3d_box,
+    pub(crate) offset: u64,
+    pub(crate) level: u32,
+    pub(crate) stride: u32,
+    pub(crate) layer_stride: u32,
+}
+
+/// `VIRTIO_GPU_CMD_TRANSFER_{TO,FROM}_HOST_3D` for context `ctx_id`.
+pub(crate) fn transfer_3d(
+    dir: Direction,
+    ctx_id: u32,
+    resource_id: u32,
+    t: &Transfer3d,
+) -> Result<KVec<u8>> {
+    let ty = match dir {
+        Direction::ToHost => cmd::TRANSFER_TO_HOST_3D,
+        Direction::FromHost => cmd::TRANSFER_FROM_HOST_3D,
+    };
+    encode(uapi::virtio_gpu_transfer_host_3d {
+        hdr: hdr(ty, ctx_id),
+        box_: uapi::virtio_gpu_box {
+            x: t.bx.x.to_le(),
+            y: t.bx.y.to_le(),
+            z: t.bx.z.to_le(),
+            w: t.bx.w.to_le(),
+            h: t.bx.h.to_le(),
+            d: t.bx.d.to_le(),
+        },
+        offset: t.offset.to_le(),
+        resource_id: resource_id.to_le(),
+        level: t.level.to_le(),
+        stride: t.stride.to_le(),
+        layer_stride: t.layer_stride.to_le(),
+    })
+}
+
+/// The `struct virtio_gpu_mem_entry` list of guest memory given to the host, from the (guest
+/// physical address, length) of its pieces, and the number of entries: pieces that continue
+/// one another are merged into one entry, as the C driver's scatterlist merges them.
 ///
-/// It grows with the blob, whose size userspace picks, so it is `kvmalloc` memory, as the C
+/// It grows with the memory, whose size userspace picks, so it is `kvmalloc` memory, as the C
 /// driver's `kvmalloc_array()` list; more than can be allocated is `ENOMEM`, without a warning.
-pub(crate) fn mem_entries(entries: impl ExactSizeIterator<Item = (u64, u32)>) -> Result<KVVec<u8>> {
-    let len = entries
-        .len()
-        .checked_mul(size_of::<uapi::virtio_gpu_mem_entry>())
-        .ok_or(ENOMEM)?;
+pub(crate) fn mem_entries(
+    entries: impl ExactSizeIterator<Item = (u64, u32)>,
+) -> Result<(KVVec<u8>, u32)> {
+    const ENTRY: usize = size_of::<uapi::virtio_gpu_mem_entry>();
+    let len = entries.len().checked_mul(ENTRY).ok_or(ENOMEM)?;
     let mut buf = KVVec::with_capacity(len, GFP_KERNEL | __GFP_NOWARN)?;
-    for (addr, length) in entries {
+    let mut count: u32 = 0;
+    let mut run: Option<(u64, u32)> = None;
+    let mut push = |buf: &mut KVVec<u8>, (addr, length): (u64, u32)| -> Result {
         let entry = Wire(uapi::virtio_gpu_mem_entry {
             addr: addr.to_le(),
             length: length.to_le(),
             padding: 0,
         });
-        buf.extend_from_slice(entry.as_bytes(), GFP_KERNEL)?;
+        count = count.checked_add(1).ok_or(EINVAL)?;
+        // Within the capacity reserved above: never allocates.
+        Ok(buf.extend_from_slice(entry.as_bytes(), GFP_KERNEL)?)
+    };
+    for (addr, length) in entries {
+        run = match run {
+            Some((a, l)) if a.checked_add(u64::from(l)) == Some(addr) => {
+                match l.checked_add(length) {
+                    Some(merged) => Some((a, merged)),
+                    None => {
+                        push(&mut buf, (a, l))?;
+                        Some((addr, length))
+                    }
+                }
+            }
+            Some(prev) => {
+                push(&mut buf, prev)?;
+                Some((addr, length))
+            }
+            None => Some((addr, length)),
+        };
     }
-    Ok(buf)
+    if let Some(last) = run {
+        push(&mut buf, last)?;
+    }
+    Ok((buf, count))
 }
 
 /// `VIRTIO_GPU_CMD_RESOURCE_MAP_BLOB` at `offset` into the host-visible region.
@@ -453,12 +615,37 @@ mod tests {
 
     #[test]
     fn mem_entries_are_little_endian_virtio_gpu_mem_entries() -> Result {
-        let e = mem_entries([(0x1122_3344_5566_7788u64, 0x1000u32), (0x2000, 0x800)].into_iter())?;
+        let (e, n) =
+            mem_entries([(0x1122_3344_5566_7788u64, 0x1000u32), (0x2000, 0x800)].into_iter())?;
+        assert_eq!(n, 2);
         assert_eq!(e.len(), 2 * size_of::<uapi::virtio_gpu_mem_entry>());
         assert_eq!(&e[0..8], &0x1122_3344_5566_7788u64.to_le_bytes());
         assert_eq!(&e[8..16], &[0x00, 0x10, 0, 0, 0, 0, 0, 0]);
         assert_eq!(&e[16..24], &0x2000u64.to_le_bytes());
         assert_eq!(&e[24..32], &[0x00, 0x08, 0, 0, 0, 0, 0, 0]);
+        Ok(())
+    }
+
+    #[test]
+    fn contiguous_pieces_are_one_entry() -> Result {
+        let (e, n) = mem_entries(
+            [
+                (0x1000u64, 0x1000u32),
+                (0x2000, 0x1000),
+                (0x5000, 0x1000),
+                (0x6000, 0x1000),
+            ]
+            .into_iter(),
+        )?;
+        assert_eq!(n, 2);
+        assert_eq!(e.len(), 2 * size_of::<uapi::virtio_gpu_mem_entry>());
+        assert_eq!(&e[0..8], &0x1000u64.to_le_bytes());
+        assert_eq!(&e[8..12], &0x2000u32.to_le_bytes());
+        assert_eq!(&e[16..24], &0x5000u64.to_le_bytes());
+        assert_eq!(&e[24..28], &0x2000u32.to_le_bytes());
+        // A run longer than a `u32` length can say is split.
+        let (_, n) = mem_entries([(0u64, u32::MAX), (u64::from(u32::MAX), 2)].into_iter())?;
+        assert_eq!(n, 2);
         Ok(())
     }
 

@@ -7,6 +7,7 @@
 //! (include/uapi/drm/virtgpu_drm.h) of the C driver under the same DRM driver
 //! name, `virtio_gpu`, by which Mesa picks its virgl and venus drivers.
 
+mod backing;
 mod coherency;
 mod debugfs;
 mod driver;
@@ -17,8 +18,10 @@ mod gpu;
 mod host_visible;
 mod protocol;
 mod queue;
+mod resource;
 mod submit;
 mod trace;
+mod transfer;
 mod uapi;
 
 kernel::module_virtio_driver! {

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Guest memory that backs a resource: the pages of classic resources and of guest blobs.
+//!
+//! The pages are allocated when the resource is made, zeroed and charged to the caller's memory
+//! cgroup, and given to the host by their guest physical addresses (the device reads guest
+//! memory directly; a device behind an IOMMU would need the DMA API, which the driver does not
+//! use). They stay the resource's until the host has answered RESOURCE_UNREF, which holds them.
+
+use kernel::{
+    page::{Page, PAGE_SIZE},
+    prelude::*,
+};
+
+use crate::{gpu::Gpu, protocol};
+
+/// The pages of a resource, in order.
+pub(crate) type Pages = KVVec<Page>;
+
+/// Allocates the `size` bytes (a multiple of the page size, not zero) of guest memory of a
+/// resource.
+///
+/// `EOPNOTSUPP` if the device does not take guest physical addresses; sized by userspace, so
+/// more than can be allocated is `ENOMEM`, without a warning.
+pub(crate) fn alloc(gpu: &Gpu, size: usize) -> Result<Pages> {
+    if !gpu.guest_memory_by_phys {
+        // The device reaches guest memory through an IOMMU (or a bounce buffer): the pages
+        // would need the DMA API.
+        return Err(EOPNOTSUPP);
+    }
+    let n = size / PAGE_SIZE;
+    // The list is `kvmalloc` memory: a large resource does not need a large `kmalloc`.
+    let mut pages = KVVec::with_capacity(n, GFP_KERNEL | __GFP_NOWARN)?;
+    for _ in 0..n {
+        pages.push(
+            Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_NOWARN)?,
+            GFP_KERNEL,
+        )?;
+    }
+    Ok(pages)
+}
+
+/// The `struct virtio_gpu_mem_entry` list that tells the host where `pages` are, and its number
+/// of entries (pages that follow one another in guest memory share one).
+pub(crate) fn mem_entries(pages: &[Page]) -> Result<(KVVec<u8>, u32)> {
+    protocol::mem_entries(pages.iter().map(|p| {
+        // SAFETY: `p` is a valid page owned by the caller.
+        let addr = unsafe { kernel::bindings::page_to_phys(p.as_ptr()) };
+        (addr, PAGE_SIZE as u32)
+    }))
+}

@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Classic resources (RESOURCE_CREATE): the textures, render targets and buffers of virgl, and
+//! the 2D device's images.
+//!
+//! As the C driver's `virtio_gpu_resource_create_ioctl()`: the resource is created on the host
+//! with RESOURCE_CREATE_3D (on a device with 3D) or RESOURCE_CREATE_2D, fenced, and its guest
+//! memory attached with RESOURCE_ATTACH_BACKING right behind it, both queued without waiting.
+//! The creation's fence is on the object's reservation, so WAIT waits until the host has made
+//! the resource. The guest memory is mapped cached through MAP and mmap; uploads and readback
+//! are the transfers (see `transfer`).
+
+use kernel::{
+    drm::{
+        self,
+        gem::{
+            resv::{LockedReservations, Usage},
+            BaseObject,
+        },
+        Registered,
+    },
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::aref::ARef,
+    uapi,
+};
+
+use crate::{
+    backing,
+    driver::VirtioGpuDevice,
+    fence::FenceDriver,
+    file::File,
+    gem::{BlobRelease, Object, ObjectArgs},
+    protocol::{self, ResourceParams},
+    queue::{Command, Fenced, Held},
+};
+
+/// The `target` of a 2D resource (`PIPE_TEXTURE_2D`), the only one a 2D device takes.
+const TARGET_2D: u32 = 2;
+
+/// What `args` asks for, checked as the C driver checks it: a device without 3D takes only
+/// single-level, single-sample, single-layer 2D textures (`EINVAL`); a device with 3D passes
+/// everything on to the host, which checks it.
+fn params(args: &uapi::drm_virtgpu_resource_create, virgl_3d: bool) -> Result<ResourceParams> {
+    if !virgl_3d
+        && (args.depth > 1
+            || args.nr_samples > 1
+            || args.last_level > 1
+            || args.target != TARGET_2D
+            || args.array_size > 1)
+    {
+        return Err(EINVAL);
+    }
+    Ok(ResourceParams {
+        target: args.target,
+        format: args.format,
+        bind: args.bind,
+        width: args.width,
+        height: args.height,
+        depth: args.depth,
+        array_size: args.array_size,
+        last_level: args.last_level,
+        nr_samples: args.nr_samples,
+        flags: args.flags,
+    })
+}
+
+impl File {
+    /// IOCTL: RESOURCE_CREATE: a classic resource with `size` bytes of guest memory (a page if
+    /// `size` is 0).
+    pub(crate) fn resource_create(
+        dev: &VirtioGpuDevice<Registered>,
+        _reg: &(),
+        args: &mut uapi::drm_virtgpu_resource_create,
+        file: &drm::File<File>,
+    ) -> Result<u32> {
+        let gpu = Self::gpu(dev);
+        let virgl_3d = gpu.features.virgl_3d;
+        if virgl_3d {
+            // As the C driver: the file's context first.
+            file.inner().context_id()?;
+        }
+        let p = params(args, virgl_3d)?;
+        let size = match args.size {
+            0 => PAGE_SIZE,
+            // `u32` bytes rounded up to whole pages: no overflow on 64-bit.
+            s => (s as usize).next_multiple_of(PAGE_SIZE),
+        };
+
+        let pages = backing::alloc(gpu, size)?;
+        let (entries, nr_entries) = backing::mem_entries(&pages)?;
+        let id = gpu.alloc_resource_id()?;
+        let release = BlobRelease::new(id.get(), false)?;
+        let mut create = if virgl_3d {
+            protocol::resource_create_3d(id.get(), &p)?
+        } else {
+            protocol::resource_create_2d(id.get(), &p)?
+        };
+        protocol::set_fenced(&mut create, None)?;
+        let fence = FenceDriver::new_fence(gpu.fences.context)?;
+        let out: ARef<kernel::dma_fence::Fence> = fence.fence().into();
+        let create = Command::new(
+            create,
+            None,
+            protocol::HDR_SIZE,
+            Some(Fenced {
+                fence,
+                event: None,
+                driver: gpu.fences.clone(),
+            }),
+            Held::Nothing,
+        )?;
+        let attach = Command::new(
+            protocol::resource_attach_backing(id.get(), nr_entries)?,
+            Some(entries),
+            protocol::HDR_SIZE,
+            None,
+            Held::Nothing,
+        )?;
+
+        // The object is made before the host is asked, so that once it is, the object releases
+        // the resource (and only then its pages) whatever happens next.
+        let obj = Object::new(
+            dev,
+            size,
+            ObjectArgs {
+                id,
+                pages: Some(pages),
+                release,
+                blob_mem: 0,
+                blob_flags: 0,
+                classic: true,
+            },
+        )?;
+        let mut objs = KVVec::with_capacity(1, GFP_KERNEL)?;
+        objs.push(obj.clone(), GFP_KERNEL)?;
+        let locked = match LockedReservations::lock(objs) {
+            Ok(l) => l,
+            Err(e) => {
+                obj.never_created();
+                return Err(e);
+            }
+        };
+        if let Err(e) = gpu.ctrl.send(create) {
+            obj.never_created();
+            return Err(e);
+        }
+        // From here on the host knows the resource: the object's release unreferences it.
+        locked.add_fence_and_unlock(&out, Usage::Write);
+        // The backing follows the creation on the queue; if it cannot be queued (a signal, the
+        // device gone), the resource stays without guest memory, as a failed ATTACH_BACKING
+        // would leave it, and the ioctl fails: closing the object releases it.
+        gpu.ctrl.send(attach)?;
+        obj.create_mmap_offset()?;
+        args.bo_handle = obj.create_handle(file)?;
+        args.res_handle = obj.resource_id;
+        Ok(0)
+    }
+}
