@@ -14,9 +14,10 @@ The console also carries the guest's questions about the host: a line
 tools/testing/virgl-shim) or `none` when no shim runs. The guest tests use it
 to account for host resources and contexts test by test.
 
-A line `rig: host! TOKEN COMMAND` controls the shim's fence stall (see
+A line `rig: host! TOKEN COMMAND` controls the shim (see
 tools/testing/virgl-shim): COMMAND is `stall all forever|ms=T`,
-`stall name=NAME [ring=R] forever|ms=T` or `release`. The rig hands it to the
+`stall name=NAME [ring=R] forever|ms=T` or `release` (the fence stall), or
+`mapinfo VALUE|off` (the map_info of the blobs Mesa makes from then on). The rig hands it to the
 shim through its control file and answers `rig-host TOKEN ok` once the file is
 in place (the shim reads it before it creates the next fence), `rig-host TOKEN
 bad` for a malformed command, or `rig-host TOKEN none` when no shim runs.
@@ -54,7 +55,7 @@ GPU = {
 # Runs as PID 1 of the new namespaces, on the build machine's side.
 OUTER = r"""
 set -e
-root=$1; run=$2
+root=$1; run=$2; disk=$3
 mount --make-rprivate /
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
@@ -62,6 +63,10 @@ mount --rbind /dev "$root/dev"
 mount -t tmpfs tmpfs "$root/tmp"
 mkdir -p "$root/run/rig"
 mount --bind "$run" "$root/run/rig"
+if [ -n "$disk" ]; then
+    : >"$root/run/rig/disk.img"
+    mount --bind -o ro "$disk" "$root/run/rig/disk.img"
+fi
 exec chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
     HOME=/tmp /bin/sh /run/rig/inside.sh
 """
@@ -93,6 +98,10 @@ def qemu_command(args, run_dir):
         # write-back mappings uncached-minus.
         gpu[-1] = gpu[-1].replace("hostmem=256M", "hostmem=2G")
     cmd += gpu
+    if args.disk:
+        # The guest's Mesa root, read-only (/dev/vda).
+        cmd += ["-drive", "file=/run/rig/disk.img,format=raw,if=none,id=disk,readonly=on",
+                "-device", "virtio-blk-pci,drive=disk"]
     return cmd
 
 
@@ -106,6 +115,11 @@ def shim_command(text):
     words = text.split()
     if words == ["release"]:
         return "release"
+    if len(words) == 2 and words[0] == "mapinfo":
+        if words[1] == "off" or re.fullmatch(r"0x[0-9a-fA-F]{1,2}|[0-9]{1,3}", words[1]) \
+                and int(words[1], 0) <= 255:
+            return " ".join(words)
+        return None
     if len(words) < 3 or words[0] != "stall":
         return None
     *select, until = words[1:]
@@ -155,7 +169,7 @@ def boot(args):
     proc = subprocess.Popen(
         ["unshare", "--mount", "--pid", "--net", "--fork",
          "--kill-child=SIGKILL", "--", "sh", "-c", OUTER, "outer",
-         args.chroot, run_dir],
+         args.chroot, run_dir, args.disk or ""],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + args.timeout
@@ -263,6 +277,7 @@ def main():
                    help="NAME=VALUE for QEMU's environment")
     p.add_argument("--echo", action="store_true")
     p.add_argument("--shim", help="the virgl shim to preload into QEMU (path in the chroot)")
+    p.add_argument("--disk", help="a raw disk image the guest gets read-only (virtio-blk)")
     args = p.parse_args()
     if args.host == "mmio" and args.arch != "arm64":
         p.error("HOST=mmio needs ARCH=arm64 (the virt machine's virtio-mmio transports)")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Builds the guest initramfs for $ARCH: Debian's busybox-static for the guest
-# architecture, the rig's /init and the guest test programs (static musl).
+# architecture, the rig's /init, the guest test programs (static musl) and
+# the Mesa programs (dynamic, glibc: they run in the guest's Mesa root, see
+# build-mesa-root.sh).
 # Needs the kernel build tree of $ARCH-$DRIVER for usr/gen_init_cpio.
 # Prints the path of the cpio archive.
 . "$(dirname "$0")/lib.sh"
@@ -27,6 +29,21 @@ export CARGO_TARGET_DIR=$RIG_CACHE/cargo-target
 	die "building the guest test programs failed"
 TESTS=$CARGO_TARGET_DIR/$RUST_TARGET/release/virtgpu-tests
 
+# The Mesa programs link against glibc (Debian bookworm's, older than the
+# guest root's trixie one) and load Vulkan and EGL at run time; glslang
+# compiles their shader.
+case "$ARCH" in
+arm64)  GNU_TARGET=aarch64-unknown-linux-gnu
+	need_packages gcc-aarch64-linux-gnu libc6-dev-arm64-cross glslang-tools
+	export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc ;;
+x86_64) GNU_TARGET=x86_64-unknown-linux-gnu
+	need_packages gcc libc6-dev glslang-tools ;;
+esac
+(cd "$RIG_ROOT/tools/testing/virtgpu-mesa" &&
+	cargo build --quiet --locked --release --target "$GNU_TARGET") ||
+	die "building the Mesa programs failed"
+MESA_PROGRAMS=$CARGO_TARGET_DIR/$GNU_TARGET/release/virtgpu-mesa
+
 GEN=$RIG_CACHE/build/$ARCH-$DRIVER/usr/gen_init_cpio
 [ -x "$GEN" ] || die "$GEN missing: build the kernel first"
 
@@ -40,8 +57,10 @@ dir /bin 0755 0 0
 dir /proc 0755 0 0
 dir /sys 0755 0 0
 dir /tmp 01777 0 0
+dir /mesa 0755 0 0
 file /bin/busybox $BUSYBOX 0755 0 0
 file /bin/virtgpu-tests $TESTS 0755 0 0
+file /bin/virtgpu-mesa $MESA_PROGRAMS 0755 0 0
 file /init $RIG_ROOT/tools/rig/guest/init 0755 0 0
 LIST
 "$GEN" "$list" >"$out.tmp"

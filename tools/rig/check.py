@@ -122,22 +122,33 @@ def rustfmt_tests(rep):
                        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     rep.add("host/rustfmt/kernel-code", "pass" if p.returncode == 0 and kernel_files else "fail",
             p.stdout.splitlines()[:40] or ["no files"])
-    p = subprocess.run(["cargo", "fmt", "--check"], cwd=os.path.join(ROOT, "tools/testing/virtgpu"),
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    rep.add("host/rustfmt/virtgpu-tests", "pass" if p.returncode == 0 else "fail",
-            p.stdout.splitlines()[:40])
+    for crate in ["virtgpu", "virtgpu-mesa"]:
+        p = subprocess.run(["cargo", "fmt", "--check"],
+                           cwd=os.path.join(ROOT, "tools/testing", crate),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        name = "virtgpu-tests" if crate == "virtgpu" else crate
+        rep.add(f"host/rustfmt/{name}", "pass" if p.returncode == 0 else "fail",
+                p.stdout.splitlines()[:40])
 
 
 def clippy_tests(rep):
-    """The guest test program is clippy-clean for the guest's target."""
-    target = {"arm64": "aarch64", "x86_64": "x86_64"}[ARCH] + "-unknown-linux-musl"
-    env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(CACHE, "cargo-target"))
-    p = subprocess.run(["cargo", "clippy", "--locked", "--release", "--target", target,
-                        "--", "-D", "warnings"],
-                       cwd=os.path.join(ROOT, "tools/testing/virtgpu"), env=env,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    rep.add("host/clippy/virtgpu-tests", "pass" if p.returncode == 0 else "fail",
-            p.stdout.splitlines()[-40:])
+    """The guest programs are clippy-clean for the guest's targets (after build-initramfs.sh
+    installed their linkers)."""
+    cpu = {"arm64": "aarch64", "x86_64": "x86_64"}[ARCH]
+    env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(CACHE, "cargo-target"),
+               CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER="aarch64-linux-gnu-gcc")
+    for crate, name, target in [("virtgpu", "virtgpu-tests", f"{cpu}-unknown-linux-musl"),
+                                ("virtgpu-mesa", "virtgpu-mesa", f"{cpu}-unknown-linux-gnu")]:
+        p = subprocess.run(["cargo", "clippy", "--locked", "--release", "--target", target,
+                            "--", "-D", "warnings"],
+                           cwd=os.path.join(ROOT, "tools/testing", crate), env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        rep.add(f"host/clippy/{name}", "pass" if p.returncode == 0 else "fail",
+                p.stdout.splitlines()[-40:])
+
+
+# The guest's Mesa root (build-mesa-root.sh), given to the virgl host's boots; set by main().
+MESA_DISK = None
 
 
 def boot_once(driver, host, kernel, initrd, chroot, shim, logfile, timeout, mode="test",
@@ -150,7 +161,9 @@ def boot_once(driver, host, kernel, initrd, chroot, shim, logfile, timeout, mode
                          "--kernel", kernel, "--initrd", initrd, "--chroot", chroot,
                          "--log", logfile, "--workdir", workdir,
                          "--timeout", str(timeout)]
-                        + (["--shim", shim] if shim else []) + list(extra)).returncode
+                        + (["--shim", shim] if shim else [])
+                        + (["--disk", MESA_DISK] if MESA_DISK and host == "gl" else [])
+                        + list(extra)).returncode
     with open(logfile, errors="replace") as f:
         return rc, f.read().splitlines()
 
@@ -220,12 +233,43 @@ def run_boot(rep, variant, driver, host, kernel, initrd, chroot, shim, kunit, ti
         rc, lines = boot_once(driver, host, kernel, initrd, chroot, shim, logfile, timeout)
     log(f"{tag}: guest ran {time.monotonic() - t0:.0f}s")
 
+    collect_figures(variant, host, lines)
     results = ktap.parse(lines)
     for r in results:
         rep.add(f"{tag}: {r.name}", r.status, r.diag, r.reason)
 
     rep.add(f"{tag}: boot", "fail" if (problems := judge_boot(rc, lines, results, kunit, timeout))
             else "pass", problems)
+
+
+# Figures the guest printed (`rig: figure DRIVER NAME VALUE UNIT`, the Mesa programs' medians):
+# {(variant, host): {name: (value, unit)}}. Reported side by side, not judged.
+FIGURES = {}
+
+
+def collect_figures(variant, host, lines):
+    for l in lines:
+        words = ktap.strip(l).split()
+        if words[:2] == ["rig:", "figure"] and len(words) == 6:
+            try:
+                FIGURES.setdefault((variant, host), {})[words[3]] = (float(words[4]), words[5])
+            except ValueError:
+                pass
+
+
+def figures_table():
+    """The figures of the plain kernels, C and Rust side by side with the ratio Rust/C."""
+    rows = []
+    hosts = sorted({h for (_, h) in FIGURES})
+    for host in hosts:
+        c, rust = FIGURES.get(("c", host), {}), FIGURES.get(("rust", host), {})
+        for name in sorted(set(c) | set(rust)):
+            cv, rv = c.get(name), rust.get(name)
+            unit = (cv or rv)[1]
+            ratio = f"{rv[0] / cv[0]:.2f}" if cv and rv and cv[0] > 0 else "-"
+            rows.append(f"FIGURE {ARCH}/{host}: {name}: C {cv[0] if cv else '-'} {unit}, "
+                        f"Rust {rv[0] if rv else '-'} {unit}, Rust/C {ratio}")
+    return rows
 
 
 def judge_boot(rc, lines, results, kunit, timeout):
@@ -287,6 +331,13 @@ def main():
     chroot_job = subprocess.Popen([os.path.join(RIG, "host-chroot.sh")],
                                   stdout=subprocess.PIPE, stderr=open(chroot_log, "w"),
                                   text=True)
+    # So is the guest's Mesa root, for the virgl host.
+    mesa_log = os.path.join(OUT, "mesa-root.log")
+    mesa_job = None
+    if "gl" in HOSTS:
+        mesa_job = subprocess.Popen([os.path.join(RIG, "build-mesa-root.sh")],
+                                    stdout=subprocess.PIPE, stderr=open(mesa_log, "w"),
+                                    text=True, env=dict(os.environ, ARCH=ARCH))
 
     step = time.monotonic()
     ok, out = sh([os.path.join(RIG, "setup-toolchain.sh")])
@@ -332,6 +383,14 @@ def main():
     if not chroot:
         rep.add("setup/host-chroot", "fail", open(chroot_log).read().splitlines()[-30:])
 
+    global MESA_DISK
+    if mesa_job:
+        mesa_out, _ = mesa_job.communicate()
+        if mesa_job.returncode == 0:
+            MESA_DISK = mesa_out.strip().splitlines()[-1]
+        else:
+            rep.add("setup/mesa-root", "fail", open(mesa_log).read().splitlines()[-30:])
+
     shim = None
     if chroot and any(h.startswith("gl") for h in HOSTS):
         ok, out = sh([os.path.join(RIG, "build-shim.sh")])
@@ -351,6 +410,9 @@ def main():
             rep.add(f"{ARCH}/{variant}/{host}: boot", "fail", ["not built"])
 
     log(f"total {time.monotonic() - t0:.0f}s")
+    # Not tests: the Mesa programs' timings on both drivers, from the boots above.
+    for row in figures_table():
+        print(row, flush=True)
     print(rep.summary(), flush=True)
     sys.exit(1 if rep.counts["fail"] else 0)
 

@@ -10,9 +10,12 @@ CHROOT=$("$RIG_ROOT/tools/rig/host-chroot.sh")
 KERNEL=$("$RIG_ROOT/tools/rig/build-kernel.sh")
 INITRD=$("$RIG_ROOT/tools/rig/build-initramfs.sh")
 SHIM=$("$RIG_ROOT/tools/rig/build-shim.sh")
+DISK=()
+# The virgl host: the guest's Mesa root, for the demo's vulkaninfo and eglinfo.
+[ "$HOST" = gl ] && DISK=(--disk "$("$RIG_ROOT/tools/rig/build-mesa-root.sh")")
 log "kernel: $(cat "$RIG_CACHE/build/$ARCH-$DRIVER/rig-version"), DRIVER=$DRIVER HOST=$HOST"
 mkdir -p "$RIG_OUT/runs"
 exec python3 "$RIG_ROOT/tools/rig/boot.py" --arch "$ARCH" --host "$HOST" --mode run --driver "$DRIVER" \
 	--kernel "$KERNEL" --initrd "$INITRD" --chroot "$CHROOT" \
 	--log "$RIG_OUT/console-run-$ARCH-$DRIVER-$HOST.log" --workdir "$RIG_OUT/runs" \
-	--timeout "${BOOT_TIMEOUT:-600}" --shim "$SHIM" --echo
+	--timeout "${BOOT_TIMEOUT:-600}" --shim "$SHIM" "${DISK[@]}" --echo

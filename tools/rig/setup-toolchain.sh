@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Installs the build toolchain on the build machine (Debian bookworm):
-# clang/lld/llvm 19, the kernel's build dependencies, rust-src, the musl
-# targets for the guest test programs and bindgen-cli. Idempotent and quick
+# clang/lld/llvm 19, the kernel's build dependencies, rust-src, the musl and
+# glibc targets for the guest test programs and bindgen-cli. Idempotent and quick
 # when everything is present.
 . "$(dirname "$0")/lib.sh"
 
@@ -19,7 +19,8 @@ install_rust() {
 		grep -q "^$c" <<<"$have" || rustup component add "$c"
 	done
 	have=$(rustup target list --installed)
-	for t in aarch64-unknown-linux-musl x86_64-unknown-linux-musl; do
+	for t in aarch64-unknown-linux-musl x86_64-unknown-linux-musl \
+		aarch64-unknown-linux-gnu x86_64-unknown-linux-gnu; do
 		grep -qx "$t" <<<"$have" || rustup target add "$t"
 	done
 	if ! "$RIG_CACHE/tools/bin/bindgen" --version 2>/dev/null | grep -q " $BINDGEN_VERSION\$"; then

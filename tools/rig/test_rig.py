@@ -142,7 +142,8 @@ class HostFailureTest(unittest.TestCase):
 class ShimControlTest(unittest.TestCase):
     def test_the_commands_the_guest_sends_reach_the_shim_unchanged(self):
         for c in ["stall all forever", "stall all ms=500", "release",
-                  "stall name=fence-rings ring=0 forever", "stall name=virtgpu-tests ms=20"]:
+                  "stall name=fence-rings ring=0 forever", "stall name=virtgpu-tests ms=20",
+                  "mapinfo 0x02", "mapinfo 3", "mapinfo 0", "mapinfo off"]:
             self.assertEqual(boot.shim_command(c), c)
 
     def test_malformed_commands_are_refused(self):
@@ -150,7 +151,8 @@ class ShimControlTest(unittest.TestCase):
                   "stall all ms=-1", "stall all never", "stall name= forever",
                   "stall name=a b forever", "stall name=x ring=x forever",
                   "stall all name=x forever", "release now", "stall name=x ring=1 ring=2 forever",
-                  "stall name=" + "x" * 32 + " forever"]:
+                  "stall name=" + "x" * 32 + " forever", "mapinfo", "mapinfo 256",
+                  "mapinfo 0x100", "mapinfo on", "mapinfo 1 2", "mapinfo -1"]:
             self.assertIsNone(boot.shim_command(c), c)
 
     def test_the_control_file_is_replaced_whole(self):

@@ -13,8 +13,9 @@
  *   bit  8       1: virgl_renderer_resource_map() fails (-EINVAL)
  *   bits 7..0    the map_info to report (0..255, e.g. 0x13)
  *
- * Other blobs get the real library's answers. Everything else is passed
- * through unchanged.
+ * Other blobs get the real library's answers, unless a forced map_info is
+ * set through the control file (below). Everything else is passed through
+ * unchanged.
  *
  * QEMU's GL display module loads the library RTLD_LOCAL, so the real
  * functions are found through a handle to the library (RTLD_NOLOAD), not
@@ -36,7 +37,7 @@
  * (a line on the serial console) and at the end of a boot. The line ends with
  * the fence stall's state (below):
  *
- *   stall off|on fences-stalled N fences-held H
+ *   stall off|on fences-stalled N fences-held H mapinfo off|0xNN
  *
  * N: the fences created under a stall so far; H: the timelines whose
  * retirement the shim withholds now.
@@ -57,6 +58,14 @@
  *                                        the fences of the contexts named NAME
  *                                        (as the report shows names), on ring R
  *   SEQ release                          end the stall
+ *   SEQ mapinfo VALUE                    every blob created from now on with
+ *                                        a non-zero blob_id (Mesa's: venus's
+ *                                        VkDeviceMemory, virgl's storage
+ *                                        buffers; not venus's own rings, made
+ *                                        with blob_id 0) reports map_info
+ *                                        VALUE (0..255, decimal or 0x hex)
+ *   SEQ mapinfo off                      blobs made from now on get the real
+ *                                        library's answer again
  *
  * A stall applies to the fences created after it was read; what retires of
  * them is withheld (what retires before them is passed on), and delivered
@@ -173,6 +182,14 @@ static struct {
 	struct timespec mtime;
 } stall;
 
+/* The control file's forced map_info for the blobs created while it is set. */
+static struct {
+	int active;
+	uint32_t value;
+} force_map;
+
+static void stall_check_locked(void);
+
 static unsigned int stall_held_count_locked(void)
 {
 	return stall.nheld + (stall.held0 ? 1 : 0);
@@ -214,8 +231,12 @@ static void report_locked(void)
 			capsets[i].version, capsets[i].size,
 			(unsigned long long)capsets[i].fnv, capsets[i].fills);
 	fprintf(f, "%s", ncapsets ? "" : "-");
-	fprintf(f, " stall %s fences-stalled %lu fences-held %u\n", stall.active ? "on" : "off",
+	fprintf(f, " stall %s fences-stalled %lu fences-held %u", stall.active ? "on" : "off",
 		stall.fences, stall_held_count_locked());
+	if (force_map.active)
+		fprintf(f, " mapinfo 0x%02x\n", force_map.value);
+	else
+		fprintf(f, " mapinfo off\n");
 	if (fclose(f) == 0)
 		rename(tmp, path);
 	else
@@ -288,12 +309,14 @@ int virgl_renderer_resource_create_blob(
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&lock);
+	stall_check_locked();
 	live_add_locked(args->res_handle);
-	if ((args->blob_id >> 16) == SHIM_MAGIC) {
+	if ((args->blob_id >> 16) == SHIM_MAGIC || (force_map.active && args->blob_id)) {
 		for (i = 0; i < MAX_TRACKED; i++) {
 			if (!tracked[i].res_handle) {
 				tracked[i].res_handle = args->res_handle;
-				tracked[i].behaviour = args->blob_id & 0xffff;
+				tracked[i].behaviour = (args->blob_id >> 16) == SHIM_MAGIC ?
+					args->blob_id & 0xffff : force_map.value;
 				break;
 			}
 		}
@@ -548,6 +571,25 @@ static void stall_apply_locked(char *line)
 	if (!strcmp(w, "release")) {
 		if (stall.active)
 			stall_end_locked();
+		report_locked();
+		return;
+	}
+	if (!strcmp(w, "mapinfo")) {
+		char *end;
+		unsigned long v;
+
+		w = strtok_r(NULL, " \t\n", &save);
+		if (!w)
+			return;
+		if (!strcmp(w, "off")) {
+			force_map.active = 0;
+		} else {
+			v = strtoul(w, &end, 0);
+			if (*end || v > 0xff)
+				return;
+			force_map.active = 1;
+			force_map.value = v;
+		}
 		report_locked();
 		return;
 	}
