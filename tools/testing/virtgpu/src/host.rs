@@ -226,6 +226,20 @@ pub fn query() -> Result<Option<Report>, String> {
 /// with that debug name, on ring R) or `release`. The stall applies to the fences the host
 /// creates after this returns. `Ok(false)`: this host has no shim.
 pub fn stall(command: &str) -> Result<bool, String> {
+    control(command)
+}
+
+/// Makes the host answer map_info `value` for every blob created from now on with a non-zero
+/// blob id (Mesa's blobs; `None`: the real library's answers again). `Ok(false)`: this host has
+/// no shim.
+pub fn force_map_info(value: Option<u32>) -> Result<bool, String> {
+    match value {
+        Some(v) => control(&format!("mapinfo {v:#x}")),
+        None => control("mapinfo off"),
+    }
+}
+
+fn control(command: &str) -> Result<bool, String> {
     match ask("!", command)?.as_str() {
         "ok" => Ok(true),
         "none" => Ok(false),

@@ -164,6 +164,57 @@ pub struct VirtgpuResourceCreateBlob {
     pub blob_id: u64,
 }
 
+/// `struct drm_virtgpu_resource_create`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct VirtgpuResourceCreate {
+    pub target: u32,
+    pub format: u32,
+    pub bind: u32,
+    pub width: u32,
+    pub height: u32,
+    pub depth: u32,
+    pub array_size: u32,
+    pub last_level: u32,
+    pub nr_samples: u32,
+    pub flags: u32,
+    pub bo_handle: u32,
+    pub res_handle: u32,
+    pub size: u32,
+    pub stride: u32,
+}
+
+/// `struct drm_virtgpu_3d_box`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Virtgpu3dBox {
+    pub x: u32,
+    pub y: u32,
+    pub z: u32,
+    pub w: u32,
+    pub h: u32,
+    pub d: u32,
+}
+
+/// `struct drm_virtgpu_3d_transfer_to_host` and `_from_host` (the same layout).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Virtgpu3dTransfer {
+    pub bo_handle: u32,
+    pub bx: Virtgpu3dBox,
+    pub level: u32,
+    pub offset: u32,
+    pub stride: u32,
+    pub layer_stride: u32,
+}
+
+pub const DRM_IOCTL_VIRTGPU_RESOURCE_CREATE: u64 =
+    iowr::<VirtgpuResourceCreate>(DRM_COMMAND_BASE + 0x04);
+pub const DRM_IOCTL_VIRTGPU_TRANSFER_FROM_HOST: u64 =
+    iowr::<Virtgpu3dTransfer>(DRM_COMMAND_BASE + 0x06);
+pub const DRM_IOCTL_VIRTGPU_TRANSFER_TO_HOST: u64 =
+    iowr::<Virtgpu3dTransfer>(DRM_COMMAND_BASE + 0x07);
+
 pub const DRM_IOCTL_VIRTGPU_MAP: u64 = iowr::<VirtgpuMap>(DRM_COMMAND_BASE + 0x01);
 pub const DRM_IOCTL_VIRTGPU_RESOURCE_INFO: u64 =
     iowr::<VirtgpuResourceInfo>(DRM_COMMAND_BASE + 0x05);

@@ -165,17 +165,17 @@ fn submit_out(dev: &Device, mut e: VirtgpuExecbuffer) -> Result<Fd, String> {
 }
 
 /// A fence stall in the host (see [`crate::host::stall`]), released when dropped.
-struct Stall;
+pub(super) struct Stall;
 
 impl Stall {
-    fn start(command: &str) -> Result<Self, String> {
+    pub(super) fn start(command: &str) -> Result<Self, String> {
         match crate::host::stall(command)? {
             true => Ok(Stall),
             false => Err("the virgl host answered without the shim".into()),
         }
     }
 
-    fn release(self) -> Result<(), String> {
+    pub(super) fn release(self) -> Result<(), String> {
         std::mem::forget(self);
         crate::host::stall("release").map(drop)
     }

@@ -9,7 +9,9 @@ mod blob_input;
 mod context;
 mod execbuffer;
 mod fence;
+mod mesa;
 pub mod params;
+mod resource;
 pub mod unbind;
 
 /// Which host the guest runs on (the rig passes `rig.host=` on the kernel
@@ -61,6 +63,8 @@ pub fn all() -> Vec<Test> {
     all.extend(from_table(blob_input::TESTS));
     all.extend(from_table(execbuffer::TESTS));
     all.extend(from_table(fence::TESTS));
+    all.extend(from_table(resource::TESTS));
+    all.extend(from_table(mesa::TESTS));
     // Last: they unbind and rebind the device.
     all.extend(from_table(unbind::TESTS));
     all.extend(from_table(fence::LAST));

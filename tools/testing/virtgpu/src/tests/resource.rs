@@ -1,0 +1,419 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Classic resources (RESOURCE_CREATE) and the transfers (TRANSFER_TO_HOST,
+//! TRANSFER_FROM_HOST): what virgl makes every texture and buffer with. On the virgl host a
+//! texture's pixels go to the host and come back; on the 2D device only uploads exist.
+
+use std::time::Duration;
+
+use super::fence::Stall;
+use crate::ktap::Outcome;
+use crate::{
+    check,
+    drm::{errno_name, Device},
+    mapping::Mapping,
+    pass_or_return,
+    tests::{blob::PAGE, expect_errno, Ctx, Host, Table},
+    uapi::*,
+};
+
+pub const TESTS: Table = &[
+    ("classic_resource_pixels_round_trip", round_trip),
+    ("classic_resource_size_zero_is_one_page", size_zero),
+    ("classic_resource_2d_device_argument_checks", checks_2d),
+    ("classic_resource_transfer_bad_input", transfer_bad_input),
+    (
+        "classic_resource_transfer_fence_is_on_the_resource",
+        transfer_fenced,
+    ),
+    ("classic_resource_prime_shares_its_pages", prime),
+    ("classic_resource_64_mib", large),
+];
+
+/// `PIPE_TEXTURE_2D`, `PIPE_BUFFER`.
+const TARGET_2D: u32 = 2;
+const TARGET_BUFFER: u32 = 0;
+/// `VIRGL_FORMAT_B8G8R8A8_UNORM` (also `VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM`), `VIRGL_FORMAT_R8_UNORM`.
+const FORMAT_BGRA8: u32 = 1;
+const FORMAT_R8: u32 = 64;
+/// `VIRGL_BIND_RENDER_TARGET | VIRGL_BIND_SAMPLER_VIEW`, `VIRGL_BIND_VERTEX_BUFFER`.
+const BIND_TEXTURE: u32 = (1 << 1) | (1 << 3);
+const BIND_VERTEX: u32 = 1 << 4;
+/// The virgl2 capset, as Mesa's virgl asks for it.
+const CAPSET_VIRGL2: u32 = 2;
+
+const W: u32 = 64;
+const H: u32 = 64;
+
+/// A new file of the render node, with a virgl2 context on the virgl host (as Mesa's virgl
+/// makes it).
+fn file(ctx: &Ctx) -> Result<Device, String> {
+    let dev = Device::open(&ctx.dev.path).map_err(|e| format!("open: {e}"))?;
+    if ctx.host == Host::Gl {
+        dev.context_init(&[VirtgpuContextSetParam {
+            param: VIRTGPU_CONTEXT_PARAM_CAPSET_ID,
+            value: CAPSET_VIRGL2.into(),
+        }])
+        .map_err(|e| format!("CONTEXT_INIT: {}", errno_name(e)))?;
+    }
+    Ok(dev)
+}
+
+fn create(dev: &Device, rc: &mut VirtgpuResourceCreate) -> Result<(), i32> {
+    dev.ioctl(DRM_IOCTL_VIRTGPU_RESOURCE_CREATE, rc)
+}
+
+/// A W x H BGRA8 2D texture (the virgl host) or image (the 2D device).
+fn texture(dev: &Device) -> Result<VirtgpuResourceCreate, String> {
+    let mut rc = VirtgpuResourceCreate {
+        target: TARGET_2D,
+        format: FORMAT_BGRA8,
+        bind: BIND_TEXTURE,
+        width: W,
+        height: H,
+        depth: 1,
+        array_size: 1,
+        size: W * H * 4,
+        ..Default::default()
+    };
+    create(dev, &mut rc).map_err(|e| format!("RESOURCE_CREATE: {}", errno_name(e)))?;
+    Ok(rc)
+}
+
+fn transfer(dev: &Device, to_host: bool, t: &mut Virtgpu3dTransfer) -> Result<(), i32> {
+    let req = if to_host {
+        DRM_IOCTL_VIRTGPU_TRANSFER_TO_HOST
+    } else {
+        DRM_IOCTL_VIRTGPU_TRANSFER_FROM_HOST
+    };
+    dev.ioctl(req, t)
+}
+
+/// The whole W x H image of `handle`.
+fn whole(handle: u32) -> Virtgpu3dTransfer {
+    Virtgpu3dTransfer {
+        bo_handle: handle,
+        bx: Virtgpu3dBox {
+            w: W,
+            h: H,
+            d: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn map(dev: &Device, handle: u32, len: usize) -> Result<Mapping, String> {
+    let off = dev
+        .map_offset(handle)
+        .map_err(|e| format!("MAP: {}", errno_name(e)))?;
+    Mapping::new(dev.fd(), off, len).map_err(|e| format!("mmap: {}", errno_name(e)))
+}
+
+fn pattern(i: usize) -> u8 {
+    (i.wrapping_mul(31) ^ (i >> 7)) as u8
+}
+
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Outcome::Fail(e),
+        }
+    };
+}
+
+/// The guest writes pixels into the texture's memory and uploads them; on the virgl host they
+/// are cleared in the guest and read back from the host, byte for byte. The 2D device takes
+/// the upload and has no readback (`ENOSYS`, as the C driver).
+fn round_trip(ctx: &Ctx) -> Outcome {
+    let dev = tri!(file(ctx));
+    let rc = tri!(texture(&dev));
+    let len = (W * H * 4) as usize;
+    let info = tri!(dev
+        .resource_info(rc.bo_handle)
+        .map_err(|e| format!("RESOURCE_INFO: {}", errno_name(e))));
+    check!(
+        info.res_handle == rc.res_handle && info.size as usize == len && info.blob_mem == 0,
+        "RESOURCE_INFO: {info:?}, want resource {} of {len} bytes, not a blob",
+        rc.res_handle
+    );
+    let m = tri!(map(&dev, rc.bo_handle, len));
+    check!(
+        (0..len).step_by(997).all(|i| m.read(i) == 0),
+        "a new resource's memory is not zeroed"
+    );
+    for i in 0..len {
+        m.write(i, pattern(i));
+    }
+    if let Err(e) = transfer(&dev, true, &mut whole(rc.bo_handle)) {
+        return Outcome::Fail(format!("TRANSFER_TO_HOST: {}", errno_name(e)));
+    }
+    if ctx.host != Host::Gl {
+        return expect_errno(
+            "TRANSFER_FROM_HOST on the 2D device",
+            transfer(&dev, false, &mut whole(rc.bo_handle)),
+            libc::ENOSYS,
+        );
+    }
+    if let Err(e) = dev.wait(rc.bo_handle) {
+        return Outcome::Fail(format!("WAIT after the upload: {}", errno_name(e)));
+    }
+    for i in 0..len {
+        m.write(i, 0);
+    }
+    if let Err(e) = transfer(&dev, false, &mut whole(rc.bo_handle)) {
+        return Outcome::Fail(format!("TRANSFER_FROM_HOST: {}", errno_name(e)));
+    }
+    if let Err(e) = dev.wait(rc.bo_handle) {
+        return Outcome::Fail(format!("WAIT after the readback: {}", errno_name(e)));
+    }
+    match (0..len).find(|&i| m.read(i) != pattern(i)) {
+        None => Outcome::Pass,
+        Some(i) => Outcome::Fail(format!(
+            "byte {i} read back from the host is {:#x}, not {:#x}",
+            m.read(i),
+            pattern(i)
+        )),
+    }
+}
+
+/// As the C driver: a resource created with size 0 gets one page.
+fn size_zero(ctx: &Ctx) -> Outcome {
+    let dev = tri!(file(ctx));
+    let mut rc = VirtgpuResourceCreate {
+        target: TARGET_2D,
+        format: FORMAT_BGRA8,
+        bind: BIND_TEXTURE,
+        width: 16,
+        height: 16,
+        depth: 1,
+        array_size: 1,
+        size: 0,
+        ..Default::default()
+    };
+    if let Err(e) = create(&dev, &mut rc) {
+        return Outcome::Fail(format!("RESOURCE_CREATE: {}", errno_name(e)));
+    }
+    match dev.resource_info(rc.bo_handle) {
+        Ok(i) if i.size as usize == PAGE => Outcome::Pass,
+        Ok(i) => Outcome::Fail(format!("size {}, want one page", i.size)),
+        Err(e) => Outcome::Fail(format!("RESOURCE_INFO: {}", errno_name(e))),
+    }
+}
+
+/// The 2D device takes single-level, single-sample, single-layer 2D images only: `EINVAL`
+/// for the rest, as the C driver (the virgl host checks such arguments itself).
+fn checks_2d(ctx: &Ctx) -> Outcome {
+    if ctx.host == Host::Gl {
+        return Outcome::Skip("the virgl host checks these arguments itself".into());
+    }
+    let dev = tri!(file(ctx));
+    let good = VirtgpuResourceCreate {
+        target: TARGET_2D,
+        format: FORMAT_BGRA8,
+        width: 16,
+        height: 16,
+        depth: 1,
+        array_size: 1,
+        ..Default::default()
+    };
+    type Spoil = fn(&mut VirtgpuResourceCreate);
+    let bad: [(&str, Spoil); 5] = [
+        ("depth 2", |r| r.depth = 2),
+        ("nr_samples 2", |r| r.nr_samples = 2),
+        ("last_level 2", |r| r.last_level = 2),
+        ("target 3", |r| r.target = 3),
+        ("array_size 2", |r| r.array_size = 2),
+    ];
+    for (what, f) in bad {
+        let mut rc = good;
+        f(&mut rc);
+        pass_or_return!(expect_errno(what, create(&dev, &mut rc), libc::EINVAL));
+    }
+    let mut rc = good;
+    match create(&dev, &mut rc) {
+        Ok(()) => Outcome::Pass,
+        Err(e) => Outcome::Fail(format!("a valid 2D resource: {}", errno_name(e))),
+    }
+}
+
+/// Unknown handles are `ENOENT`; strides on a classic resource and transfers of a guest-only
+/// blob are `EINVAL`, as in the C driver.
+fn transfer_bad_input(ctx: &Ctx) -> Outcome {
+    let dev = tri!(file(ctx));
+    pass_or_return!(expect_errno(
+        "TRANSFER_TO_HOST of handle 0xdead",
+        transfer(&dev, true, &mut whole(0xdead)),
+        libc::ENOENT
+    ));
+    if ctx.host != Host::Gl {
+        return Outcome::Pass;
+    }
+    pass_or_return!(expect_errno(
+        "TRANSFER_FROM_HOST of handle 0xdead",
+        transfer(&dev, false, &mut whole(0xdead)),
+        libc::ENOENT
+    ));
+    let rc = tri!(texture(&dev));
+    for to_host in [true, false] {
+        let mut t = whole(rc.bo_handle);
+        t.stride = W * 4;
+        pass_or_return!(expect_errno(
+            "a transfer of a classic resource with a stride",
+            transfer(&dev, to_host, &mut t),
+            libc::EINVAL
+        ));
+    }
+    let guest = tri!(dev
+        .create_blob(
+            VIRTGPU_BLOB_MEM_GUEST,
+            VIRTGPU_BLOB_FLAG_USE_MAPPABLE,
+            PAGE as u64,
+            0,
+            &[]
+        )
+        .map_err(|e| format!("a guest blob: {}", errno_name(e))));
+    for to_host in [true, false] {
+        pass_or_return!(expect_errno(
+            "a transfer of a guest-only blob",
+            transfer(&dev, to_host, &mut whole(guest.0)),
+            libc::EINVAL
+        ));
+    }
+    Outcome::Pass
+}
+
+/// A transfer carries a fence on the resource: while the host withholds it, WAIT with NOWAIT
+/// is `EBUSY` and a blocking WAIT waits; once the host answers, both return 0.
+fn transfer_fenced(ctx: &Ctx) -> Outcome {
+    if ctx.host != Host::Gl {
+        return Outcome::Skip("the 2D device's transfers are not fenced (as in C)".into());
+    }
+    let dev = tri!(file(ctx));
+    let rc = tri!(texture(&dev));
+    let wait = |flags| {
+        let mut w = Virtgpu3dWait {
+            handle: rc.bo_handle,
+            flags,
+        };
+        dev.ioctl(DRM_IOCTL_VIRTGPU_WAIT, &mut w)
+    };
+    if let Err(e) = wait(0) {
+        return Outcome::Fail(format!("WAIT for the creation: {}", errno_name(e)));
+    }
+    let stall = tri!(Stall::start("stall all forever"));
+    if let Err(e) = transfer(&dev, true, &mut whole(rc.bo_handle)) {
+        return Outcome::Fail(format!("TRANSFER_TO_HOST: {}", errno_name(e)));
+    }
+    pass_or_return!(expect_errno(
+        "WAIT NOWAIT while the host withholds the transfer's fence",
+        wait(VIRTGPU_WAIT_NOWAIT),
+        libc::EBUSY
+    ));
+    let (early, released, waited) = std::thread::scope(|s| {
+        let blocked = s.spawn(|| wait(0));
+        std::thread::sleep(Duration::from_millis(300));
+        let early = blocked.is_finished();
+        let released = stall.release();
+        (early, released, blocked.join())
+    });
+    check!(!early, "WAIT returned while the host withheld the transfer");
+    tri!(released);
+    match waited {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Outcome::Fail(format!("WAIT after the answer: {}", errno_name(e))),
+        Err(_) => return Outcome::Fail("the waiting thread panicked".into()),
+    }
+    match wait(VIRTGPU_WAIT_NOWAIT) {
+        Ok(()) => Outcome::Pass,
+        Err(e) => Outcome::Fail(format!("WAIT NOWAIT once answered: {}", errno_name(e))),
+    }
+}
+
+/// PRIME: the resource exported from one file and imported in another is the same resource,
+/// and the dma-buf maps the same pages.
+fn prime(ctx: &Ctx) -> Outcome {
+    let a = tri!(file(ctx));
+    let b = tri!(file(ctx));
+    let rc = tri!(texture(&a));
+    let len = (W * H * 4) as usize;
+    let m = tri!(map(&a, rc.bo_handle, len));
+    for i in (0..len).step_by(61) {
+        m.write(i, pattern(i));
+    }
+    let fd = tri!(a
+        .prime_export(rc.bo_handle)
+        .map_err(|e| format!("PRIME export: {}", errno_name(e))));
+    let imported = b.prime_import(fd);
+    let dm = Mapping::new(fd, 0, len);
+    // SAFETY: Our descriptor.
+    unsafe { libc::close(fd) };
+    let h = tri!(imported.map_err(|e| format!("PRIME import: {}", errno_name(e))));
+    let info = tri!(b
+        .resource_info(h)
+        .map_err(|e| format!("RESOURCE_INFO: {}", errno_name(e))));
+    check!(
+        info.res_handle == rc.res_handle,
+        "imported resource {}, exported {}",
+        info.res_handle,
+        rc.res_handle
+    );
+    let dm = tri!(dm.map_err(|e| format!("mmap of the dma-buf: {}", errno_name(e))));
+    match (0..len).step_by(61).find(|&i| dm.read(i) != pattern(i)) {
+        None => Outcome::Pass,
+        Some(i) => Outcome::Fail(format!("the dma-buf's byte {i} differs")),
+    }
+}
+
+/// A 64 MiB resource: its guest memory is given to the host (a long scatter list) and an
+/// upload of all of it is answered.
+fn large(ctx: &Ctx) -> Outcome {
+    const SIZE: u32 = 64 << 20;
+    let dev = tri!(file(ctx));
+    let mut rc = if ctx.host == Host::Gl {
+        VirtgpuResourceCreate {
+            target: TARGET_BUFFER,
+            format: FORMAT_R8,
+            bind: BIND_VERTEX,
+            width: SIZE,
+            height: 1,
+            depth: 1,
+            array_size: 1,
+            size: SIZE,
+            ..Default::default()
+        }
+    } else {
+        VirtgpuResourceCreate {
+            target: TARGET_2D,
+            format: FORMAT_BGRA8,
+            width: 4096,
+            height: 4096,
+            depth: 1,
+            array_size: 1,
+            size: SIZE,
+            ..Default::default()
+        }
+    };
+    if let Err(e) = create(&dev, &mut rc) {
+        return Outcome::Fail(format!("RESOURCE_CREATE of 64 MiB: {}", errno_name(e)));
+    }
+    let mut t = Virtgpu3dTransfer {
+        bo_handle: rc.bo_handle,
+        bx: Virtgpu3dBox {
+            w: rc.width,
+            h: rc.height,
+            d: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    if let Err(e) = transfer(&dev, true, &mut t) {
+        return Outcome::Fail(format!("TRANSFER_TO_HOST of 64 MiB: {}", errno_name(e)));
+    }
+    if ctx.host == Host::Gl {
+        if let Err(e) = dev.wait(rc.bo_handle) {
+            return Outcome::Fail(format!("WAIT: {}", errno_name(e)));
+        }
+    }
+    Outcome::Pass
+}
