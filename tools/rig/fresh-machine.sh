@@ -24,7 +24,7 @@ done
 # the rig's steps ask for (need_packages, setup-toolchain.sh's APT_PKGS) that
 # such a machine does not come with. Kept: what it comes with (the C compiler,
 # make, Python, apt's own helpers).
-KEEP="make gcc libc6-dev python3 xz-utils patch bc libssl-dev debian-archive-keyring"
+KEEP="make gcc libc6-dev python3 xz-utils patch bc libssl-dev debian-archive-keyring e2fsprogs"
 rig_packages() {
 	{
 		sed -n '/^APT_PKGS="/,/"$/p' "$ROOT/tools/rig/setup-toolchain.sh" |
@@ -48,7 +48,7 @@ purge() {
 		DEBIAN_FRONTEND=noninteractive apt-get autoremove --purge -y -qq >/dev/null
 	fi
 	local t
-	for t in aarch64-unknown-linux-musl x86_64-unknown-linux-musl; do
+	for t in aarch64-unknown-linux-musl x86_64-unknown-linux-musl aarch64-unknown-linux-gnu; do
 		rustup target list --installed | grep -qx "$t" && rustup target remove "$t" 2>/dev/null
 	done
 	rustup component list --installed | grep -q '^rust-src' &&
