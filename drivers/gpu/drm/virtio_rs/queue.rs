@@ -22,7 +22,7 @@
 //! and sent with [`CommandQueue::send_release`], which neither waits nor fails.
 
 use kernel::{
-    dma_fence::DriverFence,
+    dma_fence::{DriverFence, Fence},
     drm::event::PendingEvent,
     io::memtype::MemtypeReservation,
     new_spinlock,
@@ -39,7 +39,7 @@ use crate::{
     driver::VirtioGpuDrmDriver,
     fence::{FenceDriver, VirtioGpuFence},
     gem::Object,
-    gpu::{ContextId, ResourceId},
+    gpu::{ContextId, Gpu, ResourceId},
     host_visible::HostRange,
     protocol::{self, Response},
     trace,
@@ -201,6 +201,30 @@ impl Command {
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// A fenced command `cmd` without payload on the device's fence context (not on a ring of a
+    /// context), holding `held` until the host has answered; and its fence, for reservations.
+    pub(crate) fn on_device_timeline(
+        gpu: &Gpu,
+        mut cmd: KVec<u8>,
+        held: Held,
+    ) -> Result<(Arc<Self>, ARef<Fence>)> {
+        protocol::set_fenced(&mut cmd, None)?;
+        let fence = FenceDriver::new_fence(gpu.fences.context)?;
+        let out: ARef<Fence> = fence.fence().into();
+        let cmd = Self::new(
+            cmd,
+            None,
+            protocol::HDR_SIZE,
+            Some(Fenced {
+                fence,
+                event: None,
+                driver: gpu.fences.clone(),
+            }),
+            held,
+        )?;
+        Ok((cmd, out))
     }
 
     /// A command without payload, answered `OK_NODATA`, that is given what it holds later

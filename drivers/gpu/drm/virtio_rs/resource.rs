@@ -21,18 +21,16 @@ use kernel::{
     },
     page::PAGE_SIZE,
     prelude::*,
-    sync::aref::ARef,
     uapi,
 };
 
 use crate::{
     backing,
     driver::VirtioGpuDevice,
-    fence::FenceDriver,
     file::File,
     gem::{BlobRelease, Object, ObjectArgs},
     protocol::{self, ResourceParams},
-    queue::{Command, Fenced, Held},
+    queue::{Command, Held},
 };
 
 /// The `target` of a 2D resource (`PIPE_TEXTURE_2D`), the only one a 2D device takes.
@@ -91,25 +89,12 @@ impl File {
         let (entries, nr_entries) = backing::mem_entries(&pages)?;
         let id = gpu.alloc_resource_id()?;
         let release = BlobRelease::new(id.get(), false)?;
-        let mut create = if virgl_3d {
+        let create = if virgl_3d {
             protocol::resource_create_3d(id.get(), &p)?
         } else {
             protocol::resource_create_2d(id.get(), &p)?
         };
-        protocol::set_fenced(&mut create, None)?;
-        let fence = FenceDriver::new_fence(gpu.fences.context)?;
-        let out: ARef<kernel::dma_fence::Fence> = fence.fence().into();
-        let create = Command::new(
-            create,
-            None,
-            protocol::HDR_SIZE,
-            Some(Fenced {
-                fence,
-                event: None,
-                driver: gpu.fences.clone(),
-            }),
-            Held::Nothing,
-        )?;
+        let (create, out) = Command::on_device_timeline(gpu, create, Held::Nothing)?;
         let attach = Command::new(
             protocol::resource_attach_backing(id.get(), nr_entries)?,
             Some(entries),

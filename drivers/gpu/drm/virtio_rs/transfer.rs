@@ -11,7 +11,6 @@
 //! are the host's to check, as in the C driver.
 
 use kernel::{
-    dma_fence::Fence,
     drm::{
         self,
         gem::{
@@ -27,11 +26,10 @@ use kernel::{
 
 use crate::{
     driver::VirtioGpuDevice,
-    fence::FenceDriver,
     file::File,
     gem::Object,
     protocol::{self, Direction, Transfer3d},
-    queue::{Command, Fenced, Held},
+    queue::{Command, Held},
 };
 
 impl File {
@@ -68,21 +66,12 @@ impl File {
         let mut held = KVVec::with_capacity(1, GFP_KERNEL)?;
         held.push(obj.clone(), GFP_KERNEL)?;
         let locked = LockedReservations::lock(objs)?;
-        let mut cmd = protocol::transfer_3d(dir, ctx_id, obj.resource_id, t)?;
-        protocol::set_fenced(&mut cmd, None)?;
-        let fence = FenceDriver::new_fence(gpu.fences.context)?;
-        let out: ARef<Fence> = fence.fence().into();
-        gpu.ctrl.send(Command::new(
-            cmd,
-            None,
-            protocol::HDR_SIZE,
-            Some(Fenced {
-                fence,
-                event: None,
-                driver: gpu.fences.clone(),
-            }),
+        let (cmd, out) = Command::on_device_timeline(
+            gpu,
+            protocol::transfer_3d(dir, ctx_id, obj.resource_id, t)?,
             Held::Objects { _objects: held },
-        )?)?;
+        )?;
+        gpu.ctrl.send(cmd)?;
         locked.add_fence_and_unlock(&out, Usage::Write);
         Ok(0)
     }

@@ -61,6 +61,13 @@ pub(crate) fn coherency_at(addr: usize) -> Result<Option<VirtgpuResourceCoherenc
         if target.to_str() != Some(path.as_str()) {
             continue;
         }
+        // A driver without the query (the C driver) does not know the ioctl: `EINVAL`, where
+        // the Rust driver answers `ENOENT` for handle 0. (The C driver's mappings of blobs do
+        // not keep the offset MAP gave either.)
+        let mut probe = VirtgpuResourceCoherency::default();
+        if ioctl(fd, DRM_IOCTL_VIRTGPU_RESOURCE_COHERENCY, &mut probe) == Err(libc::EINVAL) {
+            return Ok(None);
+        }
         // Mesa's handles are small: the first ones of the file.
         for handle in 1..=4096 {
             let mut m = VirtgpuMap {
