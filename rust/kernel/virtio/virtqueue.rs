@@ -487,6 +487,23 @@ impl<R: Request> Virtqueue<R> {
         Err(AddError::Never(Error::from_errno(ret)))
     }
 
+    /// Whether `req` could be added to the empty queue: [`EINVAL`] if its descriptor chain is
+    /// longer than the queue (see [`Virtqueue::submit`]), [`ENODEV`] once the queue is stopped
+    /// or torn down. For a caller that must not send a command it could not follow up.
+    pub fn check_fits(&self, req: &R) -> Result {
+        let prepared = Prepared::new(req)?;
+        let guard = self.state.lock();
+        if guard.dead || guard.vq.is_null() {
+            return Err(ENODEV);
+        }
+        // SAFETY: By the type invariant `guard.vq` is a live virtqueue.
+        let size = unsafe { bindings::virtqueue_get_vring_size(guard.vq) } as usize;
+        if prepared.entries > size {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
     /// Puts `req` on the queue and notifies the device, waiting for room while the queue is
     /// full (or has a backlog). May sleep; the wait ends with [`ERESTARTSYS`] when a signal is
     /// pending, and `req` is then dropped, never having reached the device.

@@ -25,7 +25,7 @@ use kernel::{
 use crate::{
     backing,
     driver::{VirtioGpuDevice, VirtioGpuDrmDriver},
-    gem::{BlobRelease, Object, ObjectArgs},
+    gem::{Object, ObjectArgs, ReleaseCommands},
     gpu::{ContextId, Gpu, MAX_CAPSET_ID},
     protocol,
     queue::{Command, Held},
@@ -347,7 +347,7 @@ impl File {
         };
         let id = gpu.alloc_resource_id()?;
         let mappable = args.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_MAPPABLE != 0;
-        let release = BlobRelease::new(id.get(), mappable && !guest)?;
+        let release = ReleaseCommands::new(id.get(), mappable && !guest)?;
         let (cmd, entries) = match &pages {
             None => (
                 protocol::resource_create_blob(
@@ -428,7 +428,10 @@ impl File {
         let obj = Object::lookup_handle(file, args.bo_handle)?;
         args.res_handle = obj.resource_id;
         args.size = u32::try_from(obj.size()).unwrap_or(u32::MAX);
-        args.blob_mem = obj.blob_mem;
+        // As the C driver: only blobs say where their memory is.
+        if obj.host3d_blob() || obj.guest_blob() {
+            args.blob_mem = obj.blob_mem;
+        }
         Ok(0)
     }
 

@@ -3,9 +3,8 @@
 //! GEM objects: host resources, blobs and classic ones.
 //!
 //! An object owns its host resource. Classic resources (RESOURCE_CREATE) and guest blobs have
-//! guest pages (see `backing`), which are mapped cached. The first mmap of a mappable host blob
-//! asks
-//! the host to place it in the host-visible region (MAP_BLOB) and keeps the
+//! guest pages (see [`crate::backing`]), which are mapped cached. The first mmap of a mappable
+//! host blob asks the host to place it in the host-visible region (MAP_BLOB) and keeps the
 //! map_info the host answers; every mapping then gets the memory type the
 //! coherency policy derives from it, or is refused. Handles, dma-bufs and
 //! mappings each hold a reference to the object; when the last one is gone,
@@ -56,16 +55,16 @@ enum MapState {
     Failed,
 }
 
-/// The commands that release a blob on the host, made with the blob so that releasing it cannot
-/// fail.
-pub(crate) struct BlobRelease {
+/// The commands that release a resource on the host, made with the object so that releasing it
+/// cannot fail.
+pub(crate) struct ReleaseCommands {
     /// RESOURCE_UNMAP_BLOB, for blobs that may be placed in the host-visible region.
     pub(crate) unmap: Option<Arc<Command>>,
     /// RESOURCE_UNREF.
     pub(crate) unref: Arc<Command>,
 }
 
-impl BlobRelease {
+impl ReleaseCommands {
     /// Prepares the release of resource `id`; `mappable` blobs may need UNMAP_BLOB.
     pub(crate) fn new(id: u32, mappable: bool) -> Result<Self> {
         Ok(Self {
@@ -86,11 +85,12 @@ pub(crate) struct ObjectArgs {
     /// The host resource's id; the object releases it (or, if the object cannot be made, this
     /// value: then the resource was never created on the host).
     pub(crate) id: ResourceId,
-    /// Guest blobs: the pages the host was given.
+    /// Classic resources and guest blobs: the pages the host was given.
     pub(crate) pages: Option<KVVec<Page>>,
-    pub(crate) release: BlobRelease,
-    /// Blobs: how they were made (`0` for classic resources).
+    pub(crate) release: ReleaseCommands,
+    /// Blobs: where their memory is (`VIRTGPU_BLOB_MEM_*`); `0` for classic resources.
     pub(crate) blob_mem: u32,
+    /// Blobs: what they may be used for (`VIRTGPU_BLOB_FLAG_USE_*`); `0` for classic resources.
     pub(crate) blob_flags: u32,
     /// A classic resource (RESOURCE_CREATE), not a blob.
     pub(crate) classic: bool,
@@ -112,11 +112,12 @@ pub(crate) struct VirtioGpuObject {
     size: usize,
     /// Taken by [`PinnedDrop::drop`].
     #[pin]
-    owned: Mutex<Option<(ResourceId, BlobRelease)>>,
-    /// Guest blobs: the pages the host was given. Taken by [`PinnedDrop::drop`].
+    owned: Mutex<Option<(ResourceId, ReleaseCommands)>>,
+    /// Classic resources and guest blobs: the pages the host was given. Taken by
+    /// [`PinnedDrop::drop`].
     #[pin]
     pages: Mutex<Option<KVVec<Page>>>,
-    /// Whether the blob has guest pages.
+    /// Whether the object has guest pages (classic resources, guest blobs).
     guest: bool,
     #[pin]
     map: Mutex<MapState>,
@@ -338,15 +339,17 @@ impl VirtioGpuObject {
         if self.gpu.ctrl.is_gone() {
             return Err(ENODEV);
         }
+        if vma.flags() & (virt::flags::SHARED | virt::flags::MAYWRITE) == virt::flags::MAYWRITE {
+            // A private writable mapping would write to copies the host never sees (and of
+            // device memory, copies it cannot make): `EINVAL`, as the C driver's shmem and
+            // host-visible mappings.
+            return Err(EINVAL);
+        }
         if self.guest {
             let pages = self.pages.lock();
             return Self::mmap_guest(pages.as_deref().unwrap_or(&[]), vma, page_offset);
         }
         if self.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_MAPPABLE == 0 {
-            return Err(EINVAL);
-        }
-        if vma.flags() & (virt::flags::SHARED | virt::flags::MAYWRITE) == virt::flags::MAYWRITE {
-            // A private writable mapping would need copy-on-write copies of device memory.
             return Err(EINVAL);
         }
         let len = vma.end() - vma.start();
@@ -380,7 +383,8 @@ impl VirtioGpuObject {
 }
 
 impl VirtioGpuObject {
-    /// Guest blobs are ordinary guest RAM: their pages are mapped cached.
+    /// Guest memory (classic resources, guest blobs) is ordinary RAM: its pages are mapped
+    /// cached.
     fn mmap_guest(pages: &[Page], vma: &VmaNew, page_offset: usize) -> Result {
         let n = (vma.end() - vma.start()) / PAGE_SIZE;
         let end = page_offset.checked_add(n).ok_or(EINVAL)?;

@@ -59,8 +59,9 @@ pub(crate) struct Wire<T>(pub(crate) T);
 /// Marks the structs of the protocol the driver sends or reads as plain bytes.
 macro_rules! wire {
     ($($t:ident),* $(,)?) => {$(
-        // SAFETY: The struct is `#[repr(C)]` and made of integers and integer arrays only, with
-        // explicit padding fields, so it has no padding bytes and every bit pattern is valid.
+        // SAFETY: The struct is `#[repr(C)]` and made of integers, integer arrays and structs
+        // of the same kind only, with explicit padding fields, so it has no padding bytes and
+        // every bit pattern is valid.
         unsafe impl AsBytes for Wire<uapi::$t> {}
         // SAFETY: As above.
         unsafe impl FromBytes for Wire<uapi::$t> {}
@@ -445,50 +446,58 @@ pub(crate) fn transfer_3d(
     })
 }
 
+/// The runs of `pieces` (guest physical address, length): pieces that continue one another are
+/// merged into one run, up to the longest length an entry can say.
+struct Runs<I> {
+    pieces: I,
+    next: Option<(u64, u32)>,
+}
+
+impl<I: Iterator<Item = (u64, u32)>> Iterator for Runs<I> {
+    type Item = (u64, u32);
+
+    fn next(&mut self) -> Option<(u64, u32)> {
+        let (addr, mut len) = self.next.take().or_else(|| self.pieces.next())?;
+        for (a, l) in self.pieces.by_ref() {
+            match len.checked_add(l) {
+                Some(merged) if addr.checked_add(u64::from(len)) == Some(a) => len = merged,
+                _ => {
+                    self.next = Some((a, l));
+                    break;
+                }
+            }
+        }
+        Some((addr, len))
+    }
+}
+
 /// The `struct virtio_gpu_mem_entry` list of guest memory given to the host, from the (guest
 /// physical address, length) of its pieces, and the number of entries: pieces that continue
-/// one another are merged into one entry, as the C driver's scatterlist merges them.
+/// one another share an entry, as the C driver's scatterlist merges them.
 ///
-/// It grows with the memory, whose size userspace picks, so it is `kvmalloc` memory, as the C
-/// driver's `kvmalloc_array()` list; more than can be allocated is `ENOMEM`, without a warning.
+/// It grows with the memory, whose size userspace picks, so it is `kvmalloc` memory of exactly
+/// the entries' size, as the C driver's `kvmalloc_array()` list; more than can be allocated is
+/// `ENOMEM`, without a warning.
 pub(crate) fn mem_entries(
-    entries: impl ExactSizeIterator<Item = (u64, u32)>,
+    pieces: impl Iterator<Item = (u64, u32)> + Clone,
 ) -> Result<(KVVec<u8>, u32)> {
-    const ENTRY: usize = size_of::<uapi::virtio_gpu_mem_entry>();
-    let len = entries.len().checked_mul(ENTRY).ok_or(ENOMEM)?;
+    let runs = |p| Runs {
+        pieces: p,
+        next: None,
+    };
+    let count = u32::try_from(runs(pieces.clone()).count()).map_err(|_| ENOMEM)?;
+    let len = (count as usize)
+        .checked_mul(size_of::<uapi::virtio_gpu_mem_entry>())
+        .ok_or(ENOMEM)?;
     let mut buf = KVVec::with_capacity(len, GFP_KERNEL | __GFP_NOWARN)?;
-    let mut count: u32 = 0;
-    let mut run: Option<(u64, u32)> = None;
-    let mut push = |buf: &mut KVVec<u8>, (addr, length): (u64, u32)| -> Result {
+    for (addr, length) in runs(pieces) {
         let entry = Wire(uapi::virtio_gpu_mem_entry {
             addr: addr.to_le(),
             length: length.to_le(),
             padding: 0,
         });
-        count = count.checked_add(1).ok_or(EINVAL)?;
         // Within the capacity reserved above: never allocates.
-        Ok(buf.extend_from_slice(entry.as_bytes(), GFP_KERNEL)?)
-    };
-    for (addr, length) in entries {
-        run = match run {
-            Some((a, l)) if a.checked_add(u64::from(l)) == Some(addr) => {
-                match l.checked_add(length) {
-                    Some(merged) => Some((a, merged)),
-                    None => {
-                        push(&mut buf, (a, l))?;
-                        Some((addr, length))
-                    }
-                }
-            }
-            Some(prev) => {
-                push(&mut buf, prev)?;
-                Some((addr, length))
-            }
-            None => Some((addr, length)),
-        };
-    }
-    if let Some(last) = run {
-        push(&mut buf, last)?;
+        buf.extend_from_slice(entry.as_bytes(), GFP_KERNEL)?;
     }
     Ok((buf, count))
 }
@@ -573,6 +582,30 @@ mod tests {
             resource_unref(1)?.len(),
             size_of::<uapi::virtio_gpu_resource_unref>()
         );
+        let p = ResourceParams::default();
+        assert_eq!(
+            resource_create_2d(1, &p)?.len(),
+            size_of::<uapi::virtio_gpu_resource_create_2d>()
+        );
+        assert_eq!(
+            resource_create_3d(1, &p)?.len(),
+            size_of::<uapi::virtio_gpu_resource_create_3d>()
+        );
+        assert_eq!(
+            resource_attach_backing(1, 2)?.len(),
+            size_of::<uapi::virtio_gpu_resource_attach_backing>()
+        );
+        assert_eq!(
+            transfer_to_host_2d(1, 0, (0, 0, 1, 1))?.len(),
+            size_of::<uapi::virtio_gpu_transfer_to_host_2d>()
+        );
+        let t = Transfer3d::default();
+        for dir in [Direction::ToHost, Direction::FromHost] {
+            assert_eq!(
+                transfer_3d(dir, 1, 2, &t)?.len(),
+                size_of::<uapi::virtio_gpu_transfer_host_3d>()
+            );
+        }
         Ok(())
     }
 

@@ -328,6 +328,12 @@ impl CommandQueue {
         self.vq.submit(cmd)
     }
 
+    /// Whether `cmd` could be queued at all: `EINVAL` if it lists more pieces of memory than
+    /// the queue takes in one command (see [`Virtqueue::submit`]), `ENODEV` if the device is gone.
+    pub(crate) fn check_fits(&self, cmd: &Command) -> Result {
+        self.vq.check_fits(cmd)
+    }
+
     /// Queues `cmd`, whose answer the caller will wait for with [`Pending::wait`].
     pub(crate) fn send_pending(&self, cmd: Arc<Command>) -> Result<Pending> {
         self.vq.submit(cmd.clone())?;
@@ -380,7 +386,8 @@ impl CommandQueue {
 /// fields are only there to be dropped then.
 pub(crate) enum Held {
     Nothing,
-    /// A resource's id and, for guest blobs, the pages the host was given.
+    /// A resource's id and, for classic resources and guest blobs, the pages the host was
+    /// given.
     Resource {
         _id: ResourceId,
         _pages: Option<KVVec<Page>>,

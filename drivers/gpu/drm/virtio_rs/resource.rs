@@ -28,7 +28,7 @@ use crate::{
     backing,
     driver::VirtioGpuDevice,
     file::File,
-    gem::{BlobRelease, Object, ObjectArgs},
+    gem::{Object, ObjectArgs, ReleaseCommands},
     protocol::{self, ResourceParams},
     queue::{Command, Held},
 };
@@ -81,14 +81,16 @@ impl File {
         let p = params(args, virgl_3d)?;
         let size = match args.size {
             0 => PAGE_SIZE,
-            // `u32` bytes rounded up to whole pages: no overflow on 64-bit.
-            s => (s as usize).next_multiple_of(PAGE_SIZE),
+            s => usize::try_from(s)
+                .ok()
+                .and_then(|s| s.checked_next_multiple_of(PAGE_SIZE))
+                .ok_or(ENOMEM)?,
         };
 
         let pages = backing::alloc(gpu, size)?;
         let (entries, nr_entries) = backing::mem_entries(&pages)?;
         let id = gpu.alloc_resource_id()?;
-        let release = BlobRelease::new(id.get(), false)?;
+        let release = ReleaseCommands::new(id.get(), false)?;
         let create = if virgl_3d {
             protocol::resource_create_3d(id.get(), &p)?
         } else {
@@ -102,6 +104,9 @@ impl File {
             None,
             Held::Nothing,
         )?;
+        // The backing must be able to follow the creation: memory in more pieces than the queue
+        // takes in one command is `EINVAL` before the host is asked for anything.
+        gpu.ctrl.check_fits(&attach)?;
 
         // The object is made before the host is asked, so that once it is, the object releases
         // the resource (and only then its pages) whatever happens next.

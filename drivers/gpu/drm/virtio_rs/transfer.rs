@@ -43,7 +43,7 @@ impl File {
         Ok(obj)
     }
 
-    /// Only host blobs take strides (`EINVAL`).
+    /// Checks that only host blobs are given strides (`EINVAL`).
     fn check_strides(obj: &Object, stride: u32, layer_stride: u32) -> Result {
         if !obj.host3d_blob() && (stride != 0 || layer_stride != 0) {
             return Err(EINVAL);

@@ -26,6 +26,10 @@ pub const TESTS: Table = &[
         transfer_fenced,
     ),
     ("classic_resource_prime_shares_its_pages", prime),
+    (
+        "classic_resource_private_writable_mapping_is_einval",
+        private_mapping,
+    ),
     ("classic_resource_64_mib", large),
 ];
 
@@ -363,6 +367,50 @@ fn prime(ctx: &Ctx) -> Outcome {
         None => Outcome::Pass,
         Some(i) => Outcome::Fail(format!("the dma-buf's byte {i} differs")),
     }
+}
+
+/// A private writable (copy-on-write) mapping would write to copies the host never sees:
+/// `EINVAL`, as the C driver's shmem objects refuse it.
+fn private_mapping(ctx: &Ctx) -> Outcome {
+    let dev = tri!(file(ctx));
+    let rc = tri!(texture(&dev));
+    let off = tri!(dev
+        .map_offset(rc.bo_handle)
+        .map_err(|e| format!("MAP: {}", errno_name(e))));
+    let mmap = |prot| {
+        // SAFETY: A fresh mapping chosen by the kernel, unmapped right away.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                PAGE,
+                prot,
+                libc::MAP_PRIVATE,
+                dev.fd(),
+                off as libc::off_t,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+        }
+        // SAFETY: Mapped just now.
+        unsafe { libc::munmap(p, PAGE) };
+        Ok(())
+    };
+    // The render node is open for writing, so even a read-only private mapping may become
+    // writable (VM_MAYWRITE): a copy-on-write mapping, refused alike.
+    for (what, prot) in [
+        (
+            "mmap(MAP_PRIVATE, PROT_READ | PROT_WRITE)",
+            libc::PROT_READ | libc::PROT_WRITE,
+        ),
+        (
+            "mmap(MAP_PRIVATE, PROT_READ) of a writable file",
+            libc::PROT_READ,
+        ),
+    ] {
+        pass_or_return!(expect_errno(what, mmap(prot), libc::EINVAL));
+    }
+    Outcome::Pass
 }
 
 /// A 64 MiB resource: its guest memory is given to the host (a long scatter list) and an
