@@ -60,7 +60,8 @@ build() {
 	# ldconfig would write is not needed, nor are the maintainer scripts.
 	local size
 	size=$(du -sm "$DIR" | awk '{ print $1 }')
-	mke2fs -q -t ext4 -L mesa -d "$DIR" -E root_owner=0:0 "$IMG.tmp" "$((size * 5 / 4 + 64))M" ||
+	# stdout is the image's path only: mke2fs talks on stderr.
+	mke2fs -q -t ext4 -L mesa -d "$DIR" -E root_owner=0:0 "$IMG.tmp" "$((size * 5 / 4 + 64))M" >&2 ||
 		die "making the Mesa root image failed"
 	mv "$IMG.tmp" "$IMG"
 	echo "$MESA_ROOT_REV" >"$IMG.rev"

@@ -12,7 +12,9 @@ INITRD=$("$RIG_ROOT/tools/rig/build-initramfs.sh")
 SHIM=$("$RIG_ROOT/tools/rig/build-shim.sh")
 DISK=()
 # The virgl host: the guest's Mesa root, for the demo's vulkaninfo and eglinfo.
-[ "$HOST" = gl ] && DISK=(--disk "$("$RIG_ROOT/tools/rig/build-mesa-root.sh")")
+if [ "$HOST" = gl ]; then
+	DISK=(--disk "$("$RIG_ROOT/tools/rig/build-mesa-root.sh" | tail -n1)")
+fi
 log "kernel: $(cat "$RIG_CACHE/build/$ARCH-$DRIVER/rig-version"), DRIVER=$DRIVER HOST=$HOST"
 mkdir -p "$RIG_OUT/runs"
 exec python3 "$RIG_ROOT/tools/rig/boot.py" --arch "$ARCH" --host "$HOST" --mode run --driver "$DRIVER" \

@@ -10,8 +10,8 @@
 //!   persistent, coherent buffer (GL_EXT_buffer_storage, a host blob) written through its
 //!   mapping and drawn from.
 //!
-//! Each prints one line per check: `mesa: PASS NAME [DETAIL]`, `mesa: FAIL NAME REASON`, and its
-//! figures as `mesa: FIGURE NAME VALUE UNIT`; it exits 0 only if every check passed. With
+//! Each prints one line per check: `mesa: PASS NAME [DETAIL]`, `mesa: FAIL NAME REASON`, its
+//! figures as `mesa: FIGURE NAME VALUE UNIT` and its progress as `mesa: STEP WHAT`; it exits 0 only if every check passed. With
 //! `--host-map-info VALUE` (the map_info the rig makes the host answer for Mesa's blobs) the blob
 //! must report that value rather than match the memory type the host's Vulkan driver gives. With
 //! `--expect-map-failure` the program expects the host-visible memory (venus) or the persistent

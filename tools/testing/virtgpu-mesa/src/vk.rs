@@ -60,6 +60,7 @@ fn init() -> Result<Gpu, String> {
     // SAFETY: Valid create info.
     let instance =
         unsafe { entry.create_instance(&info, None) }.map_err(vk_err("vkCreateInstance"))?;
+    println!("mesa: STEP vk-instance created");
     let mut gpu = Gpu {
         entry,
         instance,
@@ -110,7 +111,10 @@ fn init() -> Result<Gpu, String> {
     let info = vk::DeviceCreateInfo::default().queue_create_infos(&queues);
     // SAFETY: Valid create info for a physical device of the instance.
     match unsafe { gpu.instance.create_device(pd, &info, None) } {
-        Ok(d) => gpu.device = Some(d),
+        Ok(d) => {
+            println!("mesa: STEP vk-device created");
+            gpu.device = Some(d);
+        }
         Err(e) => {
             gpu.destroy();
             return Err(format!("vkCreateDevice: {e:?}"));
@@ -259,6 +263,7 @@ fn compute_with(
         }
     }
     let ptr = mapped.map_err(vk_err("vkMapMemory"))?;
+    println!("mesa: STEP vk-memory mapped");
     // The blob behind the memory, as the driver sees it.
     let coherency = drm::coherency_at(ptr as usize)?;
     let ptr = ptr as *mut u32;
@@ -441,6 +446,7 @@ fn compute_with(
 
     // SAFETY: `ptr` maps the whole buffer: `2 * WORDS` words.
     let data = unsafe { std::slice::from_raw_parts_mut(ptr, 2 * WORDS as usize) };
+    println!("mesa: STEP vk-pipeline made, dispatching");
     let mut seed = 0x9e37_79b9u32;
     let mut first = true;
     let mut times = Vec::new();
