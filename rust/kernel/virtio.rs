@@ -31,7 +31,7 @@ use crate::{
     driver,
     error::{from_result, to_result},
     prelude::*,
-    sync::Arc,
+    sync::{aref::ARef, Arc},
     types::Opaque,
     ThisModule,
 };
@@ -398,6 +398,37 @@ impl Device<device::Bound> {
         unsafe { bindings::__virtio_test_bit(self.as_raw(), bit) }
     }
 
+    /// Returns whether the device set `DEVICE_NEEDS_RESET` in its status: it hit an error it
+    /// cannot recover from and will not use its queues again until it is reset (virtio 1.x,
+    /// "Device Status Field"). Devices report it with a configuration change.
+    pub fn needs_reset(&self) -> bool {
+        let vdev = self.as_raw();
+        // SAFETY: By the type invariant `vdev` is a valid `struct virtio_device`; the transport
+        // sets its `config` operations before the device is registered.
+        let get_status = unsafe { (*(*vdev).config).get_status };
+        get_status.is_some_and(|f| {
+            // SAFETY: The transport's `get_status` takes the device it belongs to.
+            let status = unsafe { f(vdev) };
+            u32::from(status) & bindings::VIRTIO_CONFIG_S_NEEDS_RESET != 0
+        })
+    }
+
+    /// Unbinds the driver from the device and probes it again, from a work item of its own:
+    /// unbinding resets the device, so that a device that needs a reset ([`Self::needs_reset`])
+    /// gets one and a new binding, and the driver's data is dropped as for any unbind. The work
+    /// item holds a reference to the device and is not the driver's, so the driver's unbind
+    /// (which may wait for its own work items) never waits for it.
+    pub fn reprobe_later(&self) -> Result {
+        let work = Arc::pin_init(
+            pin_init!(Reprobe {
+                dev: self.as_ref().into(),
+                work <- crate::workqueue::new_work!("virtio::Device::reprobe_later"),
+            }),
+            GFP_KERNEL,
+        )?;
+        crate::workqueue::system().enqueue(work).map_err(|_| EBUSY)
+    }
+
     /// Returns shared memory region `id`, if the device has it.
     pub fn shm_region(&self, id: u8) -> Option<ShmRegion> {
         let mut region = bindings::virtio_shm_region::default();
@@ -408,6 +439,32 @@ impl Device<device::Bound> {
             addr: region.addr,
             len: region.len,
         })
+    }
+}
+
+/// The work item of [`Device::reprobe_later`].
+#[pin_data]
+struct Reprobe {
+    dev: ARef<device::Device>,
+    #[pin]
+    work: crate::workqueue::Work<Reprobe>,
+}
+
+crate::workqueue::impl_has_work! {
+    impl HasWork<Self> for Reprobe { self.work }
+}
+
+impl crate::workqueue::WorkItem for Reprobe {
+    type Pointer = Arc<Reprobe>;
+
+    fn run(this: Arc<Reprobe>) {
+        // SAFETY: `this.dev` holds a reference to a valid `struct device`; `device_reprobe()`
+        // takes the device lock itself, and this work item is not one the driver's unbind
+        // waits for.
+        let ret = unsafe { bindings::device_reprobe(this.dev.as_raw()) };
+        if ret != 0 {
+            dev_err!(this.dev, "probing the device again failed: {}\n", ret);
+        }
     }
 }
 

@@ -17,7 +17,9 @@ to account for host resources and contexts test by test.
 A line `rig: host! TOKEN COMMAND` controls the shim (see
 tools/testing/virgl-shim): COMMAND is `stall all forever|ms=T`,
 `stall name=NAME [ring=R] forever|ms=T` or `release` (the fence stall), or
-`mapinfo VALUE|off` (the map_info of the blobs Mesa makes from then on). The rig hands it to the
+`mapinfo VALUE|off` (the map_info of the blobs Mesa makes from then on), `fail OP
+[res=ID] [name=NAME] [count=N|always]`, `delay OP ... ms=T` and `fail off` (host faults),
+or `reset` (the device asks for a reset). The rig hands it to the
 shim through its control file and answers `rig-host TOKEN ok` once the file is
 in place (the shim reads it before it creates the next fence), `rig-host TOKEN
 bad` for a malformed command, or `rig-host TOKEN none` when no shim runs.
@@ -113,8 +115,26 @@ NAME = re.compile(r"[A-Za-z0-9._?-]{1,31}")
 def shim_command(text):
     """The shim control command `text` as the shim reads it, or None if malformed."""
     words = text.split()
-    if words == ["release"]:
-        return "release"
+    if words in (["release"], ["reset"], ["fail", "off"]):
+        return " ".join(words)
+    if len(words) >= 2 and words[0] in ("fail", "delay"):
+        ops = ("create", "ctx", "attach", "submit", "map", "unmap", "unref")
+        if words[1] not in ops or (words[0] == "fail" and words[1] == "unref"):
+            return None
+        ms = 0
+        for w in words[2:]:
+            if re.fullmatch(r"res=[0-9]{1,10}|count=(always|[1-9][0-9]{0,5})", w):
+                continue
+            if w.startswith("name=") and NAME.fullmatch(w[5:]):
+                continue
+            if words[0] == "delay" and re.fullmatch(r"ms=[1-9][0-9]{0,4}", w) \
+                    and int(w[3:]) <= 10000:
+                ms = int(w[3:])
+                continue
+            return None
+        if words[0] == "delay" and not ms:
+            return None
+        return " ".join(words)
     if len(words) == 2 and words[0] == "mapinfo":
         if words[1] == "off" or re.fullmatch(r"0x[0-9a-fA-F]{1,2}|[0-9]{1,3}", words[1]) \
                 and int(words[1], 0) <= 255:

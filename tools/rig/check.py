@@ -32,6 +32,11 @@ SAN_TIMEOUT_FACTOR = 4
 SANITIZE = os.environ.get("SANITIZE", "yes")
 if SANITIZE not in ("yes", "no"):
     sys.exit(f"SANITIZE must be yes or no, not {SANITIZE!r}")
+# The guest fuzzer on the sanitizer kernels: at least this many ioctls (make check), or, with
+# FUZZ_SECONDS (make fuzz), only the fuzzer, for that long; FUZZ_SEED replays a run's streams.
+FUZZ_IOCTLS = int(os.environ.get("FUZZ_IOCTLS", "100000"))
+FUZZ_SECONDS = int(os.environ.get("FUZZ_SECONDS", "0"))
+FUZZ_SEED = os.environ.get("FUZZ_SEED", "")
 
 
 def available_drivers():
@@ -217,12 +222,24 @@ def host_counts(words):
     return out
 
 
+def fuzz_append(variant, host):
+    """The kernel command line words that make the guest run the fuzzer (tests/fuzz.rs)."""
+    if not variant.endswith("-san") or host != "gl":
+        return []
+    words = [f"rig.fuzz={FUZZ_IOCTLS},{FUZZ_SECONDS}" + (f",{FUZZ_SEED}" if FUZZ_SEED else "")]
+    if FUZZ_SECONDS:
+        words.append("rig.only=fuzz")
+    return [a for w in words for a in ("--append", w)]
+
+
 def run_boot(rep, variant, driver, host, kernel, initrd, chroot, shim, kunit, timeout):
     tag = f"{ARCH}/{variant}/{host}"
     logfile = os.path.join(OUT, f"console-{ARCH}-{variant}-{host}.log")
     log(f"booting {tag} (console: {os.path.relpath(logfile, ROOT)})")
     t0 = time.monotonic()
-    rc, lines = boot_once(driver, host, kernel, initrd, chroot, shim, logfile, timeout)
+    extra = fuzz_append(variant, host)
+    rc, lines = boot_once(driver, host, kernel, initrd, chroot, shim, logfile, timeout,
+                          extra=extra)
     why = host_failure(rc, lines)
     if why:
         # Visible, and only once: a second failure is reported as it is.
@@ -230,7 +247,8 @@ def run_boot(rep, variant, driver, host, kernel, initrd, chroot, shim, kunit, ti
         os.replace(logfile, first)
         print(f"NOTE {tag}: the host failed ({why}; console kept in "
               f"{os.path.relpath(first, ROOT)}); booting once more", flush=True)
-        rc, lines = boot_once(driver, host, kernel, initrd, chroot, shim, logfile, timeout)
+        rc, lines = boot_once(driver, host, kernel, initrd, chroot, shim, logfile, timeout,
+                              extra=extra)
     log(f"{tag}: guest ran {time.monotonic() - t0:.0f}s")
 
     collect_figures(variant, host, lines)
@@ -258,17 +276,19 @@ def collect_figures(variant, host, lines):
 
 
 def figures_table():
-    """The figures of the plain kernels, C and Rust side by side with the ratio Rust/C."""
+    """The figures of each kind of kernel, C and Rust side by side with the ratio Rust/C."""
     rows = []
     hosts = sorted({h for (_, h) in FIGURES})
-    for host in hosts:
-        c, rust = FIGURES.get(("c", host), {}), FIGURES.get(("rust", host), {})
-        for name in sorted(set(c) | set(rust)):
-            cv, rv = c.get(name), rust.get(name)
-            unit = (cv or rv)[1]
-            ratio = f"{rv[0] / cv[0]:.2f}" if cv and rv and cv[0] > 0 else "-"
-            rows.append(f"FIGURE {ARCH}/{host}: {name}: C {cv[0] if cv else '-'} {unit}, "
-                        f"Rust {rv[0] if rv else '-'} {unit}, Rust/C {ratio}")
+    for suffix in ("", "-san"):
+        for host in hosts:
+            c = FIGURES.get(("c" + suffix, host), {})
+            rust = FIGURES.get(("rust" + suffix, host), {})
+            for name in sorted(set(c) | set(rust)):
+                cv, rv = c.get(name), rust.get(name)
+                unit = (cv or rv)[1]
+                ratio = f"{rv[0] / cv[0]:.2f}" if cv and rv and cv[0] > 0 else "-"
+                rows.append(f"FIGURE {ARCH}/{host}{suffix}: {name}: C {cv[0] if cv else '-'} "
+                            f"{unit}, Rust {rv[0] if rv else '-'} {unit}, Rust/C {ratio}")
     return rows
 
 
@@ -350,6 +370,8 @@ def main():
     variants = [(d, d, "no") for d in DRIVERS]
     if SANITIZE == "yes" and "gl" in HOSTS:
         variants += [(f"{d}-san", d, "yes") for d in DRIVERS]
+    if FUZZ_SECONDS:
+        variants = [v for v in variants if v[0].endswith("-san")]
     built = {}
     initrds = {}
     for variant, driver, sanitize in variants:
@@ -401,8 +423,12 @@ def main():
 
     boots = [(v, d, h) for v, d, _ in variants if not v.endswith("-san") for h in HOSTS]
     boots += [(v, d, "gl") for v, d, _ in variants if v.endswith("-san")]
+    if FUZZ_SECONDS:
+        boots = [b for b in boots if b[0].endswith("-san")]
     for variant, driver, host in boots:
         timeout = BOOT_TIMEOUT * (SAN_TIMEOUT_FACTOR if variant.endswith("-san") else 1)
+        if variant.endswith("-san"):
+            timeout += FUZZ_SECONDS
         if variant in built and chroot:
             kernel, initrd, kunit = built[variant]
             run_boot(rep, variant, driver, host, kernel, initrd, chroot, shim, kunit, timeout)

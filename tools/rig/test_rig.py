@@ -143,7 +143,9 @@ class ShimControlTest(unittest.TestCase):
     def test_the_commands_the_guest_sends_reach_the_shim_unchanged(self):
         for c in ["stall all forever", "stall all ms=500", "release",
                   "stall name=fence-rings ring=0 forever", "stall name=virtgpu-tests ms=20",
-                  "mapinfo 0x02", "mapinfo 3", "mapinfo 0", "mapinfo off"]:
+                  "mapinfo 0x02", "mapinfo 3", "mapinfo 0", "mapinfo off", "reset", "fail off",
+                  "fail create", "fail ctx name=fault-ctx", "fail map res=12 count=always",
+                  "fail submit name=x count=3", "delay unref ms=2000", "delay attach res=4 ms=1"]:
             self.assertEqual(boot.shim_command(c), c)
 
     def test_malformed_commands_are_refused(self):
@@ -152,7 +154,10 @@ class ShimControlTest(unittest.TestCase):
                   "stall name=a b forever", "stall name=x ring=x forever",
                   "stall all name=x forever", "release now", "stall name=x ring=1 ring=2 forever",
                   "stall name=" + "x" * 32 + " forever", "mapinfo", "mapinfo 256",
-                  "mapinfo 0x100", "mapinfo on", "mapinfo 1 2", "mapinfo -1"]:
+                  "mapinfo 0x100", "mapinfo on", "mapinfo 1 2", "mapinfo -1", "fail",
+                  "fail unref", "fail destroy", "fail map res=x", "fail map count=0",
+                  "delay map", "delay map ms=0", "delay map ms=10001", "fail map ms=5",
+                  "reset now", "fail create name=a b"]:
             self.assertIsNone(boot.shim_command(c), c)
 
     def test_the_control_file_is_replaced_whole(self):

@@ -67,11 +67,51 @@
  *   SEQ mapinfo off                      blobs made from now on get the real
  *                                        library's answer again
  *
+ *   SEQ fail OP [res=ID] [name=NAME] [count=N|always]
+ *                                        the next N (default 1) calls of host
+ *                                        operation OP that match fail without
+ *                                        reaching virglrenderer (below)
+ *   SEQ delay OP [res=ID] [name=NAME] [count=N|always] ms=T
+ *                                        the next N matching calls of OP take
+ *                                        T more milliseconds (at most 10000),
+ *                                        as a slow host library's do
+ *   SEQ fail off                         ends a fail or delay
+ *   SEQ reset                            the device reports DEVICE_NEEDS_RESET,
+ *                                        from the next virgl_renderer_poll()
+ *                                        on QEMU's main loop: the shim calls
+ *                                        QEMU's virtio_error() on the device,
+ *                                        as QEMU does when it finds the device
+ *                                        in a state it cannot go on from (the
+ *                                        device stops answering until the
+ *                                        guest resets it)
+ *
  * A stall applies to the fences created after it was read; what retires of
  * them is withheld (what retires before them is passed on), and delivered
  * from the next virgl_renderer_poll() once the stall ends (release, or T
  * milliseconds after it was read). A device reset drops what is withheld; a
  * stall outlives it.
+ *
+ * Host faults. OP is one of the virglrenderer calls QEMU makes for the
+ * guest's commands: create (virgl_renderer_resource_create for
+ * RESOURCE_CREATE_2D/3D, _create_blob for RESOURCE_CREATE_BLOB), ctx
+ * (context_create*, CTX_CREATE), attach (resource_attach_iov,
+ * RESOURCE_ATTACH_BACKING), submit (submit_cmd, SUBMIT_3D), map
+ * (resource_map, RESOURCE_MAP_BLOB), unmap (resource_unmap,
+ * RESOURCE_UNMAP_BLOB) and unref (resource_unref, RESOURCE_UNREF; it
+ * returns nothing, so it can only be delayed). res= matches the resource
+ * handle, name= the debug name of the context the call is for (a blob's or a
+ * submit's context, or the context being created). A failed call returns
+ * -EINVAL; what QEMU makes of it is QEMU's: it answers the guest an error
+ * for a blob creation, a map and an unmap, and goes on silently for the
+ * others (it does not check those calls' results). A resource or context
+ * whose creation failed here, or that the library refused (a classic
+ * resource with arguments virglrenderer rejects), is not live for the
+ * counts, and its later release by QEMU (which kept it) is not counted as
+ * unknown. The report ends with
+ *
+ *   faults N delays D fault off|OP
+ *
+ * N, D: calls failed and delayed so far.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -188,6 +228,28 @@ static struct {
 	uint32_t value;
 } force_map;
 
+/* Host faults (see the top of the file). */
+enum { OP_CREATE, OP_CTX, OP_ATTACH, OP_SUBMIT, OP_MAP, OP_UNMAP, OP_UNREF, NOPS };
+static const char *const op_names[NOPS] = {
+	"create", "ctx", "attach", "submit", "map", "unmap", "unref",
+};
+#define MAX_GHOSTS MAX_TRACKED
+static struct {
+	int active;
+	int op;
+	int delay;		/* 0: fail the call; 1: delay it by ms */
+	uint64_t ms;
+	int has_res;
+	uint32_t res;
+	char name[NAME_LEN];
+	long count;		/* calls left; -1: always */
+	unsigned long failed, delayed;
+	/* Resources and contexts whose creation failed here, which QEMU still releases. */
+	uint32_t ghost_res[MAX_GHOSTS], ghost_ctx[MAX_GHOSTS];
+	unsigned int nghost_res, nghost_ctx;
+	int reset_pending;
+} fault;
+
 static void stall_check_locked(void);
 
 static unsigned int stall_held_count_locked(void)
@@ -234,9 +296,11 @@ static void report_locked(void)
 	fprintf(f, " stall %s fences-stalled %lu fences-held %u", stall.active ? "on" : "off",
 		stall.fences, stall_held_count_locked());
 	if (force_map.active)
-		fprintf(f, " mapinfo 0x%02x\n", force_map.value);
+		fprintf(f, " mapinfo 0x%02x", force_map.value);
 	else
-		fprintf(f, " mapinfo off\n");
+		fprintf(f, " mapinfo off");
+	fprintf(f, " faults %lu delays %lu fault %s\n", fault.failed, fault.delayed,
+		fault.active ? op_names[fault.op] : "off");
 	if (fclose(f) == 0)
 		rename(tmp, path);
 	else
@@ -255,6 +319,73 @@ __attribute__((constructor)) static void shim_init(void)
 	pthread_mutex_lock(&lock);
 	report_locked();
 	pthread_mutex_unlock(&lock);
+}
+
+static void id_add(uint32_t *v, unsigned int *n, uint32_t id)
+{
+	if (*n < MAX_GHOSTS)
+		v[(*n)++] = id;
+}
+
+/* Removes `id` from the list; whether it was there. */
+static int id_take(uint32_t *v, unsigned int *n, uint32_t id)
+{
+	unsigned int i;
+
+	for (i = 0; i < *n; i++) {
+		if (v[i] == id) {
+			v[i] = v[--*n];
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* The debug name of live context `ctx_id` into `buf` ("" if none). */
+static void context_name(uint32_t ctx_id, char buf[NAME_LEN])
+{
+	unsigned int i;
+
+	buf[0] = '\0';
+	pthread_mutex_lock(&lock);
+	for (i = 0; i < ncontexts; i++)
+		if (contexts[i].id == ctx_id)
+			snprintf(buf, NAME_LEN, "%s", contexts[i].name);
+	pthread_mutex_unlock(&lock);
+}
+
+/*
+ * Whether the call of `op` on resource `res` (0: none) for the context named `name` ("" or
+ * NULL: none) is to fail; a call to be delayed is delayed here, without the lock.
+ */
+static int fault_hit(int op, uint32_t res, const char *name)
+{
+	uint64_t ms = 0;
+	int fail = 0;
+
+	pthread_mutex_lock(&lock);
+	stall_check_locked();
+	if (fault.active && fault.op == op && (!fault.has_res || fault.res == res) &&
+	    (!fault.name[0] || (name && !strcmp(name, fault.name)))) {
+		if (fault.delay) {
+			ms = fault.ms;
+			fault.delayed++;
+		} else {
+			fail = 1;
+			fault.failed++;
+		}
+		if (fault.count > 0 && --fault.count == 0)
+			fault.active = 0;
+		report_locked();
+	}
+	pthread_mutex_unlock(&lock);
+	if (ms) {
+		struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
+
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			;
+	}
+	return fail;
 }
 
 static void live_add_locked(uint32_t res)
@@ -303,9 +434,15 @@ int virgl_renderer_resource_create_blob(
 {
 	REAL(int, virgl_renderer_resource_create_blob,
 	     const struct virgl_renderer_resource_create_blob_args *);
-	int ret = real_virgl_renderer_resource_create_blob(args);
+	char name[NAME_LEN];
 	unsigned int i;
+	int ret;
 
+	context_name(args->ctx_id, name);
+	/* QEMU answers the guest an error and keeps nothing of the blob. */
+	if (fault_hit(OP_CREATE, args->res_handle, name))
+		return -EINVAL;
+	ret = real_virgl_renderer_resource_create_blob(args);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&lock);
@@ -330,14 +467,24 @@ int virgl_renderer_resource_create(struct virgl_renderer_resource_create_args *a
 {
 	REAL(int, virgl_renderer_resource_create,
 	     struct virgl_renderer_resource_create_args *, struct iovec *, uint32_t);
-	int ret = real_virgl_renderer_resource_create(args, iov, num_iovs);
+	uint32_t res = *(uint32_t *)args;
+	int ret;
 
-	if (!ret) {
-		/* res_handle is the first member of the args. */
+	/* QEMU does not check: it keeps the resource, and releases it later. */
+	if (fault_hit(OP_CREATE, res, NULL)) {
 		pthread_mutex_lock(&lock);
-		live_add_locked(*(uint32_t *)args);
+		id_add(fault.ghost_res, &fault.nghost_res, res);
 		pthread_mutex_unlock(&lock);
+		return -EINVAL;
 	}
+	ret = real_virgl_renderer_resource_create(args, iov, num_iovs);
+	pthread_mutex_lock(&lock);
+	if (!ret)
+		live_add_locked(res);
+	else
+		/* Refused (bad arguments): QEMU releases it all the same, as a failed one. */
+		id_add(fault.ghost_res, &fault.nghost_res, res);
+	pthread_mutex_unlock(&lock);
 	return ret;
 }
 
@@ -346,9 +493,12 @@ void virgl_renderer_resource_unref(uint32_t res_handle)
 	REAL(void, virgl_renderer_resource_unref, uint32_t);
 	unsigned int i;
 
+	/* It returns nothing: it can only be delayed. */
+	fault_hit(OP_UNREF, res_handle, NULL);
 	real_virgl_renderer_resource_unref(res_handle);
 	pthread_mutex_lock(&lock);
-	live_remove_locked(res_handle);
+	if (!id_take(fault.ghost_res, &fault.nghost_res, res_handle))
+		live_remove_locked(res_handle);
 	for (i = 0; i < MAX_TRACKED; i++)
 		if (tracked[i].res_handle == res_handle)
 			tracked[i].res_handle = 0;
@@ -368,6 +518,8 @@ void virgl_renderer_reset(void)
 	ncontexts = 0;
 	resets++;
 	memset(tracked, 0, sizeof(tracked));
+	fault.nghost_res = 0;
+	fault.nghost_ctx = 0;
 	/* The reset dropped every fence QEMU waited for: nothing withheld is delivered. */
 	stall.held0 = 0;
 	stall.nheld = 0;
@@ -397,7 +549,41 @@ int virgl_renderer_resource_map(uint32_t res_handle, void **map, uint64_t *out_s
 
 	if (behaviour_of(res_handle, &behaviour) && (behaviour & SHIM_FAIL_MAP))
 		return -EINVAL;
+	if (fault_hit(OP_MAP, res_handle, NULL))
+		return -EINVAL;
 	return real_virgl_renderer_resource_map(res_handle, map, out_size);
+}
+
+/* QEMU answers the guest an error; the blob stays mapped on the host until its unref. */
+int virgl_renderer_resource_unmap(uint32_t res_handle)
+{
+	REAL(int, virgl_renderer_resource_unmap, uint32_t);
+
+	if (fault_hit(OP_UNMAP, res_handle, NULL))
+		return -EINVAL;
+	return real_virgl_renderer_resource_unmap(res_handle);
+}
+
+/* QEMU does not check: the resource has no backing, the guest is not told. */
+int virgl_renderer_resource_attach_iov(int res_handle, struct iovec *iov, int num_iovs)
+{
+	REAL(int, virgl_renderer_resource_attach_iov, int, struct iovec *, int);
+
+	if (fault_hit(OP_ATTACH, (uint32_t)res_handle, NULL))
+		return -EINVAL;
+	return real_virgl_renderer_resource_attach_iov(res_handle, iov, num_iovs);
+}
+
+/* QEMU does not check: the commands are dropped, their fence still retires. */
+int virgl_renderer_submit_cmd(void *buffer, int ctx_id, int ndw)
+{
+	REAL(int, virgl_renderer_submit_cmd, void *, int, int);
+	char name[NAME_LEN];
+
+	context_name((uint32_t)ctx_id, name);
+	if (fault_hit(OP_SUBMIT, 0, name))
+		return -EINVAL;
+	return real_virgl_renderer_submit_cmd(buffer, ctx_id, ndw);
 }
 
 /* A context's debug name as the report shows it: no separators, no blanks. */
@@ -438,13 +624,28 @@ static __thread int in_context_create;
 int virgl_renderer_context_create(uint32_t handle, uint32_t nlen, const char *name)
 {
 	REAL(int, virgl_renderer_context_create, uint32_t, uint32_t, const char *);
+	char shown[NAME_LEN];
 	int ret;
 
+	copy_name(shown, name, nlen);
+	/* QEMU does not check: it destroys the context later. */
+	if (fault_hit(OP_CTX, 0, shown)) {
+		pthread_mutex_lock(&lock);
+		id_add(fault.ghost_ctx, &fault.nghost_ctx, handle);
+		pthread_mutex_unlock(&lock);
+		return -EINVAL;
+	}
 	in_context_create = 1;
 	ret = real_virgl_renderer_context_create(handle, nlen, name);
 	in_context_create = 0;
-	if (!ret)
+	if (!ret) {
 		context_created(handle, 0, nlen, name);
+	} else {
+		/* Refused: QEMU destroys it all the same, as a failed one. */
+		pthread_mutex_lock(&lock);
+		id_add(fault.ghost_ctx, &fault.nghost_ctx, handle);
+		pthread_mutex_unlock(&lock);
+	}
 	return ret;
 }
 
@@ -454,10 +655,26 @@ int virgl_renderer_context_create_with_flags(uint32_t ctx_id, uint32_t ctx_flags
 {
 	REAL(int, virgl_renderer_context_create_with_flags, uint32_t, uint32_t, uint32_t,
 	     const char *);
-	int ret = real_virgl_renderer_context_create_with_flags(ctx_id, ctx_flags, nlen, name);
+	char shown[NAME_LEN];
+	int ret;
 
-	if (!ret && !in_context_create)
+	copy_name(shown, name, nlen);
+	if (!in_context_create && fault_hit(OP_CTX, 0, shown)) {
+		pthread_mutex_lock(&lock);
+		id_add(fault.ghost_ctx, &fault.nghost_ctx, ctx_id);
+		pthread_mutex_unlock(&lock);
+		return -EINVAL;
+	}
+	ret = real_virgl_renderer_context_create_with_flags(ctx_id, ctx_flags, nlen, name);
+
+	if (!ret && !in_context_create) {
 		context_created(ctx_id, ctx_flags & 0xff, nlen, name);
+	} else if (ret && !in_context_create) {
+		/* Refused: QEMU destroys it all the same, as a failed one. */
+		pthread_mutex_lock(&lock);
+		id_add(fault.ghost_ctx, &fault.nghost_ctx, ctx_id);
+		pthread_mutex_unlock(&lock);
+	}
 	return ret;
 }
 
@@ -474,7 +691,7 @@ void virgl_renderer_context_destroy(uint32_t handle)
 	if (i < ncontexts) {
 		contexts[i] = contexts[--ncontexts];
 		ctx_destroyed++;
-	} else {
+	} else if (!id_take(fault.ghost_ctx, &fault.nghost_ctx, handle)) {
 		ctx_unknown++;
 	}
 	report_locked();
@@ -590,6 +807,59 @@ static void stall_apply_locked(char *line)
 			force_map.active = 1;
 			force_map.value = v;
 		}
+		report_locked();
+		return;
+	}
+	if (!strcmp(w, "reset")) {
+		fault.reset_pending = 1;
+		report_locked();
+		return;
+	}
+	if (!strcmp(w, "fail") || !strcmp(w, "delay")) {
+		int delay = !strcmp(w, "delay"), op = -1, has_res = 0;
+		long count = 1;
+		uint32_t res = 0;
+		int i;
+
+		w = strtok_r(NULL, " \t\n", &save);
+		if (!w)
+			return;
+		if (!strcmp(w, "off")) {
+			fault.active = 0;
+			report_locked();
+			return;
+		}
+		for (i = 0; i < NOPS; i++)
+			if (!strcmp(w, op_names[i]))
+				op = i;
+		if (op < 0)
+			return;
+		while ((w = strtok_r(NULL, " \t\n", &save))) {
+			if (!strncmp(w, "res=", 4)) {
+				has_res = 1;
+				res = strtoul(w + 4, NULL, 0);
+			} else if (!strncmp(w, "name=", 5)) {
+				snprintf(name, sizeof(name), "%s", w + 5);
+			} else if (!strcmp(w, "count=always")) {
+				count = -1;
+			} else if (!strncmp(w, "count=", 6)) {
+				count = strtol(w + 6, NULL, 10);
+			} else if (!strncmp(w, "ms=", 3)) {
+				ms = strtoull(w + 3, NULL, 10);
+			} else {
+				return;
+			}
+		}
+		if (!count || (delay && (!ms || ms > 10000)) || (!delay && op == OP_UNREF))
+			return;
+		fault.active = 1;
+		fault.op = op;
+		fault.delay = delay;
+		fault.ms = ms;
+		fault.has_res = has_res;
+		fault.res = res;
+		snprintf(fault.name, sizeof(fault.name), "%s", name);
+		fault.count = count;
 		report_locked();
 		return;
 	}
@@ -776,6 +1046,7 @@ void virgl_renderer_poll(void)
 	unsigned int n = 0, i;
 	uint32_t f0 = 0;
 	void *cookie;
+	int reset;
 
 	real_virgl_renderer_poll();
 	pthread_mutex_lock(&lock);
@@ -795,7 +1066,22 @@ void virgl_renderer_poll(void)
 		report_locked();
 	}
 	cookie = qemu_cookie;
+	reset = fault.reset_pending;
+	fault.reset_pending = 0;
 	pthread_mutex_unlock(&lock);
+	if (reset && cookie) {
+		/*
+		 * QEMU's cookie is its VirtIOGPU, whose first member is its VirtIODevice; QEMU is
+		 * linked with its symbols exported for its modules, this one among them.
+		 */
+		void (*virtio_error)(void *vdev, const char *fmt, ...) =
+			(void (*)(void *, const char *, ...))dlsym(RTLD_DEFAULT, "virtio_error");
+
+		if (virtio_error)
+			virtio_error(cookie, "virgl-shim: the host asks for a device reset");
+		else
+			fprintf(stderr, "virgl-shim: virtio_error not found: %s\n", dlerror());
+	}
 	if (f0 && qemu_write_fence)
 		qemu_write_fence(cookie, f0);
 	for (i = 0; i < n && qemu_write_context_fence; i++)

@@ -29,7 +29,8 @@ const CHUNK_ORDER: u32 = 4;
 ///
 /// `EOPNOTSUPP` if the device does not take guest physical addresses; `ERESTARTSYS` when a
 /// signal is pending (the allocation of a large resource takes a while); sized by userspace, so
-/// more than can be allocated is `ENOMEM`, without a warning.
+/// more than can be allocated is `ENOMEM`, without a warning and without the OOM killer (the
+/// pages are not the caller's to lose: the killer would pick some process by its own memory).
 pub(crate) fn alloc(gpu: &Gpu, size: usize) -> Result<Pages> {
     if !gpu.guest_memory_by_phys {
         // The device reaches guest memory through an IOMMU (or a bounce buffer): the pages
@@ -37,7 +38,7 @@ pub(crate) fn alloc(gpu: &Gpu, size: usize) -> Result<Pages> {
         return Err(EOPNOTSUPP);
     }
     let n = size / PAGE_SIZE;
-    let flags = GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_NOWARN;
+    let flags = GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_NOWARN | __GFP_RETRY_MAYFAIL;
     // The list is `kvmalloc` memory: a large resource does not need a large `kmalloc`.
     let mut pages = KVVec::with_capacity(n, GFP_KERNEL | __GFP_NOWARN)?;
     let chunk = 1usize << CHUNK_ORDER;

@@ -2,6 +2,7 @@
 
 //! The virtio driver, which probes the GPU, and the DRM driver it registers.
 
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     device::{Bound, Core, DeviceContext},
     drm::{self, gem, ioctl},
@@ -32,6 +33,8 @@ pub(crate) struct VirtioGpuData<'bound> {
     _debugfs: Pin<KBox<DebugFs>>,
     /// The host-visible region, claimed in the iomem tree as the C driver claims it.
     _host_visible: Option<Region>,
+    /// Whether the device asked for a reset and a new binding was asked for.
+    reprobing: AtomicBool,
 }
 
 /// Claims the host-visible region of `gpu` for the device, as `request_mem_region()` does.
@@ -82,24 +85,45 @@ impl virtio::Driver for VirtioGpuDriver {
             gpu,
             _debugfs: debugfs,
             _host_visible: host_visible,
+            reprobing: AtomicBool::new(false),
         })
     }
 
     /// Lets the host answer what is still queued, for at most a second, before the device is
     /// reset: QEMU's virgl device was seen to crash when a reset overtook the unmapping of a
-    /// blob. Whatever is still queued afterwards is cancelled by the reset.
-    fn unbind<'bound>(_vdev: &'bound virtio::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
-        this.gpu.ctrl.wait_idle(1000);
+    /// blob. Whatever is still queued afterwards is cancelled by the reset. A device that
+    /// asked for a reset answers nothing more: it is reset at once.
+    fn unbind<'bound>(vdev: &'bound virtio::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        if !vdev.needs_reset() {
+            this.gpu.ctrl.wait_idle(1000);
+        }
     }
 
-    /// Runs in process context (the virtio adapter defers it to a work item). As the C driver's
-    /// `virtio_gpu_config_changed_work_func()`, acknowledges the display events the device
-    /// reports; without KMS there are no display modes to fetch again.
+    /// Runs in process context (the virtio adapter defers it to a work item).
+    ///
+    /// A device that reports `DEVICE_NEEDS_RESET` (QEMU does when its device hit an error it
+    /// cannot go on from) no longer answers: the driver binds it again, which resets it. The
+    /// unbind ends what was in flight as for any unbind (fences signal with `ENODEV`, waiters
+    /// get `ENODEV`, mappings are revoked, the guest memory the host held is freed once the
+    /// device is reset) and the new binding starts from a device and host without state.
+    /// The C driver ignores the status and keeps a device that never answers again.
+    ///
+    /// Otherwise, as the C driver's `virtio_gpu_config_changed_work_func()`, acknowledges the
+    /// display events the device reports; without KMS there are no display modes to fetch.
     fn config_changed(
-        _vdev: &virtio::Device<Bound>,
+        vdev: &virtio::Device<Bound>,
         config: virtio::Config<'_, Self::Config>,
-        _this: Pin<&Self::Data<'_>>,
+        this: Pin<&Self::Data<'_>>,
     ) {
+        if vdev.needs_reset() {
+            if !this.reprobing.swap(true, Ordering::Relaxed) {
+                dev_err!(vdev, "the device needs a reset: binding it again\n");
+                if let Err(e) = vdev.reprobe_later() {
+                    dev_err!(vdev, "could not bind the device again: {:?}\n", e);
+                }
+            }
+            return;
+        }
         let Ok(events) = kernel::virtio_read_config!(config, uapi::virtio_gpu_config, events_read)
         else {
             return;

@@ -8,8 +8,8 @@
 //! map_info the host answers; every mapping then gets the memory type the
 //! coherency policy derives from it, or is refused. Handles, dma-bufs and
 //! mappings each hold a reference to the object; when the last one is gone,
-//! the blob is unmapped, its range released and the resource unreferenced on
-//! the host, once.
+//! the blob is unmapped and the resource unreferenced on the host, once; its
+//! range is released when the host answered the unref.
 
 use kernel::{
     drm::{self, gem},
@@ -218,7 +218,7 @@ impl VirtioGpuObject {
                         Held::Nothing,
                     )?;
                     // The host may map the blob at `range` from here on: the range stays the
-                    // blob's until UNMAP_BLOB is answered.
+                    // blob's until the host answered its RESOURCE_UNREF.
                     let pending = self.gpu.ctrl.send_pending(cmd)?;
                     *state = MapState::Mapping {
                         range,
@@ -293,7 +293,7 @@ impl VirtioGpuObject {
             // The host refused: nothing is mapped at `range`, which is released.
             Err(e) if e != EIO => Err(EINVAL),
             // An answer the driver does not understand (not an error, but no map_info): the host
-            // may have mapped the blob, so the range stays its until UNMAP_BLOB is answered, and
+            // may have mapped the blob, so the range stays its until the resource is gone, and
             // the blob is never mapped.
             Err(_) => {
                 *state = MapState::Mapped {
@@ -406,27 +406,23 @@ impl PinnedDrop for VirtioGpuObject {
             return;
         };
         let pages = self.pages.lock().take();
-        // UNMAP_BLOB first, if the host may have mapped the blob: it keeps the range (and its
-        // memory type) until the host has answered.
-        let held = match core::mem::replace(&mut *self.map.lock(), MapState::Failed) {
-            MapState::Mapped { range, memtype, .. } => Some(Held::Range {
-                _range: range,
-                _memtype: memtype,
-            }),
-            MapState::Mapping { range, .. } => Some(Held::Range {
-                _range: range,
-                _memtype: None,
-            }),
+        // UNMAP_BLOB first, if the host may have mapped the blob; then RESOURCE_UNREF, which
+        // keeps the id, the guest pages and the blob's range of the host-visible region (and
+        // its memory type) until the host has answered it. Not only until UNMAP_BLOB is
+        // answered: a host that answers the unmap with an error may still have the blob mapped
+        // there, and it has let go of it only once the resource is gone.
+        let range = match core::mem::replace(&mut *self.map.lock(), MapState::Failed) {
+            MapState::Mapped { range, memtype, .. } => Some((range, memtype)),
+            MapState::Mapping { range, .. } => Some((range, None)),
             MapState::Unmapped | MapState::Failed => None,
         };
-        if let (Some(held), Some(unmap)) = (held, release.unmap) {
-            unmap.hold(held);
+        if let (Some(_), Some(unmap)) = (&range, release.unmap) {
             ctrl.send_release(unmap);
         }
-        // Then RESOURCE_UNREF, which keeps the id and the guest pages until the host answered.
         release.unref.hold(Held::Resource {
             _id: id,
             _pages: pages,
+            _range: range,
         });
         ctrl.send_release(release.unref);
     }

@@ -386,16 +386,13 @@ impl CommandQueue {
 /// fields are only there to be dropped then.
 pub(crate) enum Held {
     Nothing,
-    /// A resource's id and, for classic resources and guest blobs, the pages the host was
-    /// given.
+    /// A resource's id, for classic resources and guest blobs the pages the host was given,
+    /// and for a host blob the host mapped its range of the host-visible region and the
+    /// memory type reserved for it.
     Resource {
         _id: ResourceId,
         _pages: Option<KVVec<Page>>,
-    },
-    /// A blob's range of the host-visible region and the memory type reserved for it.
-    Range {
-        _range: HostRange,
-        _memtype: Option<MemtypeReservation>,
+        _range: Option<(HostRange, Option<MemtypeReservation>)>,
     },
     /// A context's id.
     Context {

@@ -28,6 +28,14 @@ impl Device {
         })
     }
 
+    /// Takes ownership of `fd`, an open file of the node at `path` (a dup of another).
+    pub fn from_fd(fd: libc::c_int, path: &str) -> Self {
+        Self {
+            fd,
+            path: path.to_owned(),
+        }
+    }
+
     /// A device that is not open (fd -1), to move an open one out of a struct.
     pub fn placeholder() -> Self {
         Self {

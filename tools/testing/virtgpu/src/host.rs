@@ -53,6 +53,9 @@ pub struct Report {
     pub fences_stalled: u64,
     /// Timelines whose retirement the shim withholds now.
     pub fences_held: u64,
+    /// Host calls the shim failed, and delayed, so far (host faults).
+    pub faults: u64,
+    pub delays: u64,
 }
 
 /// FNV-1a 64, as the shim hashes capsets.
@@ -98,6 +101,14 @@ impl Report {
                 }
                 "fences-held" => {
                     r.fences_held = num(value, key)?;
+                    continue;
+                }
+                "faults" => {
+                    r.faults = num(value, key)?;
+                    continue;
+                }
+                "delays" => {
+                    r.delays = num(value, key)?;
                     continue;
                 }
                 "res-ids" => {
@@ -239,6 +250,13 @@ pub fn force_map_info(value: Option<u32>) -> Result<bool, String> {
     }
 }
 
+/// Host faults (tools/testing/virgl-shim): `fail OP [res=ID] [name=NAME] [count=N|always]`,
+/// `delay OP [res=ID] [name=NAME] [count=N] ms=T`, `fail off`, or `reset` (the device reports
+/// DEVICE_NEEDS_RESET). `Ok(false)`: this host has no shim.
+pub fn fault(command: &str) -> Result<bool, String> {
+    control(command)
+}
+
 fn control(command: &str) -> Result<bool, String> {
     match ask("!", command)?.as_str() {
         "ok" => Ok(true),
@@ -376,6 +394,16 @@ mod tests {
         assert_eq!((r.fences_stalled, r.fences_held), (3, 1));
         let r = Report::parse(LINE).expect("parses");
         assert!(!r.stall);
+    }
+
+    #[test]
+    fn the_fault_counts_are_parsed() {
+        let r = Report::parse(&format!(
+            "{LINE} stall off fences-stalled 0 fences-held 0 mapinfo off faults 2 delays 1 \
+             fault create"
+        ))
+        .expect("parses");
+        assert_eq!((r.faults, r.delays), (2, 1));
     }
 
     #[test]

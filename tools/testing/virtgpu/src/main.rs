@@ -6,6 +6,7 @@
 
 mod bench;
 mod drm;
+mod fuzz;
 mod host;
 mod ktap;
 mod mapping;
@@ -15,7 +16,7 @@ mod uapi;
 use tests::{Ctx, Driver, Host};
 
 /// The value of `rig.<key>=` on the kernel command line.
-fn cmdline_value(key: &str) -> Result<Option<String>, String> {
+pub fn cmdline_value(key: &str) -> Result<Option<String>, String> {
     let cmdline = std::fs::read_to_string("/proc/cmdline").map_err(|e| e.to_string())?;
     let prefix = format!("rig.{key}=");
     Ok(cmdline
@@ -82,6 +83,11 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("--info") {
         std::process::exit(print_info());
     }
+    // `fuzz`: the fuzzer by hand (src/fuzz).
+    if std::env::args().nth(1).as_deref() == Some("fuzz") {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        std::process::exit(fuzz::main(&args));
+    }
     // `bench`: the figures of `make bench` (src/bench.rs), not tests.
     if std::env::args().nth(1).as_deref() == Some("bench") {
         std::process::exit(bench::run());
@@ -111,6 +117,12 @@ fn main() {
         return;
     }
     host::quiet_console();
-    let ok = ktap::run(&ctx, &tests::all(), tests::host_accounted);
+    // `rig.only=PREFIX`: only the tests whose names start with it (make fuzz).
+    let only = cmdline_value("only").ok().flatten();
+    let all: Vec<tests::Test> = tests::all()
+        .into_iter()
+        .filter(|(name, _)| only.as_deref().is_none_or(|p| name.starts_with(p)))
+        .collect();
+    let ok = ktap::run(&ctx, &all, tests::host_accounted);
     std::process::exit(if ok { 0 } else { 1 });
 }

@@ -127,6 +127,26 @@ pub struct DrmPrimeHandle {
 }
 
 pub const DRM_IOCTL_GEM_CLOSE: u64 = iow::<DrmGemClose>(0x09);
+
+/// `struct drm_gem_flink`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct DrmGemFlink {
+    pub handle: u32,
+    pub name: u32,
+}
+
+/// `struct drm_gem_open`.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct DrmGemOpen {
+    pub name: u32,
+    pub handle: u32,
+    pub size: u64,
+}
+
+pub const DRM_IOCTL_GEM_FLINK: u64 = iowr::<DrmGemFlink>(0x0a);
+pub const DRM_IOCTL_GEM_OPEN: u64 = iowr::<DrmGemOpen>(0x0b);
 pub const DRM_IOCTL_PRIME_HANDLE_TO_FD: u64 = iowr::<DrmPrimeHandle>(0x2d);
 pub const DRM_IOCTL_PRIME_FD_TO_HANDLE: u64 = iowr::<DrmPrimeHandle>(0x2e);
 
@@ -468,6 +488,8 @@ mod tests {
         assert_eq!(DRM_IOCTL_VIRTGPU_RESOURCE_INFO, 0xc010_6445);
         assert_eq!(DRM_IOCTL_VIRTGPU_RESOURCE_CREATE_BLOB, 0xc030_644a);
         assert_eq!(DRM_IOCTL_GEM_CLOSE, 0x4008_6409);
+        assert_eq!(DRM_IOCTL_GEM_FLINK, 0xc008_640a);
+        assert_eq!(DRM_IOCTL_GEM_OPEN, 0xc010_640b);
         assert_eq!(DRM_IOCTL_PRIME_HANDLE_TO_FD, 0xc00c_642d);
         assert_eq!(DRM_IOCTL_PRIME_FD_TO_HANDLE, 0xc00c_642e);
         assert_eq!(DRM_IOCTL_SYNCOBJ_CREATE, 0xc008_64bf);

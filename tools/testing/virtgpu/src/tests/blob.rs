@@ -160,7 +160,7 @@ fn new_lines(before: &[String], after: Vec<String>) -> Vec<String> {
 /// A mappable, shareable host blob of `BLOB_SIZE` in `dev`'s context, made as Mesa's virgl
 /// makes one, whose blob id tells the shim to answer `map_info` (or fail the map): its handle
 /// and resource id.
-fn host_blob(dev: &Device, map_info: u32, map_fails: bool) -> Result<(u32, u32), i32> {
+pub(crate) fn host_blob(dev: &Device, map_info: u32, map_fails: bool) -> Result<(u32, u32), i32> {
     let seq = u64::from(SEQ.fetch_add(1, Ordering::Relaxed) & 0x7f);
     let blob_id = SHIM_MAGIC
         | (seq << 9)
@@ -282,7 +282,7 @@ pub fn copy_region(dst: u32, src: u32) -> [u32; 14] {
 /// The host sees what the guest wrote through `m` (a mapping of `blob` from byte `shift` on),
 /// and the guest sees through `m` what the host wrote: the host copies the blob into a
 /// cached sibling and back. `handle` is the blob's handle in `blob.dev`, for the BO list.
-fn host_round_trip(
+pub(crate) fn host_round_trip(
     blob: &Blob,
     handle: u32,
     m: &Mapping,

@@ -80,7 +80,7 @@ fn raw_ioctl<T>(fd: libc::c_int, req: u64, arg: &mut T) -> Result<(), i32> {
 
 /// Whether `fd` polls readable within `ms` (a sync_file: its fences signalled; a DRM file: an
 /// event is queued).
-fn readable(fd: libc::c_int, ms: i32) -> Result<bool, String> {
+pub(super) fn readable(fd: libc::c_int, ms: i32) -> Result<bool, String> {
     let mut p = libc::pollfd {
         fd,
         events: libc::POLLIN,

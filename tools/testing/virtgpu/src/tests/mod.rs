@@ -8,7 +8,9 @@ pub mod blob;
 mod blob_input;
 mod context;
 mod execbuffer;
+mod fault;
 mod fence;
+mod fuzz;
 mod mesa;
 pub mod params;
 mod resource;
@@ -64,10 +66,13 @@ pub fn all() -> Vec<Test> {
     all.extend(from_table(execbuffer::TESTS));
     all.extend(from_table(fence::TESTS));
     all.extend(from_table(resource::TESTS));
+    all.extend(from_table(fault::TESTS));
     all.extend(from_table(mesa::TESTS));
+    all.extend(from_table(fuzz::TESTS));
     // Last: they unbind and rebind the device.
     all.extend(from_table(unbind::TESTS));
     all.extend(from_table(fence::LAST));
+    all.extend(from_table(fault::LAST));
     all
 }
 

@@ -222,7 +222,7 @@ fn crosses_unbind(ctx: &Ctx) -> bool {
 
 /// Reads the first byte of the mapping in a child process: the byte, or the signal that
 /// killed the child.
-fn read_in_child(m: &Mapping) -> Result<u8, i32> {
+pub(super) fn read_in_child(m: &Mapping) -> Result<u8, i32> {
     // SAFETY: The child only reads the mapping and exits.
     let pid = unsafe { libc::fork() };
     if pid == 0 {

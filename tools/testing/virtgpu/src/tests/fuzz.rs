@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The guest fuzzer (src/fuzz) in make check: on the sanitizer kernels, where the rig passes
+//! `rig.fuzz=N`, a run of at least N ioctls from several processes and threads, the host
+//! answering random map_info values and refusing some maps (the shim's blob ids). The rig
+//! fails the boot on any kernel report; this test fails on a worker that did not finish, on
+//! host resources or contexts left behind (the shim's counts, as for every test), and unless
+//! the device still works afterwards: a blob round trip through the host.
+
+use super::blob::{host_round_trip, Blob, BLOB_SIZE};
+use super::{Ctx, Host};
+use crate::drm::errno_name;
+use crate::fuzz;
+use crate::ktap::Outcome;
+use crate::uapi::MAP_CACHE_CACHED;
+use std::time::Duration;
+
+pub const TESTS: super::Table = &[("fuzz_ioctls_then_the_device_still_works", fuzz_then_works)];
+
+/// `rig.fuzz=N[,SECONDS[,SEED]]` on the kernel command line.
+fn budget() -> Option<(u64, u64, Option<u64>)> {
+    let v = crate::cmdline_value("fuzz").ok()??;
+    let mut it = v.split(',');
+    let n = it.next()?.parse().ok()?;
+    let secs = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let seed = it.next().and_then(|s| {
+        s.strip_prefix("0x")
+            .map_or_else(|| s.parse().ok(), |h| u64::from_str_radix(h, 16).ok())
+    });
+    Some((n, secs, seed))
+}
+
+fn fuzz_then_works(ctx: &Ctx) -> Outcome {
+    let Some((ioctls, secs, seed)) = budget() else {
+        return Outcome::Skip(
+            "the fuzzer runs on the sanitizer kernels (make check passes rig.fuzz=) and in \
+             make fuzz"
+                .into(),
+        );
+    };
+    if ctx.host != Host::Gl {
+        return Outcome::Skip("the fuzzer runs on the virgl host (random map_info)".into());
+    }
+    // A budget of ioctls, bounded in time; `make fuzz` gives a duration instead.
+    let duration = if secs > 0 { secs } else { 900 };
+    let cfg = fuzz::Config {
+        seed: seed.unwrap_or_else(fuzz::seed_from_clock),
+        procs: 4,
+        threads: 3,
+        ioctls: if secs > 0 { u64::MAX } else { ioctls },
+        duration: Duration::from_secs(duration),
+        valid: false,
+    };
+    let s = match fuzz::run(&cfg, &ctx.dev.path) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Fail(format!("fuzz: {e} (seed {:#x})", cfg.seed)),
+    };
+    fuzz::print_summary(&s);
+    println!(
+        "rig: figure {} fuzz-calls {} calls",
+        match ctx.driver {
+            super::Driver::C => "c",
+            super::Driver::Rust => "rust",
+        },
+        s.calls
+    );
+    if let Some(pcs) = s.pcs {
+        println!(
+            "rig: figure {} fuzz-kcov-pcs {pcs} pcs",
+            match ctx.driver {
+                super::Driver::C => "c",
+                super::Driver::Rust => "rust",
+            }
+        );
+    }
+    if !s.bad_exits.is_empty() {
+        return Outcome::Fail(format!("seed {:#x}: {}", cfg.seed, s.bad_exits.join("; ")));
+    }
+    if secs == 0 && s.calls < ioctls {
+        return Outcome::Fail(format!(
+            "seed {:#x}: {} calls in {} s, the budget is {ioctls}",
+            cfg.seed,
+            s.calls,
+            s.elapsed.as_secs()
+        ));
+    }
+    // The device still works: a blob written by the guest, copied by the host and back.
+    let blob = match Blob::create(ctx, MAP_CACHE_CACHED, false) {
+        Ok(b) => b,
+        Err(e) => return Outcome::Fail(format!("after fuzzing (seed {:#x}): {e}", cfg.seed)),
+    };
+    let m = match blob.gem_map(0, BLOB_SIZE) {
+        Ok(m) => m,
+        Err(e) => {
+            return Outcome::Fail(format!(
+                "after fuzzing (seed {:#x}): mmap: {}",
+                cfg.seed,
+                errno_name(e)
+            ))
+        }
+    };
+    if let Err(e) = host_round_trip(&blob, blob.handle, &m, 0, 0x5a) {
+        return Outcome::Fail(format!("after fuzzing (seed {:#x}): {e}", cfg.seed));
+    }
+    Outcome::Pass
+}
