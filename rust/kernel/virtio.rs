@@ -417,16 +417,24 @@ impl Device<device::Bound> {
     /// unbinding resets the device, so that a device that needs a reset ([`Self::needs_reset`])
     /// gets one and a new binding, and the driver's data is dropped as for any unbind. The work
     /// item holds a reference to the device and is not the driver's, so the driver's unbind
-    /// (which may wait for its own work items) never waits for it.
+    /// (which may wait for its own work items) never waits for it. If the device was unbound
+    /// or bound to another driver meanwhile (through sysfs), the work does nothing.
     pub fn reprobe_later(&self) -> Result {
+        // SAFETY: By the type invariant `self.as_raw()` is a valid `struct virtio_device`; a
+        // bound device has its driver set.
+        let driver = unsafe { (*self.as_raw()).dev.driver } as usize;
         let work = Arc::pin_init(
             pin_init!(Reprobe {
                 dev: self.as_ref().into(),
+                driver,
                 work <- crate::workqueue::new_work!("virtio::Device::reprobe_later"),
             }),
             GFP_KERNEL,
         )?;
-        crate::workqueue::system().enqueue(work).map_err(|_| EBUSY)
+        // A new work item cannot be queued already. An unbind and probe is long work.
+        crate::workqueue::system_long()
+            .enqueue(work)
+            .map_err(|_| EBUSY)
     }
 
     /// Returns shared memory region `id`, if the device has it.
@@ -446,6 +454,8 @@ impl Device<device::Bound> {
 #[pin_data]
 struct Reprobe {
     dev: ARef<device::Device>,
+    /// The address of the driver bound when the work was queued (only compared).
+    driver: usize,
     #[pin]
     work: crate::workqueue::Work<Reprobe>,
 }
@@ -458,12 +468,27 @@ impl crate::workqueue::WorkItem for Reprobe {
     type Pointer = Arc<Reprobe>;
 
     fn run(this: Arc<Reprobe>) {
-        // SAFETY: `this.dev` holds a reference to a valid `struct device`; `device_reprobe()`
-        // takes the device lock itself, and this work item is not one the driver's unbind
-        // waits for.
-        let ret = unsafe { bindings::device_reprobe(this.dev.as_raw()) };
-        if ret != 0 {
-            dev_err!(this.dev, "probing the device again failed: {}\n", ret);
+        let dev = this.dev.as_raw();
+        // SAFETY: `this.dev` holds a reference to a valid `struct device`. The driver is read
+        // without the device lock: an unbind or bind through sysfs that races with this check
+        // is undone or redone below, as it would be by an unbind and bind of its own.
+        let bound = unsafe { core::ptr::read_volatile(&raw const (*dev).driver) } as usize;
+        if bound != this.driver {
+            // Unbound, or bound again, since the work was queued: that is what counts now.
+            return;
+        }
+        // SAFETY: `dev` is valid (above); `device_reprobe()` takes the device lock itself, and
+        // this work item is not one the driver's unbind waits for.
+        let ret = unsafe { bindings::device_reprobe(dev) };
+        // A probe that failed leaves the device without a driver (the driver core says why).
+        // SAFETY: As above.
+        let now = unsafe { core::ptr::read_volatile(&raw const (*dev).driver) };
+        if ret != 0 || now.is_null() {
+            dev_err!(
+                this.dev,
+                "the device has no driver after probing it again ({})\n",
+                ret
+            );
         }
     }
 }

@@ -186,61 +186,78 @@ def boot(args):
             shlex.quote(c) for c in qemu_command(args, run_dir))))
 
     log = open(args.log, "wb")
+    # QEMU's stderr is read apart from the serial console (stdout) and both are logged a whole
+    # line at a time: a message of QEMU's (virglrenderer reporting a host fault) must not land
+    # inside a line of the guest's, which would hide a `rig: host?` question or a KTAP result.
     proc = subprocess.Popen(
         ["unshare", "--mount", "--pid", "--net", "--fork",
          "--kill-child=SIGKILL", "--", "sh", "-c", OUTER, "outer",
          args.chroot, run_dir, args.disk or ""],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, start_new_session=True)
+        stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + args.timeout
     timed_out = False
-    fd = proc.stdout.fileno()
-    partial = b""
+    serial = proc.stdout.fileno()
+    partial = {serial: b"", proc.stderr.fileno(): b""}
     control_seq = 0
+
+    def emit(line):
+        log.write(line)
+        log.flush()
+        if args.echo:
+            sys.stdout.buffer.write(line)
+            sys.stdout.flush()
+
+    def answer_host(line):
+        nonlocal control_seq
+        c = HOST_COMMAND.search(line)
+        q = HOST_QUESTION.search(line)
+        if c:
+            command = shim_command(c.group(2).decode())
+            if not (args.shim and args.host.startswith("gl")):
+                result = "none"
+            elif command is None:
+                result = "bad"
+            else:
+                control_seq += 1
+                write_shim_control(run_dir, control_seq, command)
+                result = "ok"
+            answer = f"rig-host {c.group(1).decode()} {result}\n"
+        elif q:
+            report = shim_report(run_dir) if args.shim else None
+            if args.shim and args.host.startswith("gl") and report is None:
+                report = "absent"   # the shim should have written one by now
+            answer = f"rig-host {q.group(1).decode()} {report or 'none'}\n"
+        else:
+            return
+        try:
+            proc.stdin.write(answer.encode())
+            proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+
     try:
-        while True:
+        while partial:
             left = deadline - time.monotonic()
+            if serial not in partial:
+                # The guest is gone: what QEMU still says (why it exited) within 2 s.
+                deadline = min(deadline, time.monotonic() + 2)
             if left <= 0:
-                timed_out = True
+                timed_out = serial in partial
                 break
-            r, _, _ = select.select([fd], [], [], min(left, 1.0))
-            if not r:
-                continue
-            data = os.read(fd, 65536)
-            if not data:
-                break
-            log.write(data)
-            log.flush()
-            if args.echo:
-                sys.stdout.buffer.write(data)
-                sys.stdout.flush()
-            *complete, partial = (partial + data).split(b"\n")
-            for line in complete:
-                c = HOST_COMMAND.search(line)
-                q = HOST_QUESTION.search(line)
-                if c:
-                    command = shim_command(c.group(2).decode())
-                    if not (args.shim and args.host.startswith("gl")):
-                        result = "none"
-                    elif command is None:
-                        result = "bad"
-                    else:
-                        control_seq += 1
-                        write_shim_control(run_dir, control_seq, command)
-                        result = "ok"
-                    answer = f"rig-host {c.group(1).decode()} {result}\n"
-                elif q:
-                    report = shim_report(run_dir) if args.shim else None
-                    if args.shim and args.host.startswith("gl") and report is None:
-                        report = "absent"   # the shim should have written one by now
-                    answer = f"rig-host {q.group(1).decode()} {report or 'none'}\n"
-                else:
+            r, _, _ = select.select(list(partial), [], [], min(left, 1.0))
+            for fd in r:
+                data = os.read(fd, 65536)
+                if not data:
+                    if partial[fd]:
+                        emit(partial[fd] + b"\n")
+                    del partial[fd]
                     continue
-                try:
-                    proc.stdin.write(answer.encode())
-                    proc.stdin.flush()
-                except BrokenPipeError:
-                    pass
+                *complete, partial[fd] = (partial[fd] + data).split(b"\n")
+                for line in complete:
+                    emit(line + b"\n")
+                    if fd == serial:
+                        answer_host(line)
     finally:
         # SIGTERM is not enough under SDL: kill the whole group; the PID
         # namespace takes every other process with it.

@@ -38,9 +38,13 @@ pub(crate) fn alloc(gpu: &Gpu, size: usize) -> Result<Pages> {
         return Err(EOPNOTSUPP);
     }
     let n = size / PAGE_SIZE;
-    let flags = GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_NOWARN | __GFP_RETRY_MAYFAIL;
+    // Chunks: a costly order, for which the allocator gives up early by itself. Single pages:
+    // the allocator tries hard, then fails (the memory cgroup's charge does not kill either).
+    let chunk_flags = GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_NOWARN;
+    let flags = chunk_flags | __GFP_RETRY_MAYFAIL;
     // The list is `kvmalloc` memory: a large resource does not need a large `kmalloc`.
-    let mut pages = KVVec::with_capacity(n, GFP_KERNEL | __GFP_NOWARN)?;
+    let mut pages =
+        KVVec::with_capacity(n, GFP_KERNEL_ACCOUNT | __GFP_NOWARN | __GFP_RETRY_MAYFAIL)?;
     let chunk = 1usize << CHUNK_ORDER;
     while pages.len() < n {
         if kernel::current!().signal_pending() {
@@ -49,7 +53,8 @@ pub(crate) fn alloc(gpu: &Gpu, size: usize) -> Result<Pages> {
         let left = n - pages.len();
         // Within the capacity reserved above: the pushes never allocate.
         if left < chunk
-            || Page::alloc_split(flags, CHUNK_ORDER, |p| Ok(pages.push(p, GFP_KERNEL)?)).is_err()
+            || Page::alloc_split(chunk_flags, CHUNK_ORDER, |p| Ok(pages.push(p, GFP_KERNEL)?))
+                .is_err()
         {
             for _ in 0..left.min(chunk) {
                 pages.push(Page::alloc_page(flags)?, GFP_KERNEL)?;

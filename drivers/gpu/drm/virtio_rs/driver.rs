@@ -2,7 +2,7 @@
 
 //! The virtio driver, which probes the GPU, and the DRM driver it registers.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use kernel::{
     device::{Bound, Core, DeviceContext},
     drm::{self, gem, ioctl},
@@ -116,11 +116,21 @@ impl virtio::Driver for VirtioGpuDriver {
         this: Pin<&Self::Data<'_>>,
     ) {
         if vdev.needs_reset() {
-            if !this.reprobing.swap(true, Ordering::Relaxed) {
-                dev_err!(vdev, "the device needs a reset: binding it again\n");
-                if let Err(e) = vdev.reprobe_later() {
-                    dev_err!(vdev, "could not bind the device again: {:?}\n", e);
-                }
+            if this.reprobing.swap(true, Ordering::Relaxed) {
+                return;
+            }
+            if !may_rebind() {
+                dev_err!(
+                    vdev,
+                    "the device needs a reset again: left as it is after {} rebinds within a minute\n",
+                    MAX_REBINDS_PER_MINUTE
+                );
+                return;
+            }
+            dev_err!(vdev, "the device needs a reset: binding it again\n");
+            if let Err(e) = vdev.reprobe_later() {
+                dev_err!(vdev, "could not bind the device again: {:?}\n", e);
+                this.reprobing.store(false, Ordering::Relaxed);
             }
             return;
         }
@@ -133,6 +143,29 @@ impl virtio::Driver for VirtioGpuDriver {
             core::mem::offset_of!(uapi::virtio_gpu_config, events_clear),
             clear,
         );
+    }
+}
+
+/// A device that keeps asking for a reset (a host that fails again whatever the guest does) is
+/// bound again at most this many times within a minute, then left as it is.
+const MAX_REBINDS_PER_MINUTE: u32 = 3;
+
+/// When the last rebind for a reset started (`ktime_get()`, ns; 0: never) and how many came
+/// within a minute of the one before. Not per device: a guest has one virtio-gpu device, and
+/// a second one failing as well only makes the limit stricter.
+static LAST_REBIND_NS: AtomicI64 = AtomicI64::new(0);
+static REBIND_BURST: AtomicU32 = AtomicU32::new(0);
+
+/// Whether another rebind for a reset is allowed now (and counts it).
+fn may_rebind() -> bool {
+    // SAFETY: `ktime_get()` has no preconditions.
+    let now = unsafe { kernel::bindings::ktime_get() };
+    let last = LAST_REBIND_NS.swap(now, Ordering::Relaxed);
+    if last != 0 && now.saturating_sub(last) < 60 * 1_000_000_000 {
+        REBIND_BURST.fetch_add(1, Ordering::Relaxed) < MAX_REBINDS_PER_MINUTE
+    } else {
+        REBIND_BURST.store(1, Ordering::Relaxed);
+        true
     }
 }
 

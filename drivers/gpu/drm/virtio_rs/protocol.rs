@@ -489,7 +489,8 @@ pub(crate) fn mem_entries(
     let len = (count as usize)
         .checked_mul(size_of::<uapi::virtio_gpu_mem_entry>())
         .ok_or(ENOMEM)?;
-    let mut buf = KVVec::with_capacity(len, GFP_KERNEL | __GFP_NOWARN)?;
+    let mut buf =
+        KVVec::with_capacity(len, GFP_KERNEL_ACCOUNT | __GFP_NOWARN | __GFP_RETRY_MAYFAIL)?;
     for (addr, length) in runs(pieces) {
         let entry = Wire(uapi::virtio_gpu_mem_entry {
             addr: addr.to_le(),

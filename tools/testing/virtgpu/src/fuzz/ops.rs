@@ -1091,7 +1091,9 @@ impl<'a> Worker<'a> {
     fn fork(&mut self, op: usize) {
         // What the child uses is gathered before the fork: after it, the child must not take
         // locks other threads may have held.
-        let fd = self.file().fd();
+        // The file stays open (this reference) until the child is reaped.
+        let file = self.file();
+        let fd = file.fd();
         let handle = self.obj().map(|o| o.handle).unwrap_or(1);
         let map = lock(&self.st.maps)
             .first()
@@ -1131,5 +1133,6 @@ impl<'a> Worker<'a> {
             // SAFETY: Our child.
             unsafe { libc::waitpid(pid, &mut status, 0) };
         }
+        drop(file);
     }
 }

@@ -91,6 +91,16 @@ fn wait_counts(faults: u64, delays: u64) -> Outcome {
     }
 }
 
+/// Closes `dev`. On the C driver, gives the host a moment afterwards, as `Blob`'s drop does:
+/// QEMU 10's virgl device unmaps blobs asynchronously, and commands of the C driver that
+/// overtook such an unmap were seen to stall its control queue for good.
+fn close(ctx: &Ctx, dev: Device) {
+    drop(dev);
+    if ctx.driver == Driver::C {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 /// A file of the render node at `path` with a virgl2 context named `name` (as the host sees
 /// it).
 fn named_file(path: &str, name: &std::ffi::CStr) -> Result<Device, String> {
@@ -181,7 +191,7 @@ fn fail_blob_create(ctx: &Ctx) -> Outcome {
         );
     }
     // And the context goes on: a blob made next is mapped and round-trips through the host.
-    drop(dev);
+    close(ctx, dev);
     let blob = ok_or_return!(Blob::create(ctx, MAP_CACHE_CACHED, false).map_err(Outcome::Fail));
     let m = ok_or_return!(blob
         .gem_map(0, BLOB_SIZE)
@@ -382,7 +392,7 @@ fn delay_unref(ctx: &Ctx) -> Outcome {
         &[],
     );
     check!(guest.is_ok(), "guest blob: {:?}", guest.map_err(errno_name));
-    drop(dev);
+    close(ctx, dev);
     crate::pass_or_return!(wait_counts(0, delays + 1));
     // The device still works meanwhile and afterwards.
     let blob = ok_or_return!(Blob::create(ctx, MAP_CACHE_CACHED, false).map_err(Outcome::Fail));
@@ -410,6 +420,9 @@ fn unbind_under_load(ctx: &Ctx) -> Outcome {
     // SAFETY: This process is single-threaded here; the child runs the fuzzer and _exits.
     let runner = unsafe { libc::fork() };
     if runner == 0 {
+        // A process group of its own, which the test can kill whole.
+        // SAFETY: No arguments to check.
+        unsafe { libc::setpgid(0, 0) };
         let cfg = crate::fuzz::Config {
             seed: crate::fuzz::seed_from_clock(),
             procs: 3,
@@ -440,7 +453,7 @@ fn unbind_under_load(ctx: &Ctx) -> Outcome {
     }
     let unbind = std::fs::write(driver.join("unbind"), &name);
     let mut status = 0;
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + Duration::from_secs(30);
     let ended = loop {
         // SAFETY: Our child; WNOHANG.
         let r = unsafe { libc::waitpid(runner, &mut status, libc::WNOHANG) };
@@ -448,11 +461,21 @@ fn unbind_under_load(ctx: &Ctx) -> Outcome {
             break true;
         }
         if Instant::now() > deadline {
-            // SAFETY: Our child.
-            unsafe { libc::kill(runner, libc::SIGKILL) };
             break false;
         }
         std::thread::sleep(Duration::from_millis(50));
+    };
+    let stuck = if ended {
+        Vec::new()
+    } else {
+        let stuck = blocked_processes();
+        // SAFETY: The workload's process group (the runner's pid); then the runner is reaped.
+        unsafe {
+            libc::kill(-runner, libc::SIGKILL);
+            libc::waitpid(runner, &mut status, 0);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        stuck
     };
     let bind = std::fs::write(driver.join("bind"), &name);
     if let Err(e) = unbind {
@@ -461,15 +484,80 @@ fn unbind_under_load(ctx: &Ctx) -> Outcome {
     if let Err(e) = bind {
         return Outcome::Fail(format!("bind {name}: {e}"));
     }
+    if !ended && ctx.driver == Driver::C {
+        // Seen on this rig: the C driver's processes took 20 s once, and more than a minute
+        // once, to see ENODEV after the unbind (the Rust driver's, about 3 s). Their threads'
+        // kernel stacks are printed; they are killed.
+        for l in &stuck {
+            println!("# {l}");
+        }
+        let works = works_again(ctx);
+        check!(
+            works == Outcome::Pass,
+            "after the unbind under load: {works:?}"
+        );
+        return Outcome::Skip(
+            "C driver, known behaviour: the workload's processes had not ended 30 s after the \
+             unbind (their threads' kernel stacks are printed above); killed; the rebound \
+             device works"
+                .into(),
+        );
+    }
     check!(
         ended,
-        "the workload's processes did not all end after the unbind"
+        "the workload's processes did not all end within 30 s of the unbind:\n{}",
+        stuck.join("\n")
     );
     check!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "the workload: a process did not end with ENODEV or SIGBUS (status {status:#x})"
     );
     works_again(ctx)
+}
+
+/// The threads of this test program's other processes, with their state, where they wait and
+/// their kernel stack: the evidence of a workload that did not end.
+fn blocked_processes() -> Vec<String> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if pid == me || comm.trim() != "virtgpu-tests" {
+            continue;
+        }
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten();
+        for t in tasks.flatten() {
+            let dir = t.path();
+            let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+            let stat = read("stat");
+            let state = stat
+                .rsplit(") ")
+                .next()
+                .and_then(|r| r.split(' ').next())
+                .unwrap_or("?")
+                .to_owned();
+            if state == "Z" {
+                continue;
+            }
+            out.push(format!(
+                "pid {pid} task {} state {state} wchan {}: {}",
+                t.file_name().to_string_lossy(),
+                read("wchan"),
+                read("stack")
+                    .lines()
+                    .take(6)
+                    .map(|l| l.split("] ").nth(1).unwrap_or(l))
+                    .collect::<Vec<_>>()
+                    .join(" <- ")
+            ));
+        }
+    }
+    out
 }
 
 /// A new file of the (re)bound device: a blob round trip through the host. The device may
