@@ -10,6 +10,7 @@ the environment. Each driver's sanitizer kernel (KASAN, lockdep, kmemleak,
 UBSAN, hung tasks, Rust overflow checks and debug assertions) runs the full
 guest suite on HOST=gl as well, unless SANITIZE=no."""
 
+import glob
 import os
 import re
 import signal
@@ -275,6 +276,26 @@ def collect_figures(variant, host, lines):
                 pass
 
 
+# The objects of each driver that KCOV instruments on the sanitizer kernels (their Makefiles
+# set KCOV_INSTRUMENT).
+DRIVER_OBJECTS = {"c": "drivers/gpu/drm/virtio/virtgpu_*.o",
+                  "rust": "drivers/gpu/drm/virtio_rs/virtio_gpu_rs.o"}
+
+
+def collect_kcov_points(variant, driver):
+    """How many coverage points KCOV put in the driver (calls of __sanitizer_cov_trace_pc),
+    the measure of the fuzzer's `fuzz-kcov-pcs`: a figure, not a test."""
+    objs = sorted(glob.glob(os.path.join(CACHE, "build", f"{ARCH}-{variant}",
+                                         DRIVER_OBJECTS[driver])))
+    if not objs:
+        return
+    p = subprocess.run(["llvm-objdump-19", "-dr"] + objs, stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, text=True)
+    n = sum(1 for l in p.stdout.splitlines() if "__sanitizer_cov_trace_pc" in l)
+    if p.returncode == 0 and n:
+        FIGURES.setdefault((variant, "gl"), {})["fuzz-kcov-points"] = (float(n), "points")
+
+
 def figures_table():
     """The figures of each kind of kernel, C and Rust side by side with the ratio Rust/C."""
     rows = []
@@ -397,6 +418,9 @@ def main():
 
     rustfmt_tests(rep)
     clippy_tests(rep)
+    for variant, driver, sanitize in variants:
+        if sanitize == "yes" and variant in built:
+            collect_kcov_points(variant, driver)
 
     step = time.monotonic()
     chroot_out, _ = chroot_job.communicate()

@@ -247,8 +247,11 @@ static struct {
 	/* Resources and contexts whose creation failed here, which QEMU still releases. */
 	uint32_t ghost_res[MAX_GHOSTS], ghost_ctx[MAX_GHOSTS];
 	unsigned int nghost_res, nghost_ctx;
-	int reset_pending;
+	/* RESET_PENDING when asked for (a value no stray write is likely to leave). */
+	uint32_t reset_pending;
 } fault;
+
+#define RESET_PENDING 0x52455354u
 
 static void stall_check_locked(void);
 
@@ -811,7 +814,7 @@ static void stall_apply_locked(char *line)
 		return;
 	}
 	if (!strcmp(w, "reset")) {
-		fault.reset_pending = 1;
+		fault.reset_pending = RESET_PENDING;
 		report_locked();
 		return;
 	}
@@ -1066,7 +1069,10 @@ void virgl_renderer_poll(void)
 		report_locked();
 	}
 	cookie = qemu_cookie;
-	reset = fault.reset_pending;
+	reset = fault.reset_pending == RESET_PENDING;
+	if (fault.reset_pending && !reset)
+		fprintf(stderr, "virgl-shim: reset_pending corrupted (0x%x): ignored\n",
+			fault.reset_pending);
 	fault.reset_pending = 0;
 	pthread_mutex_unlock(&lock);
 	if (reset && cookie) {

@@ -33,6 +33,9 @@ pub struct Config {
     pub duration: Duration,
     /// The valid workload ([`ops::State::valid`]).
     pub valid: bool,
+    /// Leave out the inputs that make the C driver warn (see [`ops::C_WARNINGS`]), so that the
+    /// rest of a run on it is judged.
+    pub avoid_c_warnings: bool,
 }
 
 /// Counters shared by every process of a run (a shared anonymous mapping).
@@ -116,7 +119,7 @@ fn process(
     counters: &'static Counters,
     cov_path: &str,
 ) -> i32 {
-    let state = match ops::State::new(render, card_node(render), cfg.valid) {
+    let state = match ops::State::new(render, card_node(render), cfg.valid, cfg.avoid_c_warnings) {
         Ok(s) => s,
         Err(e) => {
             println!("# fuzz: process {proc}: {e}");
@@ -189,6 +192,13 @@ pub fn run(cfg: &Config, render: &str) -> Result<Summary, String> {
             cfg.duration.as_secs(),
             if cfg.valid { " (valid workload)" } else { "" }
         );
+        if cfg.avoid_c_warnings {
+            let _ = writeln!(
+                o,
+                "# fuzz: left out on the C driver, which warns on them: {}",
+                ops::C_WARNINGS.join(", ")
+            );
+        }
         let _ = o.flush();
     }
     let counters = shared_counters()?;
@@ -309,6 +319,7 @@ pub fn main(args: &[String]) -> i32 {
         ioctls: u64::MAX,
         duration: Duration::from_secs(600),
         valid: false,
+        avoid_c_warnings: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {

@@ -49,6 +49,7 @@ fn fuzz_then_works(ctx: &Ctx) -> Outcome {
         ioctls: if secs > 0 { u64::MAX } else { ioctls },
         duration: Duration::from_secs(duration),
         valid: false,
+        avoid_c_warnings: ctx.driver == super::Driver::C,
     };
     let s = match fuzz::run(&cfg, &ctx.dev.path) {
         Ok(s) => s,

@@ -482,12 +482,14 @@ fn larger_than_memory(ctx: &Ctx) -> Outcome {
         );
     }
     let dev = tri!(file(ctx));
+    // A 2D texture, which the 2D device takes too; the memory is allocated before the host
+    // is asked anything.
     let mut rc = VirtgpuResourceCreate {
-        target: TARGET_BUFFER,
-        format: FORMAT_R8,
-        bind: BIND_VERTEX,
-        width: u32::MAX - 4095,
-        height: 1,
+        target: TARGET_2D,
+        format: FORMAT_BGRA8,
+        bind: BIND_TEXTURE,
+        width: 32768,
+        height: 32767,
         depth: 1,
         array_size: 1,
         size: u32::MAX - 4095,
