@@ -26,11 +26,14 @@
  *
  *   created N released M reset R live L unknown U
  *   ctx-created N ctx-destroyed M ctx-live L ctx-unknown U
- *   res-ids ID,... ctxs ID:CAPSET:NAME,... caps ID:VERSION:SIZE:FNV:FILLS,...
+ *   res-ids ID,... res-kinds ID:KIND,... ctxs ID:CAPSET:NAME,...
+ *   caps ID:VERSION:SIZE:FNV:FILLS,...
  *
  * (one line, "-" for an empty list, at most 64 handles then ",+N"): resources and contexts created and
  * released, "unknown" counting releases of what was not live (released twice,
- * or never created); the live resource and context handles, each context with
+ * or never created); the live resource handles, with what each is (KIND: c
+ * classic, b blob, then a once backing was attached, m once mapped, u once
+ * unmapped), and context handles, each context with
  * the capset it was created for and its debug name; and for each capset the
  * guest fetched, the size and FNV-1a 64 hash of the host's answer and how
  * many times the host was asked. The rig reads the file when the guest asks
@@ -155,6 +158,11 @@ static unsigned long created, released, resets;
 static unsigned long unknown;
 /* Handles of live resources, to count releases of known resources only. */
 static uint32_t live[MAX_TRACKED];
+/*
+ * What each live resource is, for a leak's report: 'c' classic, 'b' blob, then 'a' once
+ * backing was attached, 'm' while mapped, 'u' once unmapped (at most 4 letters).
+ */
+static char live_kind[MAX_TRACKED][5];
 static unsigned int nlive;
 
 #define MAX_CONTEXTS 256
@@ -284,6 +292,9 @@ static void report_locked(void)
 		fprintf(f, "%s%u", i ? "," : "", live[i]);
 	if (nlive > MAX_REPORTED)
 		fprintf(f, ",+%u", nlive - MAX_REPORTED);
+	fprintf(f, "%s res-kinds ", nlive ? "" : "-");
+	for (i = 0; i < nlive && i < MAX_REPORTED; i++)
+		fprintf(f, "%s%u:%s", i ? "," : "", live[i], live_kind[i]);
 	fprintf(f, "%s ctxs ", nlive ? "" : "-");
 	for (i = 0; i < ncontexts && i < MAX_REPORTED; i++)
 		fprintf(f, "%s%u:%u:%s", i ? "," : "", contexts[i].id, contexts[i].capset,
@@ -391,12 +402,35 @@ static int fault_hit(int op, uint32_t res, const char *name)
 	return fail;
 }
 
-static void live_add_locked(uint32_t res)
+static void live_add_locked(uint32_t res, char kind)
 {
-	if (nlive < MAX_TRACKED)
+	if (nlive < MAX_TRACKED) {
+		live_kind[nlive][0] = kind;
+		live_kind[nlive][1] = '\0';
 		live[nlive++] = res;
+	}
 	created++;
 	report_locked();
+}
+
+/* Adds `what` to what the report says of live resource `res`. */
+static void live_note(uint32_t res, char what)
+{
+	unsigned int i;
+	size_t n;
+
+	pthread_mutex_lock(&lock);
+	for (i = 0; i < nlive; i++) {
+		if (live[i] == res) {
+			n = strlen(live_kind[i]);
+			if (n < 4 && live_kind[i][n - 1] != what) {
+				live_kind[i][n] = what;
+				live_kind[i][n + 1] = '\0';
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&lock);
 }
 
 static void live_remove_locked(uint32_t res)
@@ -405,7 +439,9 @@ static void live_remove_locked(uint32_t res)
 
 	for (i = 0; i < nlive; i++) {
 		if (live[i] == res) {
-			live[i] = live[--nlive];
+			--nlive;
+			live[i] = live[nlive];
+			memcpy(live_kind[i], live_kind[nlive], sizeof(live_kind[i]));
 			released++;
 			report_locked();
 			return;
@@ -450,7 +486,7 @@ int virgl_renderer_resource_create_blob(
 		return ret;
 	pthread_mutex_lock(&lock);
 	stall_check_locked();
-	live_add_locked(args->res_handle);
+	live_add_locked(args->res_handle, 'b');
 	if ((args->blob_id >> 16) == SHIM_MAGIC || (force_map.active && args->blob_id)) {
 		for (i = 0; i < MAX_TRACKED; i++) {
 			if (!tracked[i].res_handle) {
@@ -483,7 +519,7 @@ int virgl_renderer_resource_create(struct virgl_renderer_resource_create_args *a
 	ret = real_virgl_renderer_resource_create(args, iov, num_iovs);
 	pthread_mutex_lock(&lock);
 	if (!ret)
-		live_add_locked(res);
+		live_add_locked(res, 'c');
 	else
 		/* Refused (bad arguments): QEMU releases it all the same, as a failed one. */
 		id_add(fault.ghost_res, &fault.nghost_res, res);
@@ -552,9 +588,14 @@ int virgl_renderer_resource_map(uint32_t res_handle, void **map, uint64_t *out_s
 
 	if (behaviour_of(res_handle, &behaviour) && (behaviour & SHIM_FAIL_MAP))
 		return -EINVAL;
+	int ret;
+
 	if (fault_hit(OP_MAP, res_handle, NULL))
 		return -EINVAL;
-	return real_virgl_renderer_resource_map(res_handle, map, out_size);
+	ret = real_virgl_renderer_resource_map(res_handle, map, out_size);
+	if (!ret)
+		live_note(res_handle, 'm');
+	return ret;
 }
 
 /* QEMU answers the guest an error; the blob stays mapped on the host until its unref. */
@@ -562,9 +603,14 @@ int virgl_renderer_resource_unmap(uint32_t res_handle)
 {
 	REAL(int, virgl_renderer_resource_unmap, uint32_t);
 
+	int ret;
+
 	if (fault_hit(OP_UNMAP, res_handle, NULL))
 		return -EINVAL;
-	return real_virgl_renderer_resource_unmap(res_handle);
+	ret = real_virgl_renderer_resource_unmap(res_handle);
+	if (!ret)
+		live_note(res_handle, 'u');
+	return ret;
 }
 
 /* QEMU does not check: the resource has no backing, the guest is not told. */
@@ -572,9 +618,14 @@ int virgl_renderer_resource_attach_iov(int res_handle, struct iovec *iov, int nu
 {
 	REAL(int, virgl_renderer_resource_attach_iov, int, struct iovec *, int);
 
+	int ret;
+
 	if (fault_hit(OP_ATTACH, (uint32_t)res_handle, NULL))
 		return -EINVAL;
-	return real_virgl_renderer_resource_attach_iov(res_handle, iov, num_iovs);
+	ret = real_virgl_renderer_resource_attach_iov(res_handle, iov, num_iovs);
+	if (!ret)
+		live_note((uint32_t)res_handle, 'a');
+	return ret;
 }
 
 /* QEMU does not check: the commands are dropped, their fence still retires. */

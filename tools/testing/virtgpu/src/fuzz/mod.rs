@@ -44,6 +44,8 @@ pub struct Counters {
     stop: AtomicU64,
     calls: [AtomicU64; 64],
     errors: [AtomicU64; 64],
+    /// Per worker (process * 8 + thread), the operation it is in (its index + 1; 0: none).
+    doing: [AtomicU64; 64],
 }
 
 impl Counters {
@@ -58,6 +60,23 @@ impl Counters {
 
     fn total(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
+    }
+
+    /// What the workers are doing now, for a run that does not stop.
+    fn doing(&self) -> String {
+        let mut out = Vec::new();
+        for (i, d) in self.doing.iter().enumerate() {
+            let op = d.load(Ordering::Relaxed);
+            if op != 0 {
+                out.push(format!(
+                    "{}.{} {}",
+                    i / 8,
+                    i % 8,
+                    ops::OPS.get(op as usize - 1).unwrap_or(&"?")
+                ));
+            }
+        }
+        out.join(", ")
     }
 }
 
@@ -134,6 +153,7 @@ fn process(
                 let state = &state;
                 let gone = &gone;
                 s.spawn(move || {
+                    let slot = &counters.doing[(proc as usize * 8 + t as usize) % 64];
                     let mut w = ops::Worker::new(rng::Rng::new(cfg.seed, proc, t), state, counters);
                     let kcov = kcov::Kcov::open();
                     let mut pcs = HashSet::new();
@@ -144,7 +164,7 @@ fn process(
                         if let Some(k) = &kcov {
                             k.reset();
                         }
-                        w.step();
+                        w.step(slot);
                         if let Some(k) = &kcov {
                             k.collect(&mut pcs);
                         }
@@ -224,8 +244,9 @@ pub fn run(cfg: &Config, render: &str) -> Result<Summary, String> {
     }
     // Progress, and a bound: workers that do not stop within a minute past the deadline are
     // stuck (in the kernel, or on the host).
-    let hard = t0 + cfg.duration + Duration::from_secs(60);
+    let hard = t0 + cfg.duration + Duration::from_secs(30);
     let mut last = Instant::now();
+    let (mut seen, mut moved) = (0, Instant::now());
     let mut bad_exits = Vec::new();
     let mut left: Vec<(u64, i32)> = children.clone();
     while !left.is_empty() {
@@ -253,9 +274,24 @@ pub fn run(cfg: &Config, render: &str) -> Result<Summary, String> {
             ));
             false
         });
-        if Instant::now() > hard {
+        let total = counters.total();
+        if total != seen {
+            (seen, moved) = (total, Instant::now());
+        }
+        let stuck = moved.elapsed() > Duration::from_secs(60);
+        if Instant::now() > hard || stuck {
+            bad_exits.push(format!(
+                "{} after {total} calls (seed {:#x}); the workers were in: {}",
+                if stuck {
+                    "no call ended for 60 s"
+                } else {
+                    "the run did not stop in time"
+                },
+                cfg.seed,
+                counters.doing()
+            ));
             for &(p, pid) in &left {
-                bad_exits.push(format!("process {p}: did not stop (seed {:#x})", cfg.seed));
+                bad_exits.push(format!("process {p}: killed"));
                 // SAFETY: Our child.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }

@@ -410,6 +410,18 @@ fn delay_unref(ctx: &Ctx) -> Outcome {
 /// workload makes guest blobs only: its remove warns when a host blob holds a range.
 fn unbind_under_load(ctx: &Ctx) -> Outcome {
     virgl_or_skip!(ctx);
+    if ctx.driver == Driver::C {
+        // Run on the C driver while this test was written: its processes took 20 s once and
+        // over a minute once to end after the unbind, and twice its remove warned
+        // (drm_mm_takedown(): "Memory manager not clean"), once with guest blobs only in the
+        // workload: a host blob of an earlier test still held a range, its unmap never
+        // answered by QEMU 10's virgl device (see `Blob`'s drop). A warning fails the boot.
+        return Outcome::Skip(
+            "C driver, known behaviour: its remove warns when a blob still holds a \
+             host-visible range (drm_mm_takedown), which the unbind under load made happen"
+                .into(),
+        );
+    }
     // Earlier tests bound the device again: its render node may have another name now.
     let path = ok_or_return!(Device::open_render_node("virtio_gpu").map_err(Outcome::Fail))
         .path
@@ -485,25 +497,6 @@ fn unbind_under_load(ctx: &Ctx) -> Outcome {
     }
     if let Err(e) = bind {
         return Outcome::Fail(format!("bind {name}: {e}"));
-    }
-    if !ended && ctx.driver == Driver::C {
-        // Seen on this rig: the C driver's processes took 20 s once, and more than a minute
-        // once, to see ENODEV after the unbind (the Rust driver's, about 3 s). Their threads'
-        // kernel stacks are printed; they are killed.
-        for l in &stuck {
-            println!("# {l}");
-        }
-        let works = works_again(ctx);
-        check!(
-            works == Outcome::Pass,
-            "after the unbind under load: {works:?}"
-        );
-        return Outcome::Skip(
-            "C driver, known behaviour: the workload's processes had not ended 30 s after the \
-             unbind (their threads' kernel stacks are printed above); killed; the rebound \
-             device works"
-                .into(),
-        );
     }
     check!(
         ended,
