@@ -1044,11 +1044,15 @@ impl<'a> Worker<'a> {
     }
 
     fn execbuffer(&mut self, op: usize) {
+        // Half the submits are as a client makes them (no flag or an out-fence, this file's
+        // objects, no syncobj, good pointers), so that the paths behind the argument checks are
+        // reached as often as the checks.
+        let plain = self.st.valid || self.rng.one_in(2);
         let f = self.file();
         let zeros = [0u32; 64];
         let n = self.rng.below(64) as u32;
         let mut size = n * 4;
-        if !self.st.valid && self.rng.one_in(8) {
+        if !plain && self.rng.one_in(8) {
             size = if self.st.avoid_c_warnings {
                 self.rng.pick(&[1, 3, 255, 1 << 30])
             } else {
@@ -1057,19 +1061,26 @@ impl<'a> Worker<'a> {
         }
         let cmd = if size as usize > zeros.len() * 4 {
             self.rng.pick(&BAD_PTRS)
+        } else if plain {
+            zeros.as_ptr() as u64
         } else {
             self.ptr(zeros.as_ptr() as u64)
         };
         let mut bos = [0u32; 4];
         let nbos = self.rng.below(5) as usize;
-        for b in bos.iter_mut().take(nbos) {
-            *b = match self.obj() {
-                Some(o) if Arc::ptr_eq(&o.dev, &f) || !self.rng.one_in(3) => o.handle,
+        let mut num_bos = 0;
+        for _ in 0..nbos {
+            let h = match self.obj() {
+                Some(o) if Arc::ptr_eq(&o.dev, &f) => o.handle,
+                Some(o) if !plain && !self.rng.one_in(3) => o.handle,
+                _ if plain => continue,
                 _ => self.rng.u32_or(1),
             };
+            bos[num_bos] = h;
+            num_bos += 1;
         }
-        let mut num_bos = nbos as u32;
-        if !self.st.valid && self.rng.one_in(12) {
+        let mut num_bos = num_bos as u32;
+        if !plain && self.rng.one_in(12) {
             num_bos = if self.st.avoid_c_warnings {
                 self.rng.pick(&[1 << 20, 5])
             } else {
@@ -1078,11 +1089,17 @@ impl<'a> Worker<'a> {
         }
         let bo_ptr = if num_bos as usize > bos.len() {
             self.rng.pick(&BAD_PTRS)
+        } else if plain {
+            bos.as_ptr() as u64
         } else {
             self.ptr(bos.as_ptr() as u64)
         };
-        let mut flags = if self.st.valid {
-            VIRTGPU_EXECBUF_FENCE_FD_OUT
+        let mut flags = if plain {
+            self.rng.pick(&[
+                0,
+                VIRTGPU_EXECBUF_FENCE_FD_OUT,
+                VIRTGPU_EXECBUF_FENCE_FD_OUT,
+            ])
         } else {
             self.rng.below(8) as u32
         };
@@ -1096,7 +1113,7 @@ impl<'a> Worker<'a> {
         };
         let mut ins = [VirtgpuExecbufferSyncobj::default(); 3];
         let mut outs = [VirtgpuExecbufferSyncobj::default(); 3];
-        let (nin, nout) = if self.st.valid {
+        let (nin, nout) = if plain {
             (0, 0)
         } else {
             (self.rng.below(4) as u32, self.rng.below(4) as u32)
@@ -1111,7 +1128,7 @@ impl<'a> Worker<'a> {
             s.flags = self.rng.pick(&[0, 0, 1]);
             s.point = self.rng.pick(&[0, 0, 2]);
         }
-        let stride = if self.rng.one_in(10) {
+        let stride = if !plain && self.rng.one_in(10) {
             self.rng.pick(&[0, 8, 24, 4096])
         } else {
             16

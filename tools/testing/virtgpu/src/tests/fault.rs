@@ -192,11 +192,19 @@ fn fail_blob_create(ctx: &Ctx) -> Outcome {
     }
     // And the context goes on: a blob made next is mapped and round-trips through the host.
     close(ctx, dev);
-    let blob = ok_or_return!(Blob::create(ctx, MAP_CACHE_CACHED, false).map_err(Outcome::Fail));
+    new_blob_round_trip(&ctx.dev.path, ctx.driver, 0x3c, "after the fault")
+}
+
+/// A new cached blob on a new file of the render node at `path`, written by the guest, copied
+/// by the host to a sibling and back (`what`: when, for the failure's message).
+pub(super) fn new_blob_round_trip(path: &str, driver: Driver, seed: u8, what: &str) -> Outcome {
+    let blob = ok_or_return!(Blob::create_at(path, driver, MAP_CACHE_CACHED, false)
+        .map_err(|e| Outcome::Fail(format!("{what}: {e}"))));
     let m = ok_or_return!(blob
         .gem_map(0, BLOB_SIZE)
-        .map_err(|e| Outcome::Fail(format!("mmap after the fault: {}", errno_name(e)))));
-    ok_or_return!(host_round_trip(&blob, blob.handle, &m, 0, 0x3c).map_err(Outcome::Fail));
+        .map_err(|e| Outcome::Fail(format!("{what}: mmap: {}", errno_name(e)))));
+    ok_or_return!(host_round_trip(&blob, blob.handle, &m, 0, seed)
+        .map_err(|e| Outcome::Fail(format!("{what}: {e}"))));
     Outcome::Pass
 }
 
@@ -349,11 +357,12 @@ fn fail_unmap(ctx: &Ctx) -> Outcome {
     // New blobs are placed, mapped and round-trip through the host; the Rust driver gives the
     // failed blob's range out again only once the host released the resource.
     for seed in [0x21u8, 0x42] {
-        let b = ok_or_return!(Blob::create(ctx, MAP_CACHE_CACHED, false).map_err(Outcome::Fail));
-        let m = ok_or_return!(b
-            .gem_map(0, BLOB_SIZE)
-            .map_err(|e| Outcome::Fail(format!("mmap after the fault: {}", errno_name(e)))));
-        ok_or_return!(host_round_trip(&b, b.handle, &m, 0, seed).map_err(Outcome::Fail));
+        crate::pass_or_return!(new_blob_round_trip(
+            &ctx.dev.path,
+            ctx.driver,
+            seed,
+            "after the fault"
+        ));
     }
     Outcome::Pass
 }
@@ -395,13 +404,9 @@ fn delay_unref(ctx: &Ctx) -> Outcome {
     close(ctx, dev);
     crate::pass_or_return!(wait_counts(0, delays + 1));
     // The device still works meanwhile and afterwards.
-    let blob = ok_or_return!(Blob::create(ctx, MAP_CACHE_CACHED, false).map_err(Outcome::Fail));
-    let m = ok_or_return!(blob
-        .gem_map(0, BLOB_SIZE)
-        .map_err(|e| Outcome::Fail(format!("mmap: {}", errno_name(e)))));
-    ok_or_return!(host_round_trip(&blob, blob.handle, &m, 0, 0x19).map_err(Outcome::Fail));
+    let o = new_blob_round_trip(&ctx.dev.path, ctx.driver, 0x19, "while the host is slow");
     let _ = fault("fail off");
-    Outcome::Pass
+    o
 }
 
 /// The fuzzer's valid workload (blobs mapped and touched, submits with fences waited on) in
@@ -568,14 +573,7 @@ fn works_again(ctx: &Ctx) -> Outcome {
             Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
     };
-    let blob = ok_or_return!(
-        Blob::create_at(&dev.path, ctx.driver, MAP_CACHE_CACHED, false).map_err(Outcome::Fail)
-    );
-    let m = ok_or_return!(blob
-        .gem_map(0, BLOB_SIZE)
-        .map_err(|e| Outcome::Fail(format!("mmap on the new binding: {}", errno_name(e)))));
-    ok_or_return!(host_round_trip(&blob, blob.handle, &m, 0, 0x66).map_err(Outcome::Fail));
-    Outcome::Pass
+    new_blob_round_trip(&dev.path, ctx.driver, 0x66, "on the new binding")
 }
 
 /// The host asks for a reset (the device sets DEVICE_NEEDS_RESET and stops answering). The

@@ -6,12 +6,9 @@
 //! host resources or contexts left behind (the shim's counts, as for every test), and unless
 //! the device still works afterwards: a blob round trip through the host.
 
-use super::blob::{host_round_trip, Blob, BLOB_SIZE};
 use super::{Ctx, Host};
-use crate::drm::errno_name;
 use crate::fuzz;
 use crate::ktap::Outcome;
-use crate::uapi::MAP_CACHE_CACHED;
 use std::time::Duration;
 
 pub const TESTS: super::Table = &[("fuzz_ioctls_then_the_device_still_works", fuzz_then_works)];
@@ -99,22 +96,10 @@ fn fuzz_then_works(ctx: &Ctx) -> Outcome {
         ));
     }
     // The device still works: a blob written by the guest, copied by the host and back.
-    let blob = match Blob::create(ctx, MAP_CACHE_CACHED, false) {
-        Ok(b) => b,
-        Err(e) => return Outcome::Fail(format!("after fuzzing (seed {:#x}): {e}", cfg.seed)),
-    };
-    let m = match blob.gem_map(0, BLOB_SIZE) {
-        Ok(m) => m,
-        Err(e) => {
-            return Outcome::Fail(format!(
-                "after fuzzing (seed {:#x}): mmap: {}",
-                cfg.seed,
-                errno_name(e)
-            ))
-        }
-    };
-    if let Err(e) = host_round_trip(&blob, blob.handle, &m, 0, 0x5a) {
-        return Outcome::Fail(format!("after fuzzing (seed {:#x}): {e}", cfg.seed));
-    }
-    Outcome::Pass
+    super::fault::new_blob_round_trip(
+        &ctx.dev.path,
+        ctx.driver,
+        0x5a,
+        &format!("after fuzzing (seed {:#x})", cfg.seed),
+    )
 }
