@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Coverage through KCOV (Documentation/dev-tools/kcov.rst): the program counters the calling
-//! thread reached in instrumented code. The rig's sanitizer kernels instrument only the two
-//! drivers, so every PC is one of the driver's.
+//! thread reached in instrumented code. The rig's sanitizer kernels instrument only the Rust
+//! driver, so every PC is one of its own.
 
 use std::collections::HashSet;
 
