@@ -647,7 +647,9 @@ fn host_reset(ctx: &Ctx) -> Outcome {
         gone,
         "the old file still works 10 s after the device asked for a reset"
     );
-    // Its mapping is revoked, like any mapping of a removed device.
+    // Once the device is bound again (the unbind is over: ioctls see ENODEV from its start),
+    // the old binding's mapping is revoked, like any mapping of a removed device.
+    crate::pass_or_return!(works_again(ctx));
     let r = super::unbind::read_in_child(&m);
     check!(
         r == Err(libc::SIGBUS),
@@ -656,7 +658,6 @@ fn host_reset(ctx: &Ctx) -> Outcome {
     drop(m);
     drop(old);
     drop(dev);
-    crate::pass_or_return!(works_again(ctx));
     let r = ok_or_return!(host_report());
     check!(
         r.resets > resets_before,
