@@ -355,30 +355,48 @@ static int id_take(uint32_t *v, unsigned int *n, uint32_t id)
 	return 0;
 }
 
-/* The debug name of live context `ctx_id` into `buf` ("" if none). */
-static void context_name(uint32_t ctx_id, char buf[NAME_LEN])
+
+/* Whether the control file may have changed since it was last read (no lock taken). */
+static int control_changed(void)
+{
+	const char *path = getenv("VGPU_SHIM_CONTROL");
+	struct stat st;
+
+	return path && stat(path, &st) == 0 &&
+	       (st.st_ino != __atomic_load_n(&stall.ino, __ATOMIC_RELAXED) ||
+		st.st_mtim.tv_sec != __atomic_load_n(&stall.mtime.tv_sec, __ATOMIC_RELAXED) ||
+		st.st_mtim.tv_nsec != __atomic_load_n(&stall.mtime.tv_nsec, __ATOMIC_RELAXED));
+}
+
+/* The debug name of live context `ctx_id`, or NULL. */
+static const char *context_name_locked(uint32_t ctx_id)
 {
 	unsigned int i;
 
-	buf[0] = '\0';
-	pthread_mutex_lock(&lock);
 	for (i = 0; i < ncontexts; i++)
 		if (contexts[i].id == ctx_id)
-			snprintf(buf, NAME_LEN, "%s", contexts[i].name);
-	pthread_mutex_unlock(&lock);
+			return contexts[i].name;
+	return NULL;
 }
 
 /*
- * Whether the call of `op` on resource `res` (0: none) for the context named `name` ("" or
- * NULL: none) is to fail; a call to be delayed is delayed here, without the lock.
+ * Whether the call of `op` on resource `res` (0: none) for the context named `name` (or, with
+ * `name` NULL, the live context `ctx_id`; 0: none) is to fail; a call to be delayed is delayed
+ * here, without the lock. Calls made while no fault is set and the control file did not
+ * change take no lock: QEMU's main loop makes them for every command, and virglrenderer's
+ * fence thread takes the same lock.
  */
-static int fault_hit(int op, uint32_t res, const char *name)
+static int fault_hit(int op, uint32_t res, uint32_t ctx_id, const char *name)
 {
 	uint64_t ms = 0;
 	int fail = 0;
 
+	if (!__atomic_load_n(&fault.active, __ATOMIC_RELAXED) && !control_changed())
+		return 0;
 	pthread_mutex_lock(&lock);
 	stall_check_locked();
+	if (!name && ctx_id && fault.name[0])
+		name = context_name_locked(ctx_id);
 	if (fault.active && fault.op == op && (!fault.has_res || fault.res == res) &&
 	    (!fault.name[0] || (name && !strcmp(name, fault.name)))) {
 		if (fault.delay) {
@@ -473,13 +491,11 @@ int virgl_renderer_resource_create_blob(
 {
 	REAL(int, virgl_renderer_resource_create_blob,
 	     const struct virgl_renderer_resource_create_blob_args *);
-	char name[NAME_LEN];
 	unsigned int i;
 	int ret;
 
-	context_name(args->ctx_id, name);
 	/* QEMU answers the guest an error and keeps nothing of the blob. */
-	if (fault_hit(OP_CREATE, args->res_handle, name))
+	if (fault_hit(OP_CREATE, args->res_handle, args->ctx_id, NULL))
 		return -EINVAL;
 	ret = real_virgl_renderer_resource_create_blob(args);
 	if (ret)
@@ -510,7 +526,7 @@ int virgl_renderer_resource_create(struct virgl_renderer_resource_create_args *a
 	int ret;
 
 	/* QEMU does not check: it keeps the resource, and releases it later. */
-	if (fault_hit(OP_CREATE, res, NULL)) {
+	if (fault_hit(OP_CREATE, res, 0, NULL)) {
 		pthread_mutex_lock(&lock);
 		id_add(fault.ghost_res, &fault.nghost_res, res);
 		pthread_mutex_unlock(&lock);
@@ -533,7 +549,7 @@ void virgl_renderer_resource_unref(uint32_t res_handle)
 	unsigned int i;
 
 	/* It returns nothing: it can only be delayed. */
-	fault_hit(OP_UNREF, res_handle, NULL);
+	fault_hit(OP_UNREF, res_handle, 0, NULL);
 	real_virgl_renderer_resource_unref(res_handle);
 	pthread_mutex_lock(&lock);
 	if (!id_take(fault.ghost_res, &fault.nghost_res, res_handle))
@@ -590,7 +606,7 @@ int virgl_renderer_resource_map(uint32_t res_handle, void **map, uint64_t *out_s
 		return -EINVAL;
 	int ret;
 
-	if (fault_hit(OP_MAP, res_handle, NULL))
+	if (fault_hit(OP_MAP, res_handle, 0, NULL))
 		return -EINVAL;
 	ret = real_virgl_renderer_resource_map(res_handle, map, out_size);
 	if (!ret)
@@ -605,7 +621,7 @@ int virgl_renderer_resource_unmap(uint32_t res_handle)
 
 	int ret;
 
-	if (fault_hit(OP_UNMAP, res_handle, NULL))
+	if (fault_hit(OP_UNMAP, res_handle, 0, NULL))
 		return -EINVAL;
 	ret = real_virgl_renderer_resource_unmap(res_handle);
 	if (!ret)
@@ -620,7 +636,7 @@ int virgl_renderer_resource_attach_iov(int res_handle, struct iovec *iov, int nu
 
 	int ret;
 
-	if (fault_hit(OP_ATTACH, (uint32_t)res_handle, NULL))
+	if (fault_hit(OP_ATTACH, (uint32_t)res_handle, 0, NULL))
 		return -EINVAL;
 	ret = real_virgl_renderer_resource_attach_iov(res_handle, iov, num_iovs);
 	if (!ret)
@@ -632,10 +648,8 @@ int virgl_renderer_resource_attach_iov(int res_handle, struct iovec *iov, int nu
 int virgl_renderer_submit_cmd(void *buffer, int ctx_id, int ndw)
 {
 	REAL(int, virgl_renderer_submit_cmd, void *, int, int);
-	char name[NAME_LEN];
 
-	context_name((uint32_t)ctx_id, name);
-	if (fault_hit(OP_SUBMIT, 0, name))
+	if (fault_hit(OP_SUBMIT, 0, (uint32_t)ctx_id, NULL))
 		return -EINVAL;
 	return real_virgl_renderer_submit_cmd(buffer, ctx_id, ndw);
 }
@@ -683,7 +697,7 @@ int virgl_renderer_context_create(uint32_t handle, uint32_t nlen, const char *na
 
 	copy_name(shown, name, nlen);
 	/* QEMU does not check: it destroys the context later. */
-	if (fault_hit(OP_CTX, 0, shown)) {
+	if (fault_hit(OP_CTX, 0, 0, shown)) {
 		pthread_mutex_lock(&lock);
 		id_add(fault.ghost_ctx, &fault.nghost_ctx, handle);
 		pthread_mutex_unlock(&lock);
@@ -713,7 +727,7 @@ int virgl_renderer_context_create_with_flags(uint32_t ctx_id, uint32_t ctx_flags
 	int ret;
 
 	copy_name(shown, name, nlen);
-	if (!in_context_create && fault_hit(OP_CTX, 0, shown)) {
+	if (!in_context_create && fault_hit(OP_CTX, 0, 0, shown)) {
 		pthread_mutex_lock(&lock);
 		id_add(fault.ghost_ctx, &fault.nghost_ctx, ctx_id);
 		pthread_mutex_unlock(&lock);

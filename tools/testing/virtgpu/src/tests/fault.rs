@@ -370,7 +370,7 @@ fn fail_unmap(ctx: &Ctx) -> Outcome {
 fn delay_map(ctx: &Ctx) -> Outcome {
     virgl_or_skip!(ctx);
     let (_, delays) = ok_or_return!(counts());
-    ok_or_return!(fault("delay map ms=1500"));
+    ok_or_return!(fault("delay map ms=300"));
     let blob = ok_or_return!(Blob::create(ctx, MAP_CACHE_CACHED, false).map_err(Outcome::Fail));
     let m = ok_or_return!(blob
         .gem_map(0, BLOB_SIZE)
@@ -392,7 +392,7 @@ fn delay_unref(ctx: &Ctx) -> Outcome {
     let h = ok_or_return!(classic(&dev));
     crate::pass_or_return!(transfer_and_wait(&dev, h));
     let (_, delays) = ok_or_return!(counts());
-    ok_or_return!(fault("delay unref ms=1500 count=2"));
+    ok_or_return!(fault("delay unref ms=300 count=2"));
     let guest = dev.create_blob(
         VIRTGPU_BLOB_MEM_GUEST,
         VIRTGPU_BLOB_FLAG_USE_MAPPABLE,
