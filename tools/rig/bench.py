@@ -24,7 +24,9 @@ sys.path.insert(0, RIG)
 import check  # noqa: E402
 import ktap  # noqa: E402
 
-ARCH = check.ARCH
+ARCH = os.environ.get("ARCH") or "arm64"
+if ARCH not in ("arm64", "x86_64"):
+    sys.exit(f"ARCH must be arm64 or x86_64, not {ARCH!r}")
 HOST = os.environ.get("HOST") or "gl"
 BOOT_TIMEOUT = int(os.environ.get("BOOT_TIMEOUT") or "600")
 DRIVERS = ("c", "rust")
@@ -135,7 +137,7 @@ def bench_boot(driver, kernel, initrd, chroot, shim):
     # bench.rs); without its report file, which the shim would rewrite at every resource
     # created or released.
     extra = ["--env", f"LD_PRELOAD={shim}"]
-    rc, lines = check.boot_once(driver, HOST, kernel, initrd, chroot, None, logfile,
+    rc, lines = check.boot_once(ARCH, driver, HOST, kernel, initrd, chroot, None, logfile,
                                 BOOT_TIMEOUT, mode="bench", extra=extra)
     why = check.host_failure(rc, lines)
     if why:
@@ -143,7 +145,7 @@ def bench_boot(driver, kernel, initrd, chroot, shim):
         os.replace(logfile, first)
         print(f"NOTE {tag}: the host failed ({why}; console kept in {first}); "
               "booting once more", flush=True)
-        rc, lines = check.boot_once(driver, HOST, kernel, initrd, chroot, None, logfile,
+        rc, lines = check.boot_once(ARCH, driver, HOST, kernel, initrd, chroot, None, logfile,
                                     BOOT_TIMEOUT, mode="bench", extra=extra)
     log(f"{tag}: guest ran {time.monotonic() - t0:.0f}s")
     cond = conditions(load, os.getloadavg()[0], qemus)

@@ -4,11 +4,13 @@
 runs every test, printing one line per test and, last,
 `N passed, N failed[, N skipped]`. Exits non-zero on any failure.
 
-The matrix is ARCH x DRIVER x HOST; DRIVER and HOST default to every value
-that exists (both drivers, every host of the arch) and can be narrowed from
-the environment. Each driver's sanitizer kernel (KASAN, lockdep, kmemleak,
-UBSAN, hung tasks, Rust overflow checks and debug assertions) runs the full
-guest suite on HOST=gl as well, unless SANITIZE=no."""
+The matrix is ARCH x DRIVER x HOST; each defaults to every value that exists
+(both architectures, both drivers, every host of the arch) and can be
+narrowed from the environment. Each driver's sanitizer kernel (KASAN,
+lockdep, kmemleak, UBSAN, hung tasks, Rust overflow checks and debug
+assertions) runs the full guest suite on HOST=gl as well, unless SANITIZE=no:
+on arm64 by default (what fits CI's budget), on the architectures ARCH names
+when it is given."""
 
 import glob
 import os
@@ -23,7 +25,15 @@ ROOT = os.path.dirname(os.path.dirname(RIG))
 sys.path.insert(0, RIG)
 import ktap  # noqa: E402
 
-ARCH = os.environ.get("ARCH", "arm64")
+# Both architectures unless ARCH narrows the run: the guest arm64 (virt) and x86_64 (q35),
+# where PAT and the MTRRs decide what memory type a mapping really gets.
+ARCH_GIVEN = os.environ.get("ARCH", "").split()
+ARCHS = ARCH_GIVEN or ["arm64", "x86_64"]
+for _a in ARCHS:
+    if _a not in ("arm64", "x86_64"):
+        sys.exit(f"ARCH must be arm64 or x86_64, not {_a!r}")
+# The architectures whose sanitizer kernels are built and booted.
+SAN_ARCHS = ARCHS if ARCH_GIVEN else ["arm64"]
 CACHE = os.environ.get("VGPU_CACHE") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "virtio-gpu-rs")
 OUT = os.environ.get("OUT") or os.path.join(ROOT, "out")
@@ -46,8 +56,24 @@ def available_drivers():
 
 
 DRIVERS = os.environ["DRIVER"].split() if os.environ.get("DRIVER") else available_drivers()
-HOSTS = (os.environ["HOST"].split() if os.environ.get("HOST")
-         else ["gl", "2d", "mmio"] if ARCH == "arm64" else ["gl", "gl-hole", "2d"])
+# Every host of each architecture; HOST narrows the run to the given ones an arch has.
+ARCH_HOSTS = {"arm64": ["gl", "2d", "mmio"], "x86_64": ["gl", "gl-hole", "2d"]}
+HOST_GIVEN = os.environ.get("HOST", "").split()
+for _h in HOST_GIVEN:
+    if not any(_h in hs for hs in ARCH_HOSTS.values()):
+        sys.exit(f"HOST must be one of gl, gl-hole, 2d, mmio, not {_h!r}")
+# The hosts with QEMU's virgl device: the guest runs the virgl tests on them (blobs, the
+# shim, Debian's Mesa), so each gets the shim and the guest's Mesa root.
+VIRGL_HOSTS = ("gl", "gl-hole")
+
+
+def hosts_of(arch):
+    """The hosts booted on `arch`: HOST's that the arch has, else all of them."""
+    return [h for h in HOST_GIVEN if h in ARCH_HOSTS[arch]] if HOST_GIVEN else ARCH_HOSTS[arch]
+
+
+def is_virgl(host):
+    return host in VIRGL_HOSTS
 
 
 class Report:
@@ -137,10 +163,10 @@ def rustfmt_tests(rep):
                 p.stdout.splitlines()[:40])
 
 
-def clippy_tests(rep):
+def clippy_tests(rep, arch):
     """The guest programs are clippy-clean for the guest's targets (after build-initramfs.sh
     installed their linkers)."""
-    cpu = {"arm64": "aarch64", "x86_64": "x86_64"}[ARCH]
+    cpu = {"arm64": "aarch64", "x86_64": "x86_64"}[arch]
     env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(CACHE, "cargo-target"),
                CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER="aarch64-linux-gnu-gcc")
     for crate, name, target in [("virtgpu", "virtgpu-tests", f"{cpu}-unknown-linux-musl"),
@@ -149,26 +175,28 @@ def clippy_tests(rep):
                             "--", "-D", "warnings"],
                            cwd=os.path.join(ROOT, "tools/testing", crate), env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        rep.add(f"host/clippy/{name}", "pass" if p.returncode == 0 else "fail",
+        rep.add(f"host/clippy/{arch}/{name}", "pass" if p.returncode == 0 else "fail",
                 p.stdout.splitlines()[-40:])
 
 
-# The guest's Mesa root (build-mesa-root.sh), given to the virgl host's boots; set by main().
-MESA_DISK = None
+# The guest's Mesa root of each arch (build-mesa-root.sh), given to the virgl hosts' boots;
+# set by main().
+MESA_DISKS = {}
 
 
-def boot_once(driver, host, kernel, initrd, chroot, shim, logfile, timeout, mode="test",
+def boot_once(arch, driver, host, kernel, initrd, chroot, shim, logfile, timeout, mode="test",
               extra=()):
     workdir = os.path.join(OUT, "runs")
     os.makedirs(workdir, exist_ok=True)
     rc = subprocess.run([sys.executable, os.path.join(RIG, "boot.py"),
-                         "--arch", ARCH, "--host", host, "--mode", mode,
+                         "--arch", arch, "--host", host, "--mode", mode,
                          "--driver", driver,
                          "--kernel", kernel, "--initrd", initrd, "--chroot", chroot,
                          "--log", logfile, "--workdir", workdir,
                          "--timeout", str(timeout)]
                         + (["--shim", shim] if shim else [])
-                        + (["--disk", MESA_DISK] if MESA_DISK and host == "gl" else [])
+                        + (["--disk", MESA_DISKS[arch]] if arch in MESA_DISKS and is_virgl(host)
+                           else [])
                         + list(extra)).returncode
     with open(logfile, errors="replace") as f:
         return rc, f.read().splitlines()
@@ -233,13 +261,13 @@ def fuzz_append(variant, host):
     return [a for w in words for a in ("--append", w)]
 
 
-def run_boot(rep, variant, driver, host, kernel, initrd, chroot, shim, kunit, timeout):
-    tag = f"{ARCH}/{variant}/{host}"
-    logfile = os.path.join(OUT, f"console-{ARCH}-{variant}-{host}.log")
+def run_boot(rep, arch, variant, driver, host, kernel, initrd, chroot, shim, kunit, timeout):
+    tag = f"{arch}/{variant}/{host}"
+    logfile = os.path.join(OUT, f"console-{arch}-{variant}-{host}.log")
     log(f"booting {tag} (console: {os.path.relpath(logfile, ROOT)})")
     t0 = time.monotonic()
     extra = fuzz_append(variant, host)
-    rc, lines = boot_once(driver, host, kernel, initrd, chroot, shim, logfile, timeout,
+    rc, lines = boot_once(arch, driver, host, kernel, initrd, chroot, shim, logfile, timeout,
                           extra=extra)
     why = host_failure(rc, lines)
     if why:
@@ -248,11 +276,11 @@ def run_boot(rep, variant, driver, host, kernel, initrd, chroot, shim, kunit, ti
         os.replace(logfile, first)
         print(f"NOTE {tag}: the host failed ({why}; console kept in "
               f"{os.path.relpath(first, ROOT)}); booting once more", flush=True)
-        rc, lines = boot_once(driver, host, kernel, initrd, chroot, shim, logfile, timeout,
+        rc, lines = boot_once(arch, driver, host, kernel, initrd, chroot, shim, logfile, timeout,
                               extra=extra)
     log(f"{tag}: guest ran {time.monotonic() - t0:.0f}s")
 
-    collect_figures(variant, host, lines)
+    collect_figures(arch, variant, host, lines)
     results = ktap.parse(lines)
     for r in results:
         rep.add(f"{tag}: {r.name}", r.status, r.diag, r.reason)
@@ -262,16 +290,16 @@ def run_boot(rep, variant, driver, host, kernel, initrd, chroot, shim, kunit, ti
 
 
 # Figures the guest printed (`rig: figure DRIVER NAME VALUE UNIT`, the Mesa programs' medians):
-# {(variant, host): {name: (value, unit)}}. Reported side by side, not judged.
+# {(arch, variant, host): {name: (value, unit)}}. Reported side by side, not judged.
 FIGURES = {}
 
 
-def collect_figures(variant, host, lines):
+def collect_figures(arch, variant, host, lines):
     for l in lines:
         words = ktap.strip(l).split()
         if words[:2] == ["rig:", "figure"] and len(words) == 6:
             try:
-                FIGURES.setdefault((variant, host), {})[words[3]] = (float(words[4]), words[5])
+                FIGURES.setdefault((arch, variant, host), {})[words[3]] = (float(words[4]), words[5])
             except ValueError:
                 pass
 
@@ -282,12 +310,12 @@ def collect_figures(variant, host, lines):
 DRIVER_OBJECTS = {"rust": "drivers/gpu/drm/virtio_rs/virtio_gpu_rs.o"}
 
 
-def collect_kcov_points(variant, driver):
+def collect_kcov_points(arch, variant, driver):
     """How many coverage points KCOV put in the driver (calls of __sanitizer_cov_trace_pc),
     the measure of the fuzzer's `fuzz-kcov-pcs`: a figure, not a test."""
     if driver not in DRIVER_OBJECTS:
         return
-    objs = sorted(glob.glob(os.path.join(CACHE, "build", f"{ARCH}-{variant}",
+    objs = sorted(glob.glob(os.path.join(CACHE, "build", f"{arch}-{variant}",
                                          DRIVER_OBJECTS[driver])))
     if not objs:
         return
@@ -295,23 +323,25 @@ def collect_kcov_points(variant, driver):
                        stderr=subprocess.DEVNULL, text=True)
     n = sum(1 for l in p.stdout.splitlines() if "__sanitizer_cov_trace_pc" in l)
     if p.returncode == 0 and n:
-        FIGURES.setdefault((variant, "gl"), {})["fuzz-kcov-points"] = (float(n), "points")
+        FIGURES.setdefault((arch, variant, "gl"), {})["fuzz-kcov-points"] = (float(n), "points")
 
 
 def figures_table():
     """The figures of each kind of kernel, C and Rust side by side with the ratio Rust/C."""
     rows = []
-    hosts = sorted({h for (_, h) in FIGURES})
-    for suffix in ("", "-san"):
-        for host in hosts:
-            c = FIGURES.get(("c" + suffix, host), {})
-            rust = FIGURES.get(("rust" + suffix, host), {})
-            for name in sorted(set(c) | set(rust)):
-                cv, rv = c.get(name), rust.get(name)
-                unit = (cv or rv)[1]
-                ratio = f"{rv[0] / cv[0]:.2f}" if cv and rv and cv[0] > 0 else "-"
-                rows.append(f"FIGURE {ARCH}/{host}{suffix}: {name}: C {cv[0] if cv else '-'} "
-                            f"{unit}, Rust {rv[0] if rv else '-'} {unit}, Rust/C {ratio}")
+    for arch in ARCHS:
+        hosts = sorted({h for (a, _, h) in FIGURES if a == arch})
+        for suffix in ("", "-san"):
+            for host in hosts:
+                c = FIGURES.get((arch, "c" + suffix, host), {})
+                rust = FIGURES.get((arch, "rust" + suffix, host), {})
+                for name in sorted(set(c) | set(rust)):
+                    cv, rv = c.get(name), rust.get(name)
+                    unit = (cv or rv)[1]
+                    ratio = f"{rv[0] / cv[0]:.2f}" if cv and rv and cv[0] > 0 else "-"
+                    rows.append(f"FIGURE {arch}/{host}{suffix}: {name}: C "
+                                f"{cv[0] if cv else '-'} {unit}, Rust {rv[0] if rv else '-'} "
+                                f"{unit}, Rust/C {ratio}")
     return rows
 
 
@@ -363,66 +393,91 @@ def evidence(problems, splats, stripped):
     return []
 
 
+def plan():
+    """The kernels to build, [(arch, variant, driver, SANITIZE)], and the boots,
+    [(arch, variant, driver, host)]: each driver's plain kernel on every host of the arch,
+    and its sanitizer kernel on HOST=gl where the arch has sanitizer kernels."""
+    kernels, boots = [], []
+    for arch in ARCHS:
+        hosts = hosts_of(arch)
+        if not hosts:
+            continue
+        san = SANITIZE == "yes" and arch in SAN_ARCHS and "gl" in hosts
+        for d in DRIVERS:
+            if not FUZZ_SECONDS:
+                kernels.append((arch, d, d, "no"))
+                boots += [(arch, d, d, h) for h in hosts]
+            if san:
+                kernels.append((arch, f"{d}-san", d, "yes"))
+                boots.append((arch, f"{d}-san", d, "gl"))
+    return kernels, boots
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rep = Report()
     t0 = time.monotonic()
-    log(f"matrix: ARCH={ARCH} DRIVER={' '.join(DRIVERS)} HOST={' '.join(HOSTS)}")
+    kernels, boots = plan()
+    log(f"matrix: ARCH={' '.join(ARCHS)} DRIVER={' '.join(DRIVERS)} "
+        + " ".join(f"HOST({a})={' '.join(hosts_of(a))}" for a in ARCHS)
+        + f" SANITIZE={' '.join(SAN_ARCHS) if SANITIZE == 'yes' else 'no'}")
+    if not boots:
+        sys.exit("nothing to run: no host of HOST on any arch of ARCH")
+    # The rig's scripts take one ARCH and one HOST; those that need neither get the first.
+    base_env = {"ARCH": ARCHS[0], "HOST": "gl"}
 
     # The host chroot is fetched while the toolchain and kernels build.
     chroot_log = os.path.join(OUT, "host-chroot.log")
     chroot_job = subprocess.Popen([os.path.join(RIG, "host-chroot.sh")],
                                   stdout=subprocess.PIPE, stderr=open(chroot_log, "w"),
-                                  text=True)
-    # So is the guest's Mesa root, for the virgl host.
-    mesa_log = os.path.join(OUT, "mesa-root.log")
-    mesa_job = None
-    if "gl" in HOSTS:
-        mesa_job = subprocess.Popen([os.path.join(RIG, "build-mesa-root.sh")],
-                                    stdout=subprocess.PIPE, stderr=open(mesa_log, "w"),
-                                    text=True, env=dict(os.environ, ARCH=ARCH))
+                                  text=True, env=dict(os.environ, **base_env))
+    # So are the guest's Mesa roots, one per arch with a virgl host (they take turns on the
+    # rig's apt lock).
+    mesa_jobs = {}
+    for arch in sorted({a for a, _, _, h in boots if is_virgl(h)}):
+        mesa_log = os.path.join(OUT, f"mesa-root-{arch}.log")
+        mesa_jobs[arch] = (subprocess.Popen([os.path.join(RIG, "build-mesa-root.sh")],
+                                            stdout=subprocess.PIPE,
+                                            stderr=open(mesa_log, "w"), text=True,
+                                            env=dict(os.environ, **dict(base_env, ARCH=arch))),
+                           mesa_log)
 
     step = time.monotonic()
-    ok, out = sh([os.path.join(RIG, "setup-toolchain.sh")])
+    ok, out = sh([os.path.join(RIG, "setup-toolchain.sh")], base_env)
     log(f"toolchain ready after {time.monotonic() - step:.0f}s")
     if not ok:
         rep.add("setup/toolchain", "fail", out[-30:])
     host_unit_tests(rep)
 
-    # (variant, driver, SANITIZE) for every kernel to build.
-    variants = [(d, d, "no") for d in DRIVERS]
-    if SANITIZE == "yes" and "gl" in HOSTS:
-        variants += [(f"{d}-san", d, "yes") for d in DRIVERS]
-    if FUZZ_SECONDS:
-        variants = [v for v in variants if v[0].endswith("-san")]
     built = {}
     initrds = {}
-    for variant, driver, sanitize in variants:
-        env = {"DRIVER": driver, "ARCH": ARCH, "SANITIZE": sanitize}
+    for arch, variant, driver, sanitize in kernels:
+        env = dict(base_env, DRIVER=driver, ARCH=arch, SANITIZE=sanitize)
         step = time.monotonic()
         ok, out = sh([os.path.join(RIG, "build-kernel.sh")], env)
         if ok:
             kernel = out[-1]
-            if driver not in initrds:
+            if (arch, driver) not in initrds:
                 ok, out2 = sh([os.path.join(RIG, "build-initramfs.sh")], env)
                 if ok:
-                    initrds[driver] = out2[-1]
+                    initrds[arch, driver] = out2[-1]
                 else:
                     out = out2
-            if driver in initrds:
-                bld = os.path.join(CACHE, "build", f"{ARCH}-{variant}")
-                built[variant] = (kernel, initrds[driver],
-                                  kunit_expected(os.path.join(bld, ".config")))
+            if (arch, driver) in initrds:
+                bld = os.path.join(CACHE, "build", f"{arch}-{variant}")
+                built[arch, variant] = (kernel, initrds[arch, driver],
+                                        kunit_expected(os.path.join(bld, ".config")))
                 version = open(os.path.join(bld, "rig-version")).read().strip()
-                log(f"built {ARCH}/{variant} in {time.monotonic() - step:.0f}s: {version}")
-        if variant not in built:
-            rep.add(f"build/{ARCH}/{variant}", "fail", out[-30:])
+                log(f"built {arch}/{variant} in {time.monotonic() - step:.0f}s: {version}")
+        if (arch, variant) not in built:
+            rep.add(f"build/{arch}/{variant}", "fail", out[-30:])
 
     rustfmt_tests(rep)
-    clippy_tests(rep)
-    for variant, driver, sanitize in variants:
-        if sanitize == "yes" and variant in built:
-            collect_kcov_points(variant, driver)
+    for arch in sorted({a for a, _, _, _ in kernels}):
+        clippy_tests(rep, arch)
+    for arch, variant, driver, sanitize in kernels:
+        if sanitize == "yes" and (arch, variant) in built:
+            collect_kcov_points(arch, variant, driver)
 
     step = time.monotonic()
     chroot_out, _ = chroot_job.communicate()
@@ -431,35 +486,32 @@ def main():
     if not chroot:
         rep.add("setup/host-chroot", "fail", open(chroot_log).read().splitlines()[-30:])
 
-    global MESA_DISK
-    if mesa_job:
-        mesa_out, _ = mesa_job.communicate()
-        if mesa_job.returncode == 0:
-            MESA_DISK = mesa_out.strip().splitlines()[-1]
+    for arch, (job, mesa_log) in mesa_jobs.items():
+        mesa_out, _ = job.communicate()
+        if job.returncode == 0:
+            MESA_DISKS[arch] = mesa_out.strip().splitlines()[-1]
         else:
-            rep.add("setup/mesa-root", "fail", open(mesa_log).read().splitlines()[-30:])
+            rep.add(f"setup/mesa-root/{arch}", "fail",
+                    open(mesa_log).read().splitlines()[-30:])
 
     shim = None
-    if chroot and any(h.startswith("gl") for h in HOSTS):
-        ok, out = sh([os.path.join(RIG, "build-shim.sh")])
+    if chroot and any(is_virgl(h) for _, _, _, h in boots):
+        ok, out = sh([os.path.join(RIG, "build-shim.sh")], base_env)
         if ok:
             shim = out[-1]
         else:
             rep.add("setup/virgl-shim", "fail", out[-30:])
 
-    boots = [(v, d, h) for v, d, _ in variants if not v.endswith("-san") for h in HOSTS]
-    boots += [(v, d, "gl") for v, d, _ in variants if v.endswith("-san")]
-    if FUZZ_SECONDS:
-        boots = [b for b in boots if b[0].endswith("-san")]
-    for variant, driver, host in boots:
+    for arch, variant, driver, host in boots:
         timeout = BOOT_TIMEOUT * (SAN_TIMEOUT_FACTOR if variant.endswith("-san") else 1)
         if variant.endswith("-san"):
             timeout += FUZZ_SECONDS
-        if variant in built and chroot:
-            kernel, initrd, kunit = built[variant]
-            run_boot(rep, variant, driver, host, kernel, initrd, chroot, shim, kunit, timeout)
+        if (arch, variant) in built and chroot:
+            kernel, initrd, kunit = built[arch, variant]
+            run_boot(rep, arch, variant, driver, host, kernel, initrd, chroot, shim, kunit,
+                     timeout)
         else:
-            rep.add(f"{ARCH}/{variant}/{host}: boot", "fail", ["not built"])
+            rep.add(f"{arch}/{variant}/{host}: boot", "fail", ["not built"])
 
     log(f"total {time.monotonic() - t0:.0f}s")
     # Not tests: the Mesa programs' timings on both drivers, from the boots above.

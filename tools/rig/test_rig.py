@@ -176,3 +176,49 @@ class ShimControlTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class MatrixTest(unittest.TestCase):
+    """What make check boots: both architectures unless ARCH narrows it, every virgl host
+    with the shim and the Mesa root."""
+
+    def plan(self, **env):
+        import importlib
+        keys = ("ARCH", "HOST", "DRIVER", "SANITIZE", "FUZZ_SECONDS")
+        saved = {k: os.environ.get(k) for k in keys}
+        try:
+            for k in keys:
+                os.environ.pop(k, None)
+            os.environ.update(env)
+            m = importlib.reload(check)
+            return m, m.plan()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            importlib.reload(check)
+
+    def test_default_covers_both_architectures(self):
+        m, (kernels, boots) = self.plan()
+        self.assertEqual({a for a, _, _, _ in boots}, {"arm64", "x86_64"})
+        self.assertEqual({h for a, _, _, h in boots if a == "x86_64"}, {"gl", "gl-hole", "2d"})
+        self.assertEqual({h for a, _, _, h in boots if a == "arm64"}, {"gl", "2d", "mmio"})
+        # Sanitizer kernels on arm64 only, by default.
+        self.assertEqual({(a, v) for a, v, _, s in kernels if s == "yes"},
+                         {("arm64", "c-san"), ("arm64", "rust-san")})
+
+    def test_arch_narrows_and_keeps_its_sanitizers(self):
+        _, (kernels, boots) = self.plan(ARCH="x86_64")
+        self.assertEqual({a for a, _, _, _ in boots}, {"x86_64"})
+        self.assertIn(("x86_64", "rust-san", "rust", "gl"), boots)
+
+    def test_host_narrows_each_arch_to_its_hosts(self):
+        _, (_, boots) = self.plan(HOST="gl-hole", SANITIZE="no")
+        self.assertEqual({(a, h) for a, _, _, h in boots}, {("x86_64", "gl-hole")})
+
+    def test_every_virgl_host_gets_the_virgl_setup(self):
+        for h in check.ARCH_HOSTS["x86_64"] + check.ARCH_HOSTS["arm64"]:
+            # The guest runs the virgl tests on gl and gl-hole (src/main.rs).
+            self.assertEqual(check.is_virgl(h), h.startswith("gl"), h)
