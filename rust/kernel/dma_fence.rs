@@ -123,6 +123,48 @@ impl Fence {
         }
     }
 
+    /// Waits until the fence signals, or `cancel` does first, for at most `timeout` jiffies
+    /// (`c_long::MAX`: no limit). Returns whether the fence signalled (`false`: the timeout
+    /// expired); `cancel`'s error if it signalled first (`ECANCELED` if it has none). An
+    /// `interruptible` wait ends with `ERESTARTSYS` when a signal is pending.
+    ///
+    /// For waits on fences the caller does not control (another driver's, userspace's
+    /// `sw_sync`) that must end when something else happens, such as the caller's device going
+    /// away.
+    pub fn wait_unless(
+        &self,
+        cancel: &Fence,
+        interruptible: bool,
+        timeout: crate::time::Jiffies,
+    ) -> Result<bool> {
+        let timeout = timeout.min(c_long::MAX as crate::time::Jiffies) as c_long;
+        let mut fences = [self.as_raw(), cancel.as_raw()];
+        let mut idx = 0u32;
+        // SAFETY: Both fences are valid (type invariant) and referenced by the caller for the
+        // whole wait; `fences` holds two entries.
+        let ret = unsafe {
+            bindings::dma_fence_wait_any_timeout(
+                fences.as_mut_ptr(),
+                2,
+                interruptible,
+                timeout,
+                &mut idx,
+            )
+        };
+        if ret < 0 {
+            return Err(Error::from_errno(ret as i32));
+        }
+        if ret == 0 {
+            return Ok(false);
+        }
+        // Both may have signalled: the fence wins, so that work that is done is reported so.
+        if idx == 0 || self.is_signaled() {
+            return Ok(true);
+        }
+        cancel.status()?;
+        Err(ECANCELED)
+    }
+
     /// The fence of the `sync_file` behind file descriptor `fd` of the current task; `EINVAL`
     /// if `fd` is not a `sync_file`.
     #[cfg(CONFIG_SYNC_FILE)]

@@ -39,13 +39,17 @@ unsafe impl<T: drm::Driver> Send for PendingEvent<T> {}
 unsafe impl<T: drm::Driver> Sync for PendingEvent<T> {}
 
 impl<T: drm::Driver> PendingEvent<T> {
-    /// Reserves an event of type `ty` (a `struct drm_event` without payload) for `file` of
-    /// `dev`; `ENOMEM` when the file's event queue is full.
-    pub fn new<F: DriverFile<Driver = T>, C: drm::DeviceContext>(
-        dev: &drm::Device<T, C>,
-        file: &drm::File<F>,
-        ty: u32,
-    ) -> Result<Self> {
+    /// Reserves an event of type `ty` (a `struct drm_event` without payload) for `file`, on
+    /// the device the file was opened on; `ENOMEM` when the file's event queue is full.
+    pub fn new<F: DriverFile<Driver = T>>(file: &drm::File<F>, ty: u32) -> Result<Self> {
+        // SAFETY: `file` is an open DRM file: its minor, and the minor's device, are set when
+        // the file is opened and stay valid while it is open.
+        let raw_dev = unsafe { (*(*file.as_raw()).minor).dev };
+        // SAFETY: A file whose driver data is `F` is only ever opened on a device of
+        // `F::Driver` (`T`), whose open callback made that data, so the `struct drm_device` is
+        // embedded in a `drm::Device<T>`; an open file holds a reference to its device, which
+        // therefore outlives the borrow of `file`; the `Normal` context asks nothing more.
+        let dev: &drm::Device<T> = unsafe { drm::Device::from_raw(raw_dev) };
         let raw = KBox::new(
             RawEvent {
                 base: pin_init::zeroed(),
@@ -57,7 +61,7 @@ impl<T: drm::Driver> PendingEvent<T> {
             GFP_KERNEL,
         )?;
         let ptr = KBox::into_raw(raw);
-        // SAFETY: `ptr` is valid; `dev` and `file` are a DRM device and one of its open files.
+        // SAFETY: `ptr` is valid; `file` is an open file of `dev`.
         let ret = unsafe {
             bindings::drm_event_reserve_init(
                 dev.as_raw(),
@@ -71,9 +75,7 @@ impl<T: drm::Driver> PendingEvent<T> {
             drop(unsafe { KBox::from_raw(ptr) });
             return Err(e);
         }
-        // SAFETY: The `Normal` context asks nothing beyond a valid device.
-        let dev: &drm::Device<T> = unsafe { dev.assume_ctx() };
-        // INVARIANT: Reserved just above.
+        // INVARIANT: Reserved just above, for a file of `dev`.
         Ok(Self {
             dev: dev.into(),
             // SAFETY: `ptr` came from a `KBox`.

@@ -242,6 +242,15 @@ struct QueueState<R> {
     /// A barrier request ([`Request::is_barrier`]) is on the queue: nothing is added until the
     /// device gives it back.
     barrier: bool,
+    /// The queue was found on a device that has not been reset since: the device may still
+    /// use what earlier requests gave it.
+    device_may_run: bool,
+    /// Requests that can never reach the device, given up while it may still run, oldest
+    /// first, linked as the backlog is: they are cancelled (and what they hold released) only
+    /// once the device is reset ([`Queue::kill`]).
+    parked_head: Option<Arc<R>>,
+    /// The newest parked request (null when there is none).
+    parked_tail: *const R,
 }
 
 impl<R: Request> QueueState<R> {
@@ -256,6 +265,29 @@ impl<R: Request> QueueState<R> {
             unsafe { *(*self.backlog_tail).backlog_link().next.get() = Some(req) };
         }
         self.backlog_tail = ptr;
+    }
+
+    fn park(&mut self, req: Arc<R>) {
+        let ptr: *const R = &*req;
+        if self.parked_tail.is_null() {
+            self.parked_head = Some(req);
+        } else {
+            // SAFETY: `parked_tail` is the newest parked request, kept alive by the chain's
+            // references; a request is on the backlog or parked, never both, so its link is
+            // free; it is accessed under the queue lock, which `&mut self` implies.
+            unsafe { *(*self.parked_tail).backlog_link().next.get() = Some(req) };
+        }
+        self.parked_tail = ptr;
+    }
+
+    fn unpark(&mut self) -> Option<Arc<R>> {
+        let head = self.parked_head.take()?;
+        // SAFETY: The link is accessed under the queue lock (`&mut self`).
+        self.parked_head = unsafe { (*head.backlog_link().next.get()).take() };
+        if self.parked_head.is_none() {
+            self.parked_tail = ptr::null();
+        }
+        Some(head)
     }
 
     fn backlog_pop(&mut self) -> Option<Arc<R>> {
@@ -399,6 +431,9 @@ impl<R: Request> Virtqueue<R> {
                     backlog_head: None,
                     backlog_tail: ptr::null(),
                     barrier: false,
+                    device_may_run: false,
+                    parked_head: None,
+                    parked_tail: ptr::null(),
                 },
                 STATE_NAME,
                 crate::static_lock_class!(),
@@ -564,7 +599,7 @@ impl<R: Request> Virtqueue<R> {
         drop(guard);
         let mut prepared = match Prepared::new(&*req) {
             Ok(p) => p,
-            Err(_) => return Self::cancel(req),
+            Err(_) => return self.give_up(req),
         };
         let mut guard = self.state.lock();
         let token = req.clone().into_foreign();
@@ -575,7 +610,7 @@ impl<R: Request> Virtqueue<R> {
                 AddError::Full => guard.backlog_push(req),
                 AddError::Never(_) => {
                     drop(guard);
-                    Self::cancel(req);
+                    self.give_up(req);
                 }
             }
         }
@@ -585,6 +620,20 @@ impl<R: Request> Virtqueue<R> {
     fn cancel(req: Arc<R>) {
         req.backlog_link().release();
         R::cancel(req);
+    }
+
+    /// `req`, accepted by [`Virtqueue::submit_or_defer`], can never reach the device (the queue
+    /// is stopped or broken, or the request malformed): it is cancelled, but not before the
+    /// device is reset. Such requests release what the device holds (guest pages it was
+    /// given, ranges it mapped), which the device may still use until then.
+    fn give_up(&self, req: Arc<R>) {
+        let mut guard = self.state.lock();
+        if guard.device_may_run {
+            guard.park(req);
+            return;
+        }
+        drop(guard);
+        Self::cancel(req);
     }
 
     /// Adds what waits on the backlog, oldest first, until the queue is full again. Only the
@@ -617,7 +666,7 @@ impl<R: Request> Virtqueue<R> {
                     let req = guard.backlog_pop();
                     drop(guard);
                     if let Some(req) = req {
-                        Self::cancel(req);
+                        self.give_up(req);
                     }
                 }
             }
@@ -744,8 +793,10 @@ trait Queue: Send + Sync {
 
 impl<R: Request> Queue for Virtqueue<R> {
     fn set_raw(&self, vq: *mut bindings::virtqueue) {
+        let mut guard = self.state.lock();
         // INVARIANT: `vq` was just returned by `find_vqs`, empty.
-        self.state.lock().vq = vq;
+        guard.vq = vq;
+        guard.device_may_run = true;
     }
 
     fn interrupt(&self) {
@@ -773,8 +824,17 @@ impl<R: Request> Queue for Virtqueue<R> {
         // before the rest is cancelled.
         // SAFETY: The work item is initialised (type invariant).
         unsafe { bindings::cancel_work_sync(self.work.get()) };
+        // The device is reset: what was given up while it ran may be released now, after what
+        // waited for room.
+        self.state.lock().device_may_run = false;
         loop {
             let Some(req) = self.state.lock().backlog_pop() else {
+                break;
+            };
+            Self::cancel(req);
+        }
+        loop {
+            let Some(req) = self.state.lock().unpark() else {
                 break;
             };
             Self::cancel(req);
@@ -1075,6 +1135,38 @@ mod tests {
         vq.submit_or_defer(req.clone());
         assert_eq!(req.2.load(crate::sync::atomic::Relaxed), 1);
         assert!(vq.state.lock().backlog_head.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn requests_given_up_while_the_device_runs_are_cancelled_after_its_reset() -> Result {
+        // A stopped queue whose device was not reset yet (between `stop_all()` and the reset,
+        // or a broken queue): a release request that can no longer be sent keeps what it holds
+        // until the device is reset, then is cancelled, once.
+        let vq = Arc::pin_init(Virtqueue::<Counted>::new(), GFP_KERNEL)?;
+        vq.state.lock().device_may_run = true;
+        Queue::stop(&*vq);
+        let mut reqs = KVec::new();
+        for _ in 0..2 {
+            let req = Arc::new(
+                Counted(
+                    KVec::from_elem(1u8, 4, GFP_KERNEL)?,
+                    BacklogLink::new(),
+                    crate::sync::atomic::Atomic::new(0),
+                ),
+                GFP_KERNEL,
+            )?;
+            vq.submit_or_defer(req.clone());
+            reqs.push(req, GFP_KERNEL)?;
+        }
+        for r in reqs.iter() {
+            assert_eq!(r.2.load(crate::sync::atomic::Relaxed), 0);
+        }
+        Queue::kill(&*vq);
+        for r in reqs.iter() {
+            assert_eq!(r.2.load(crate::sync::atomic::Relaxed), 1);
+        }
+        assert!(vq.state.lock().parked_head.is_none());
         Ok(())
     }
 

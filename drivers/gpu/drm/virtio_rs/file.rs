@@ -175,13 +175,16 @@ impl File {
             }
         };
         let cmd = protocol::ctx_create(ctx.id.get(), ctx.context_init, name)?;
-        gpu.ctrl.send(Command::new(
+        // The caller holds the file's context lock: CTX_CREATE goes on the queue, or on its
+        // backlog, without waiting for room, so that no one waits for that lock behind a
+        // stalled host. The file's later commands wait behind it on the queue.
+        gpu.ctrl.send_deferred(Command::new(
             cmd,
             None,
             protocol::HDR_SIZE,
             None,
             Held::Nothing,
-        )?)?;
+        )?);
         ctx.created = true;
         Ok(())
     }

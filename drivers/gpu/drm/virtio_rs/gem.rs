@@ -189,7 +189,7 @@ impl VirtioGpuObject {
     /// memory type reserved for the blob's range (`None` if the policy refuses the blob).
     ///
     /// The wait for the host's answer is killable (`ERESTARTSYS`; the next caller waits for
-    /// the same answer). `EINVAL` if the host refused (for good), `EBUSY` if the platform would
+    /// the same answer), and made without the object's lock. `EINVAL` if the host refused (for good), `EBUSY` if the platform would
     /// not give the range the type the policy wants (for good), `ENOSPC` if the region is full
     /// and `ENODEV` if the device is gone (both may pass).
     fn ensure_mapped(&self) -> Result<(u32, Option<Caching>)> {
@@ -218,8 +218,10 @@ impl VirtioGpuObject {
                         Held::Nothing,
                     )?;
                     // The host may map the blob at `range` from here on: the range stays the
-                    // blob's until the host answered its RESOURCE_UNREF.
-                    let pending = self.gpu.ctrl.send_pending(cmd)?;
+                    // blob's until the host answered its RESOURCE_UNREF. Queued without waiting
+                    // for room: the lock is never held across a wait for the host, so that
+                    // other callers wait for the answer killably, below.
+                    let pending = self.gpu.ctrl.send_pending_deferred(cmd);
                     *state = MapState::Mapping {
                         range,
                         pending: pending.clone(),

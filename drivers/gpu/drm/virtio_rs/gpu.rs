@@ -9,6 +9,7 @@
 
 use kernel::{
     bindings, device,
+    dma_fence::{self, DriverFence, Fence},
     id_pool::IdPool,
     new_mutex,
     prelude::*,
@@ -21,7 +22,7 @@ use kernel::{
 };
 
 use crate::{
-    fence::FenceDriver,
+    fence::{FenceDriver, VirtioGpuFence},
     host_visible::HostVisible,
     protocol::{self, resp},
     queue::{Command, CommandQueue},
@@ -89,6 +90,9 @@ pub(crate) struct Gpu {
     _cursor: Arc<virtio::Virtqueue<Command>>,
     /// The device's fences.
     pub(crate) fences: Arc<FenceDriver>,
+    /// Signalled (`ENODEV`) when the device goes away: ends the waits inside ioctls on fences
+    /// the driver does not signal itself ([`Gpu::wait_fence`]).
+    gone: DriverFence<VirtioGpuFence>,
     pub(crate) features: Features,
     pub(crate) host_visible: Option<virtio::ShmRegion>,
     /// The ranges of the host-visible region blobs are mapped at.
@@ -225,7 +229,8 @@ impl Gpu {
             try_pin_init!(Self {
                 ctrl,
                 _cursor: cursor,
-                fences: Arc::new(FenceDriver::new(), GFP_KERNEL)?,
+                fences: Arc::pin_init(FenceDriver::new(), GFP_KERNEL)?,
+                gone: DriverFence::new(dma_fence::alloc_contexts(1), 1)?,
                 features,
                 host_visible,
                 host_visible_mm,
@@ -273,6 +278,22 @@ impl Gpu {
     ///
     /// Errors as the C driver's GET_CAPS: `ENOSYS` without capsets, `EINVAL` for a zero size,
     /// an unknown id or a version above the capset's maximum.
+    /// The device is going away (unbound, or bound again after it asked for a reset): every
+    /// wait inside an ioctl on a fence the driver does not signal itself ends now, with
+    /// `ENODEV`, so that the unbind does not wait for it (the DRM core waits for every ioctl
+    /// to return before the device is gone). The driver's own fences signal when the queues
+    /// are torn down.
+    pub(crate) fn going_away(&self) {
+        self.gone.signal(Err(ENODEV));
+    }
+
+    /// Waits, interruptibly and for at most `timeout` jiffies, until `fence` signals; returns
+    /// whether it did. `ENODEV` if the device goes away first ([`Gpu::going_away`]), for
+    /// fences of other drivers (a `sw_sync` fence may never signal) in ioctls.
+    pub(crate) fn wait_fence(&self, fence: &Fence, timeout: kernel::time::Jiffies) -> Result<bool> {
+        fence.wait_unless(self.gone.fence(), true, timeout)
+    }
+
     pub(crate) fn with_capset<R>(
         &self,
         id: u32,

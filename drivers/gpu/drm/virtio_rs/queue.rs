@@ -9,7 +9,8 @@
 //! item:
 //!
 //! - a fenced command signals its fence (with the error the host answered, if any) and sends
-//!   its DRM event;
+//!   its DRM event, once the earlier fences of its fence context have signalled (see
+//!   [`crate::fence`]);
 //! - a caller that needs the answer (GET_CAPSET, MAP_BLOB) waits for it with [`Pending::wait`],
 //!   killably and without a timeout; a killed caller just stops waiting, and the command stays
 //!   owned by the queue until the host answers or the device goes away;
@@ -22,8 +23,7 @@
 //! and sent with [`CommandQueue::send_release`], which neither waits nor fails.
 
 use kernel::{
-    dma_fence::{DriverFence, Fence},
-    drm::event::PendingEvent,
+    dma_fence::Fence,
     io::memtype::MemtypeReservation,
     new_spinlock,
     page::Page,
@@ -36,8 +36,7 @@ use kernel::{
 use core::cell::UnsafeCell;
 
 use crate::{
-    driver::VirtioGpuDrmDriver,
-    fence::{FenceDriver, VirtioGpuFence},
+    fence::Fenced,
     gem::Object,
     gpu::{ContextId, Gpu, ResourceId},
     host_visible::HostRange,
@@ -73,14 +72,6 @@ impl CommandBytes {
         let bytes = unsafe { &mut *self.0.get() };
         protocol::set_fence_id(bytes, id);
     }
-}
-
-/// The fence of a fenced command, the DRM event to send when it signals, and the fence driver
-/// that numbers it.
-pub(crate) struct Fenced {
-    pub(crate) fence: DriverFence<VirtioGpuFence>,
-    pub(crate) event: Option<PendingEvent<VirtioGpuDrmDriver>>,
-    pub(crate) driver: Arc<FenceDriver>,
 }
 
 /// One command on the control queue.
@@ -129,15 +120,14 @@ unsafe impl Request for Command {
     }
 
     fn on_queue(&self) {
-        let fenced = self.fenced.lock();
-        if let Some(f) = &*fenced {
-            let id = f.driver.next_id();
+        let mut fenced = self.fenced.lock();
+        if let Some(f) = &mut *fenced {
             // SAFETY: The queue is locked and the command not yet added: nothing reads the
             // header; the fence was not shared with anyone who reads its seqno (sync_files are
             // installed, syncobjs and reservations given the fence only after submission).
             unsafe {
+                let id = f.queued();
                 self.cmd.set_fence_id(id);
-                f.fence.set_seqno(id);
             }
         }
         trace::queued(&protocol::Header::parse(self.cmd.bytes()));
@@ -211,19 +201,9 @@ impl Command {
         held: Held,
     ) -> Result<(Arc<Self>, ARef<Fence>)> {
         protocol::set_fenced(&mut cmd, None)?;
-        let fence = FenceDriver::new_fence(gpu.fences.context)?;
-        let out: ARef<Fence> = fence.fence().into();
-        let cmd = Self::new(
-            cmd,
-            None,
-            protocol::HDR_SIZE,
-            Some(Fenced {
-                fence,
-                event: None,
-                driver: gpu.fences.clone(),
-            }),
-            held,
-        )?;
+        let fenced = gpu.fences.new_fence(gpu.fences.context, None)?;
+        let out: ARef<Fence> = fenced.fence().into();
+        let cmd = Self::new(cmd, None, protocol::HDR_SIZE, Some(fenced), held)?;
         Ok((cmd, out))
     }
 
@@ -259,11 +239,7 @@ impl Command {
     fn finish(&self, result: Result<u32>) {
         let fenced = self.fenced.lock().take();
         if let Some(f) = fenced {
-            f.fence.signal(result.map(|_| ()));
-            f.driver.signalled(f.fence.fence());
-            if let Some(e) = f.event {
-                e.send();
-            }
+            f.answered(result.map(|_| ()));
         }
         *self.outcome.lock() = Some(result);
         self.done.complete_all();
@@ -338,6 +314,21 @@ impl CommandQueue {
     pub(crate) fn send_pending(&self, cmd: Arc<Command>) -> Result<Pending> {
         self.vq.submit(cmd.clone())?;
         Ok(Pending { cmd })
+    }
+
+    /// Queues `cmd`, or puts it on the queue's backlog if the queue is full, without waiting
+    /// and without failing (a command the queue can never take is cancelled: its waiter gets
+    /// `ENODEV`); the caller waits for the answer with [`Pending::wait`]. For callers that hold
+    /// a lock others may wait for: no lock is held across a wait that depends on the host, so
+    /// that every such wait stays killable.
+    pub(crate) fn send_pending_deferred(&self, cmd: Arc<Command>) -> Pending {
+        self.vq.submit_or_defer(cmd.clone());
+        Pending { cmd }
+    }
+
+    /// As [`CommandQueue::send_pending_deferred`], for a command whose answer nobody waits for.
+    pub(crate) fn send_deferred(&self, cmd: Arc<Command>) {
+        self.vq.submit_or_defer(cmd);
     }
 
     /// Queues `cmd` and waits (killably; with `bound_ms`, for at most that long and not

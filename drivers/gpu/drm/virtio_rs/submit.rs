@@ -24,18 +24,18 @@ use kernel::{
     },
     prelude::*,
     sync::aref::ARef,
-    time::msecs_to_jiffies,
+    time::{msecs_to_jiffies, Jiffies},
     uaccess::{UserPtr, UserSlice},
     uapi,
 };
 
 use crate::{
     driver::VirtioGpuDevice,
-    fence::FenceDriver,
     file::File,
     gem::Object,
+    gpu::Gpu,
     protocol,
-    queue::{Command, Fenced, Held},
+    queue::{Command, Held},
 };
 
 /// How long WAIT waits, as the C driver (15 s).
@@ -75,14 +75,13 @@ fn read_syncobj_desc(base: u64, i: u32, stride: u32) -> Result<SyncobjDesc> {
 }
 
 /// Waits (interruptibly) for every fence `fence` is made of, except those of `own_context`,
-/// which the host orders itself.
-fn wait_foreign(fence: &Fence, own_context: u64) -> Result {
+/// which the host orders itself; `ENODEV` if the device goes away first.
+fn wait_foreign(gpu: &Gpu, fence: &Fence, own_context: u64) -> Result {
     fence.for_each_unwrapped(|f| {
-        if f.context() == own_context {
-            Ok(())
-        } else {
-            f.wait(true)
+        if f.context() != own_context {
+            while !gpu.wait_fence(f, Jiffies::MAX)? {}
         }
+        Ok(())
     })
 }
 
@@ -125,10 +124,11 @@ fn parse_post_deps(
 /// The in sync objects (`virtio_gpu_parse_deps()`): waits for their fences and returns those
 /// to reset once the submit is queued.
 fn parse_deps(
+    gpu: &Gpu,
     args: &uapi::drm_virtgpu_execbuffer,
     file: &drm::File<File>,
     own_context: u64,
-    resets: &mut KVVec<ARef<SyncObj>>,
+    resets: &mut Resets,
 ) -> Result {
     for i in 0..args.num_in_syncobjs {
         let d = read_syncobj_desc(args.in_syncobjs, i, args.syncobj_stride)?;
@@ -136,21 +136,27 @@ fn parse_deps(
             return Err(EINVAL);
         }
         let fence = SyncObj::find_fence(file, d.handle, d.point)?;
-        wait_foreign(&fence, own_context)?;
+        wait_foreign(gpu, &fence, own_context)?;
         if d.flags & uapi::VIRTGPU_EXECBUF_SYNCOBJ_RESET != 0 {
             let syncobj = SyncObj::lookup(file, d.handle).ok_or(EINVAL)?;
-            resets.push(syncobj, GFP_KERNEL | __GFP_NOWARN)?;
+            resets.0.push(syncobj, GFP_KERNEL | __GFP_NOWARN)?;
         }
     }
     Ok(())
 }
 
-/// The in sync objects to reset (`SYNCOBJ_RESET`): reset when the submit ends, queued or not, as
-/// the C driver's `virtio_gpu_cleanup_submit()` does.
+/// The in sync objects to reset (`SYNCOBJ_RESET`), once the submit is queued.
+///
+/// Only a queued submit consumes its in-fences: a submit that fails or is interrupted after
+/// its in sync objects were parsed (`ERESTARTSYS` in the in-fence wait, the reservation lock
+/// or the wait for room on the queue) leaves them as they were, so that the restarted ioctl
+/// finds the same fences. (The C driver's `virtio_gpu_cleanup_submit()` resets them on every
+/// path; venus then loses its device when a submit is restarted after a signal.)
 struct Resets(KVVec<ARef<SyncObj>>);
 
-impl Drop for Resets {
-    fn drop(&mut self) {
+impl Resets {
+    /// The submit is queued: resets the sync objects.
+    fn commit(self) {
         for s in self.0.iter() {
             s.replace_fence(None);
         }
@@ -209,17 +215,13 @@ impl File {
             || args.num_out_syncobjs != 0
             || args.num_bo_handles != 0
             || event;
-        let fence = if fenced {
-            Some(FenceDriver::new_fence(fence_ctx)?)
+        let event = if event {
+            Some(PendingEvent::new(file, uapi::VIRTGPU_EVENT_FENCE_SIGNALED)?)
         } else {
             None
         };
-        let event = if event {
-            Some(PendingEvent::new(
-                dev,
-                file,
-                uapi::VIRTGPU_EVENT_FENCE_SIGNALED,
-            )?)
+        let fence = if fenced {
+            Some(gpu.fences.new_fence(fence_ctx, event)?)
         } else {
             None
         };
@@ -243,14 +245,10 @@ impl File {
             args.num_in_syncobjs as usize,
             GFP_KERNEL | __GFP_NOWARN,
         )?);
-        if let Err(e) = parse_deps(args, file, fence_ctx, &mut resets.0) {
-            // As the C driver: only a complete list is reset.
-            resets.0.clear();
-            return Err(e);
-        }
+        parse_deps(gpu, args, file, fence_ctx, &mut resets)?;
         if args.flags & uapi::VIRTGPU_EXECBUF_FENCE_FD_IN != 0 {
             let in_fence = Fence::from_sync_file(args.fence_fd)?;
-            wait_foreign(&in_fence, fence_ctx)?;
+            wait_foreign(gpu, &in_fence, fence_ctx)?;
         }
 
         let locked = if bos.is_empty() {
@@ -272,16 +270,11 @@ impl File {
             // `ring` is below `MAX_RINGS` (checked by `fence_context`).
             protocol::set_fenced(&mut cmd, ring.map(|r| r as u8))?;
         }
-        let fenced = fence.map(|fence| Fenced {
-            fence,
-            event,
-            driver: gpu.fences.clone(),
-        });
         gpu.ctrl.send(Command::new(
             cmd,
             Some(stream),
             protocol::HDR_SIZE,
-            fenced,
+            fence,
             Held::Objects { _objects: held },
         )?)?;
 
@@ -301,14 +294,14 @@ impl File {
                 }
             }
         }
-        drop(resets);
+        resets.commit();
         Ok(0)
     }
 
     /// IOCTL: WAIT: waits (interruptibly, for at most 15 s, as the C driver) until the fences of
     /// a resource have signalled; `EBUSY` if they have not (at once with `NOWAIT`).
     pub(crate) fn wait(
-        _dev: &VirtioGpuDevice<Registered>,
+        dev: &VirtioGpuDevice<Registered>,
         _reg: &(),
         args: &mut uapi::drm_virtgpu_3d_wait,
         file: &drm::File<File>,
@@ -317,7 +310,12 @@ impl File {
         let idle = if args.flags & uapi::VIRTGPU_WAIT_NOWAIT != 0 {
             resv::is_idle(&*obj, Usage::Read)
         } else {
-            resv::wait_idle(&*obj, Usage::Read, msecs_to_jiffies(WAIT_TIMEOUT_MS))?
+            // The reservation may hold fences of other drivers (a dma-buf's importers add
+            // theirs, userspace its sync_files): the wait also ends when the device goes away.
+            match resv::fences(&*obj, Usage::Read)? {
+                None => true,
+                Some(f) => Self::gpu(dev).wait_fence(&f, msecs_to_jiffies(WAIT_TIMEOUT_MS))?,
+            }
         };
         if idle {
             Ok(0)

@@ -44,6 +44,19 @@ pub fn is_idle<O: IntoGEMObject>(obj: &O, usage: Usage) -> bool {
     unsafe { bindings::dma_resv_test_signaled(resv_of(obj), usage.as_raw()) }
 }
 
+/// One fence that signals when every fence of `obj` with `usage` (or a stricter one) has,
+/// as the reservation object holds them now; `None` if it holds none.
+pub fn fences<O: IntoGEMObject>(obj: &O, usage: Usage) -> Result<Option<ARef<Fence>>> {
+    let mut fence = core::ptr::null_mut();
+    // SAFETY: The reservation object is valid while `obj` lives; `dma_resv_get_singleton()`
+    // takes the references it needs itself and gives us one to the fence it returns, if any.
+    to_result(unsafe {
+        bindings::dma_resv_get_singleton(resv_of(obj), usage.as_raw(), &mut fence)
+    })?;
+    // SAFETY: A non-null `fence` is a reference we own.
+    Ok(core::ptr::NonNull::new(fence).map(|f| unsafe { Fence::from_raw_owned(f) }))
+}
+
 /// Waits, interruptibly and for at most `timeout`, until `obj` is idle for `usage`. Returns
 /// whether it became idle (`false`: the timeout expired); `ERESTARTSYS` on a signal.
 pub fn wait_idle<O: IntoGEMObject>(obj: &O, usage: Usage, timeout: Jiffies) -> Result<bool> {

@@ -438,6 +438,17 @@ pub struct SwSyncCreateFenceData {
 pub const SW_SYNC_IOC_CREATE_FENCE: u64 = iowr_type::<SwSyncCreateFenceData>(SW_SYNC_IOC_MAGIC, 0);
 pub const SW_SYNC_IOC_INC: u64 = iow_type::<u32>(SW_SYNC_IOC_MAGIC, 1);
 
+/// `struct dma_buf_import_sync_file` (include/uapi/linux/dma-buf.h).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct DmaBufImportSyncFile {
+    pub flags: u32,
+    pub fd: i32,
+}
+
+pub const DMA_BUF_SYNC_WRITE: u32 = 2;
+pub const DMA_BUF_IOCTL_IMPORT_SYNC_FILE: u64 = iow_type::<DmaBufImportSyncFile>(b'b' as u32, 3);
+
 pub const VIRTGPU_BLOB_MEM_GUEST: u32 = 1;
 pub const VIRTGPU_BLOB_MEM_HOST3D: u32 = 2;
 pub const VIRTGPU_BLOB_MEM_HOST3D_GUEST: u32 = 3;
@@ -504,5 +515,6 @@ mod tests {
         assert_eq!(SYNC_IOC_FILE_INFO, 0xc038_3e04);
         assert_eq!(SW_SYNC_IOC_CREATE_FENCE, 0xc028_5700);
         assert_eq!(SW_SYNC_IOC_INC, 0x4004_5701);
+        assert_eq!(DMA_BUF_IOCTL_IMPORT_SYNC_FILE, 0x4008_6203);
     }
 }

@@ -27,6 +27,10 @@ pub const TESTS: super::Table = &[
     ("syncobj_out_and_in_with_reset", syncobj_out_and_in),
     ("syncobj_timeline_points", syncobj_timeline),
     ("syncobj_in_holds_the_submit_back", syncobj_in_holds_back),
+    (
+        "syncobj_reset_only_by_a_queued_submit",
+        syncobj_reset_only_when_queued,
+    ),
     ("syncobj_stride", syncobj_stride),
     ("syncobj_bad_handles_and_flags", syncobj_bad),
     ("fence_events_of_polled_rings_only", events),
@@ -37,13 +41,23 @@ pub const TESTS: super::Table = &[
     ("wait_busy_and_idle", wait_busy_idle),
     ("venus_size0_submits_give_sync_files", venus_size0),
     ("fence_waits_on_a_stalled_host_are_killable", killable),
+    (
+        "lock_waits_behind_a_stalled_host_are_killable",
+        lock_waits_killable,
+    ),
 ];
 
 /// Last, after the unbind tests: it unbinds and rebinds the device itself.
-pub const LAST: super::Table = &[(
-    "unbind_with_a_stalled_host_then_rebind_works",
-    unbind_stalled,
-)];
+pub const LAST: super::Table = &[
+    (
+        "unbind_with_a_stalled_host_then_rebind_works",
+        unbind_stalled,
+    ),
+    (
+        "unbind_ends_waits_on_fences_of_other_drivers",
+        unbind_ends_foreign_waits,
+    ),
+];
 
 /// How long the host may take to retire a fence it is not stalled on.
 const HOST_MS: i32 = 5000;
@@ -630,6 +644,102 @@ fn syncobj_out_and_in(ctx: &Ctx) -> Outcome {
     )
 }
 
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// Installs a handler for `sig` that does nothing, without `SA_RESTART`: a system call the
+/// signal interrupts returns `EINTR` instead of being restarted.
+fn interrupt_with(sig: libc::c_int) -> Result<(), String> {
+    // SAFETY: A zeroed sigaction is valid; the handler is async-signal-safe (it does nothing).
+    let ret = unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = ignore_signal as *const () as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(sig, &sa, std::ptr::null_mut())
+    };
+    if ret != 0 {
+        return Err(format!("sigaction: {}", errno_name(errno())));
+    }
+    Ok(())
+}
+
+/// An EXECBUFFER interrupted by a signal after its in-syncobjs were parsed (here while it waits
+/// for its FENCE_FD_IN) returns `EINTR` and leaves its `SYNCOBJ_RESET` in-syncobj as it was, so
+/// that the submit made again (as the C library does after `EINTR`, and the kernel itself after
+/// `ERESTARTSYS` with `SA_RESTART`) finds the same fence; only the submit that is queued resets
+/// it. The C driver resets the in-syncobjs on every path (`virtio_gpu_cleanup_submit()`), which
+/// makes venus lose its device when a submit is restarted: known C behaviour, a skip that
+/// names it.
+fn syncobj_reset_only_when_queued(ctx: &Ctx) -> Outcome {
+    gl_or_skip!(ctx);
+    let b = tri!(blobs(ctx, 1));
+    let dev = &b.blob.dev;
+    let bos = [b.all[0].0];
+    let s = tri!(syncobj_create(dev, DRM_SYNCOBJ_CREATE_SIGNALED));
+    let tl = tri!(Timeline::new());
+    let infence = tri!(tl.fence(1));
+    tri!(interrupt_with(libc::SIGUSR1));
+    let ins = [sobj(s, VIRTGPU_EXECBUF_SYNCOBJ_RESET, 0)];
+    let interrupted = std::thread::scope(|sc| {
+        let _signal = SignalOnDrop(&tl);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = sc.spawn(move || {
+            // SAFETY: Always safe.
+            let _ = tx.send(unsafe { libc::pthread_self() });
+            let mut e = with_syncobjs(exbuf(VIRTGPU_EXECBUF_FENCE_FD_IN, &NOP, &bos), &ins, &[]);
+            e.fence_fd = infence.0;
+            submit(dev, e)
+        });
+        std::thread::sleep(Duration::from_millis(STALL_MS as u64));
+        if t.is_finished() {
+            return Err("EXECBUFFER with an unsignalled in-fence returned".to_string());
+        }
+        let Ok(thread) = rx.recv() else {
+            return Err("the submitting thread did not start".to_string());
+        };
+        // SAFETY: The thread is not joined yet, so its pthread_t is valid.
+        unsafe { libc::pthread_kill(thread, libc::SIGUSR1) };
+        t.join()
+            .map_err(|_| "the submitting thread panicked".to_string())
+    });
+    match tri!(interrupted) {
+        Err(e) if e == libc::EINTR => {}
+        Err(e) => return Outcome::Fail(format!("the interrupted EXECBUFFER: {}", errno_name(e))),
+        Ok(()) => return Outcome::Fail("EXECBUFFER was not interrupted by the signal".into()),
+    }
+    let kept = syncobj_wait(dev, &[s], 0, 0);
+    if ctx.driver == Driver::C && kept == Err(libc::EINVAL) {
+        return Outcome::Skip(
+            "known C behaviour: an interrupted EXECBUFFER reset its SYNCOBJ_RESET in-syncobj \
+             (virtio_gpu_cleanup_submit())"
+                .into(),
+        );
+    }
+    if let Err(e) = kept {
+        return Outcome::Fail(format!(
+            "the in-syncobj of the interrupted submit lost its fence: SYNCOBJ_WAIT {}",
+            errno_name(e)
+        ));
+    }
+    // The submit made again is queued, and resets it.
+    let out = tri!(submit_out(
+        dev,
+        with_syncobjs(exbuf(0, &NOP, &bos), &ins, &[])
+    ));
+    check!(
+        tri!(readable(out.0, HOST_MS)),
+        "the submit made again did not signal"
+    );
+    pass_or_return!(expect_errno(
+        "SYNCOBJ_WAIT of the in-syncobj the queued submit reset",
+        syncobj_wait(dev, &[s], 0, 0),
+        libc::EINVAL
+    ));
+    match syncobj_destroy(dev, s) {
+        Ok(()) => Outcome::Pass,
+        Err(e) => Outcome::Fail(format!("SYNCOBJ_DESTROY: {}", errno_name(e))),
+    }
+}
+
 /// An out-syncobj with a point adds that point to a timeline syncobj: submitted at once,
 /// signalled when the host answered; an in-syncobj at a point not yet submitted is EINVAL.
 fn syncobj_timeline(ctx: &Ctx) -> Outcome {
@@ -1203,6 +1313,153 @@ fn killable(ctx: &Ctx) -> Outcome {
     Outcome::Pass
 }
 
+/// Forks a child that signals it is about to call `f` (which blocks), then calls it and exits;
+/// returns the child's pid once it is about to.
+fn blocked_in(what: &str, f: impl FnOnce()) -> Result<libc::pid_t, String> {
+    let mut pipe = [0; 2];
+    // SAFETY: A valid array of two fds.
+    if unsafe { libc::pipe(pipe.as_mut_ptr()) } != 0 {
+        return Err(format!("pipe: {}", errno_name(errno())));
+    }
+    // SAFETY: The child only makes system calls and exits with _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: The pipe's write end.
+        unsafe { libc::write(pipe[1], b"r".as_ptr().cast(), 1) };
+        f();
+        // SAFETY: Ends the child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    // SAFETY: Our copy of the write end.
+    unsafe { libc::close(pipe[1]) };
+    let rd = Fd(pipe[0]);
+    if pid < 0 {
+        return Err(format!("fork: {}", errno_name(errno())));
+    }
+    if !readable(rd.0, HOST_MS)? {
+        // SAFETY: Our child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        reap(pid);
+        return Err(format!(
+            "{what}: the child did not start within {HOST_MS} ms"
+        ));
+    }
+    // Time to block in `f`.
+    std::thread::sleep(Duration::from_millis(STALL_MS as u64));
+    Ok(pid)
+}
+
+/// The child `pid` has not returned, and SIGKILL ends it within a second; a child that does
+/// not end is left to the caller's clean-up (it is killed again and reaped there).
+fn killed_within_a_second(pid: libc::pid_t, what: &str) -> Result<(), String> {
+    let mut status = 0;
+    // SAFETY: `pid` is our child.
+    if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+        return Err(format!(
+            "{what}: returned (status {status:#x}) while the host withheld its answer"
+        ));
+    }
+    let start = Instant::now();
+    // SAFETY: Our child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    while start.elapsed() < Duration::from_secs(1) {
+        // SAFETY: `pid` is our child.
+        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+            return if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL {
+                Ok(())
+            } else {
+                Err(format!("{what}: ended with status {status:#x}"))
+            };
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Err(format!(
+        "{what}: still there a second after SIGKILL (an uninterruptible wait)"
+    ))
+}
+
+/// Processes that wait for a lock another process holds while that one waits for a stalled
+/// host end at SIGKILL within a second, each of them: the first mmap of a blob (the blob's map
+/// state) and the first submits of a file (the file's host context, made by the first one),
+/// with the control queue full of commands the host does not answer. The Rust driver holds no
+/// lock across a wait for the host. The C driver waits for room on the queue uninterruptibly
+/// (`wait_event()` in `virtio_gpu_queue_ctrl_sgs()`), holding the file's context lock for the
+/// first command: known C behaviour, a skip that names it.
+fn lock_waits_killable(ctx: &Ctx) -> Outcome {
+    gl_or_skip!(ctx);
+    if ctx.driver == Driver::C {
+        return Outcome::Skip(
+            "known C behaviour: the C driver waits for room on the control queue \
+             uninterruptibly (wait_event() in virtio_gpu_queue_ctrl_sgs())"
+                .into(),
+        );
+    }
+    let b = tri!(blobs(ctx, 1));
+    let dev = &b.blob.dev;
+    let (unmapped, _) = tri!(b.blob.sibling());
+    let offset = match dev.map_offset(unmapped) {
+        Ok(o) => o,
+        Err(e) => return Outcome::Fail(format!("MAP: {}", errno_name(e))),
+    };
+    let fresh = match Device::open(&ctx.dev.path) {
+        Ok(d) => d,
+        Err(e) => return Outcome::Fail(format!("open: {e}")),
+    };
+    let stall = tri!(Stall::start("stall all forever"));
+    let mut pids: Vec<(libc::pid_t, &str)> = Vec::new();
+    let result = (|| -> Result<(), String> {
+        let filler = blocked_child(dev, b.all[0].0, Block::FillQueue)?;
+        pids.push((filler, "the process that filled the queue"));
+        // Time to fill the queue.
+        std::thread::sleep(Duration::from_millis(1000));
+        let mmap = || {
+            let _ = Mapping::new(dev.fd(), offset, BLOB_SIZE);
+        };
+        pids.push((blocked_in("first mmap", mmap)?, "the first mmap of a blob"));
+        pids.push((
+            blocked_in("second mmap", mmap)?,
+            "a second mmap of the blob",
+        ));
+        let first_submit = || {
+            let _ = submit(&fresh, exbuf(0, &NOP, &[]));
+        };
+        pids.push((
+            blocked_in("first submit", first_submit)?,
+            "the first submit of a file",
+        ));
+        pids.push((
+            blocked_in("second submit", first_submit)?,
+            "a second submit of the file",
+        ));
+        // The last comers first: they wait for what the earlier ones hold.
+        for &(pid, what) in pids.iter().rev() {
+            killed_within_a_second(pid, what)?;
+        }
+        Ok(())
+    })();
+    for &(pid, _) in &pids {
+        // SAFETY: Our children. One reaped above may be signalled again: its pid is not
+        // reused within the test (the guest runs nothing else).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    tri!(stall.release());
+    for &(pid, _) in &pids {
+        let mut status = 0;
+        // SAFETY: Our child, reaped here if the checks above did not.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+    }
+    tri!(result);
+    // The host answers what the killed processes queued; both files still work.
+    for (d, bos) in [(dev, &[b.all[0].0][..]), (&fresh, &[][..])] {
+        let f = tri!(submit_out(d, exbuf(0, &NOP, bos)));
+        check!(
+            tri!(readable(f.0, HOST_MS)),
+            "a submit after the stall did not signal"
+        );
+    }
+    Outcome::Pass
+}
+
 /// With the host stalled forever and a killed process's submit unanswered, the device is
 /// unbound and bound again: no warning, no host resource or context left (the reset released
 /// them), and once the stall ends the new binding's fences signal.
@@ -1232,6 +1489,106 @@ fn unbind_stalled(ctx: &Ctx) -> Outcome {
     }
     let path = tri!(Device::open_render_node("virtio_gpu")).path.clone();
     tri!(stall.release());
+    let blob = tri!(Blob::create_at(&path, ctx.driver, MAP_CACHE_CACHED, false));
+    let f = tri!(submit_out(&blob.dev, exbuf(0, &NOP, &[blob.handle])));
+    check!(
+        tri!(readable(f.0, HOST_MS)),
+        "a submit on the rebound device did not signal"
+    );
+    Outcome::Pass
+}
+
+/// How long an unbind may take while ioctls wait on fences that never signal.
+const UNBIND_MS: u64 = 5000;
+
+/// Ioctls waiting on fences of another driver (`sw_sync` fences nobody signals: EXECBUFFER's
+/// FENCE_FD_IN, and WAIT on a blob whose reservation got one through
+/// DMA_BUF_IOCTL_IMPORT_SYNC_FILE) do not hold the device: it unbinds within seconds, each
+/// ioctl returns `ENODEV`, and the device binds again and works. The C driver waits in the
+/// ioctl until the fence signals, and its unbind (`drm_dev_unplug()`) waits for the ioctl:
+/// known C behaviour, not run (it would hold the device for good).
+fn unbind_ends_foreign_waits(ctx: &Ctx) -> Outcome {
+    gl_or_skip!(ctx);
+    if ctx.driver == Driver::C {
+        return Outcome::Skip(
+            "known C behaviour, not run: the C driver's unbind waits for ioctls that wait on \
+             a fence of another driver until it signals"
+                .into(),
+        );
+    }
+    let path = tri!(Device::open_render_node("virtio_gpu")).path.clone();
+    let (name, driver) = tri!(super::unbind::device_and_driver(&path));
+    let tl = tri!(Timeline::new());
+    let (in_fence, resv_fence) = (tri!(tl.fence(1)), tri!(tl.fence(1)));
+    let blob = tri!(Blob::create_at(&path, ctx.driver, MAP_CACHE_CACHED, false));
+    let dmabuf = match blob.dev.prime_export(blob.handle) {
+        Ok(fd) => Fd(fd),
+        Err(e) => return Outcome::Fail(format!("PRIME export: {}", errno_name(e))),
+    };
+    let mut import = DmaBufImportSyncFile {
+        flags: DMA_BUF_SYNC_WRITE,
+        fd: resv_fence.0,
+    };
+    if let Err(e) = raw_ioctl(dmabuf.0, DMA_BUF_IOCTL_IMPORT_SYNC_FILE, &mut import) {
+        return Outcome::Fail(format!("DMA_BUF_IOCTL_IMPORT_SYNC_FILE: {}", errno_name(e)));
+    }
+    let bos = [blob.handle];
+    let res = std::thread::scope(|sc| {
+        // Whatever happens, the fences signal in the end, so that nothing stays blocked.
+        let _signal = SignalOnDrop(&tl);
+        let submit_thread = sc.spawn(|| {
+            let mut e = exbuf(VIRTGPU_EXECBUF_FENCE_FD_IN, &NOP, &bos);
+            e.fence_fd = in_fence.0;
+            submit(&blob.dev, e)
+        });
+        let wait_thread = sc.spawn(|| {
+            let mut w = Virtgpu3dWait {
+                handle: blob.handle,
+                flags: 0,
+            };
+            blob.dev.ioctl(DRM_IOCTL_VIRTGPU_WAIT, &mut w)
+        });
+        std::thread::sleep(Duration::from_millis(STALL_MS as u64));
+        if submit_thread.is_finished() || wait_thread.is_finished() {
+            return Err("an ioctl returned before its foreign fence signalled".to_string());
+        }
+        let start = Instant::now();
+        let unbind = sc.spawn(|| std::fs::write(driver.join("unbind"), &name));
+        while !unbind.is_finished() && start.elapsed() < Duration::from_millis(UNBIND_MS) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let held = !unbind.is_finished();
+        // Lets a held unbind finish (drops `_signal` early).
+        let _ = tl.inc(1);
+        let unbound = unbind.join().map_err(|_| "the unbind thread panicked")?;
+        unbound.map_err(|e| format!("unbind {name}: {e}"))?;
+        if held {
+            return Err(format!(
+                "the unbind waited more than {UNBIND_MS} ms for ioctls waiting on sw_sync \
+                 fences"
+            ));
+        }
+        let submitted = submit_thread
+            .join()
+            .map_err(|_| "the submit thread panicked")?;
+        let waited = wait_thread.join().map_err(|_| "the WAIT thread panicked")?;
+        for (what, r) in [("EXECBUFFER", submitted), ("WAIT", waited)] {
+            if r != Err(libc::ENODEV) {
+                return Err(format!(
+                    "{what} waiting on a sw_sync fence across the unbind: {r:?}, want ENODEV"
+                ));
+            }
+        }
+        Ok(())
+    });
+    // Bound again whatever the verdict, so that the tests after this one have a device.
+    let rebound = std::fs::write(driver.join("bind"), &name);
+    tri!(res);
+    if let Err(e) = rebound {
+        return Outcome::Fail(format!("bind {name}: {e}"));
+    }
+    drop((dmabuf, blob));
+    let path = tri!(Device::open_render_node("virtio_gpu")).path.clone();
     let blob = tri!(Blob::create_at(&path, ctx.driver, MAP_CACHE_CACHED, false));
     let f = tri!(submit_out(&blob.dev, exbuf(0, &NOP, &[blob.handle])));
     check!(
