@@ -67,3 +67,13 @@ __rust_helper void rust_helper_drm_syncobj_put(struct drm_syncobj *syncobj)
 }
 
 #endif
+
+__rust_helper bool rust_helper_dma_fence_begin_signalling(void)
+{
+	return dma_fence_begin_signalling();
+}
+
+__rust_helper void rust_helper_dma_fence_end_signalling(bool cookie)
+{
+	dma_fence_end_signalling(cookie);
+}

@@ -238,6 +238,35 @@ impl SyncFile {
     }
 }
 
+/// A fence signalling critical section (`dma_fence_begin_signalling()`), from where a driver
+/// may have to signal fences it published until it has: code in it must not wait for fences,
+/// allocate memory that may recurse into reclaim, or take locks that are held elsewhere while
+/// doing either. With lockdep, every lock taken in the section is checked against that. Ends
+/// when dropped, on the thread that began it.
+#[must_use = "the section ends when this is dropped"]
+pub struct SignallingSection {
+    cookie: bool,
+    _thread: crate::types::NotThreadSafe,
+}
+
+impl SignallingSection {
+    /// Begins a section; sections nest.
+    pub fn begin() -> Self {
+        Self {
+            // SAFETY: Always safe to call; the cookie is handed back at the end.
+            cookie: unsafe { bindings::dma_fence_begin_signalling() },
+            _thread: crate::types::NotThreadSafe,
+        }
+    }
+}
+
+impl Drop for SignallingSection {
+    fn drop(&mut self) {
+        // SAFETY: Ends the section `begin` started, on the same thread (`NotThreadSafe`).
+        unsafe { bindings::dma_fence_end_signalling(self.cookie) };
+    }
+}
+
 /// Allocates `num` consecutive fence contexts; returns the first.
 pub fn alloc_contexts(num: u32) -> u64 {
     // SAFETY: Always safe to call.

@@ -178,7 +178,9 @@ pub unsafe trait Request: Send + Sync + Sized + 'static {
     /// The device is done with the request and wrote `written` bytes to its writable buffers.
     ///
     /// Called in process context (the queue's work item), in the order the device gave the
-    /// requests back; may sleep.
+    /// requests back; may sleep. The queue keeps a reference and drops it later from another
+    /// work item, so that what the request holds is not released here; the request stays on
+    /// the queue (it cannot be submitted again) until then.
     fn complete(this: Arc<Self>, written: u32);
 
     /// The queue was torn down (device reset or removed) before the device finished.
@@ -230,75 +232,79 @@ impl<R> Default for BacklogLink<R> {
     }
 }
 
-struct QueueState<R> {
+/// Requests linked through their [`BacklogLink`]s, oldest first. A request is on at most one
+/// chain at a time, and a chain is only used with its queue locked.
+struct Chain<R: Request> {
+    head: Option<Arc<R>>,
+    /// The newest request (null when the chain is empty).
+    tail: *const R,
+}
+
+impl<R: Request> Chain<R> {
+    const fn new() -> Self {
+        Self {
+            head: None,
+            tail: ptr::null(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.head.is_none()
+    }
+
+    /// Appends `req`, which is on no chain.
+    fn push(&mut self, req: Arc<R>) {
+        let ptr: *const R = &*req;
+        if self.tail.is_null() {
+            self.head = Some(req);
+        } else {
+            // SAFETY: `tail` is the newest request of the chain, kept alive by the chain's
+            // references; its link is accessed under the queue lock, which the callers hold
+            // (`&mut` access to the queue's state).
+            unsafe { *(*self.tail).backlog_link().next.get() = Some(req) };
+        }
+        self.tail = ptr;
+    }
+
+    /// Takes the oldest request off the chain.
+    fn pop(&mut self) -> Option<Arc<R>> {
+        let head = self.head.take()?;
+        // SAFETY: The link is accessed under the queue lock (see `push`).
+        self.head = unsafe { (*head.backlog_link().next.get()).take() };
+        if self.head.is_none() {
+            self.tail = ptr::null();
+        }
+        Some(head)
+    }
+}
+
+impl<R: Request> Drop for Chain<R> {
+    fn drop(&mut self) {
+        // One request at a time: dropping the head would drop the rest recursively.
+        while self.pop().is_some() {}
+    }
+}
+
+struct QueueState<R: Request> {
     /// The C virtqueue; null before it is found and after it is deleted.
     vq: *mut bindings::virtqueue,
     /// Set when teardown starts; no buffer is added afterwards.
     dead: bool,
-    /// Requests waiting for room, oldest first, linked through their [`BacklogLink`]s.
-    backlog_head: Option<Arc<R>>,
-    /// The newest request of the backlog (null when it is empty).
-    backlog_tail: *const R,
+    /// Requests waiting for room.
+    backlog: Chain<R>,
     /// A barrier request ([`Request::is_barrier`]) is on the queue: nothing is added until the
     /// device gives it back.
     barrier: bool,
     /// The queue was found on a device that has not been reset since: the device may still
     /// use what earlier requests gave it.
     device_may_run: bool,
-    /// Requests that can never reach the device, given up while it may still run, oldest
-    /// first, linked as the backlog is: they are cancelled (and what they hold released) only
-    /// once the device is reset ([`Queue::kill`]).
-    parked_head: Option<Arc<R>>,
-    /// The newest parked request (null when there is none).
-    parked_tail: *const R,
-}
-
-impl<R: Request> QueueState<R> {
-    fn backlog_push(&mut self, req: Arc<R>) {
-        let ptr: *const R = &*req;
-        if self.backlog_tail.is_null() {
-            self.backlog_head = Some(req);
-        } else {
-            // SAFETY: `backlog_tail` is the newest request of the backlog, kept alive by the
-            // backlog's references; its link is accessed under the queue lock, which `&mut self`
-            // implies.
-            unsafe { *(*self.backlog_tail).backlog_link().next.get() = Some(req) };
-        }
-        self.backlog_tail = ptr;
-    }
-
-    fn park(&mut self, req: Arc<R>) {
-        let ptr: *const R = &*req;
-        if self.parked_tail.is_null() {
-            self.parked_head = Some(req);
-        } else {
-            // SAFETY: `parked_tail` is the newest parked request, kept alive by the chain's
-            // references; a request is on the backlog or parked, never both, so its link is
-            // free; it is accessed under the queue lock, which `&mut self` implies.
-            unsafe { *(*self.parked_tail).backlog_link().next.get() = Some(req) };
-        }
-        self.parked_tail = ptr;
-    }
-
-    fn unpark(&mut self) -> Option<Arc<R>> {
-        let head = self.parked_head.take()?;
-        // SAFETY: The link is accessed under the queue lock (`&mut self`).
-        self.parked_head = unsafe { (*head.backlog_link().next.get()).take() };
-        if self.parked_head.is_none() {
-            self.parked_tail = ptr::null();
-        }
-        Some(head)
-    }
-
-    fn backlog_pop(&mut self) -> Option<Arc<R>> {
-        let head = self.backlog_head.take()?;
-        // SAFETY: The link is accessed under the queue lock (`&mut self`).
-        self.backlog_head = unsafe { (*head.backlog_link().next.get()).take() };
-        if self.backlog_head.is_none() {
-            self.backlog_tail = ptr::null();
-        }
-        Some(head)
-    }
+    /// Requests that can never reach the device, given up while it may still run: they are
+    /// cancelled (and what they hold released) only once the device is reset
+    /// ([`Queue::kill`]).
+    parked: Chain<R>,
+    /// Requests completed ([`Request::complete`]) and not released yet: the queue's release
+    /// work drops them, outside the completion path.
+    done: Chain<R>,
 }
 
 /// A virtqueue carrying requests of type `R`.
@@ -310,7 +316,9 @@ impl<R: Request> QueueState<R> {
 ///
 /// `work` is initialised with [`Virtqueue::work_callback`] as its function. It is only queued by
 /// the queue's callback, while the queue is in its device's [`Registry`], and [`Queue::kill`]
-/// cancels it before the registry lets go of the queue.
+/// cancels it before the registry lets go of the queue. `release_work` is initialised with
+/// [`Virtqueue::release_callback`]; only `work` queues it, and [`Queue::kill`] cancels it right
+/// after `work`.
 #[pin_data]
 pub struct Virtqueue<R: Request> {
     #[pin]
@@ -321,6 +329,9 @@ pub struct Virtqueue<R: Request> {
     /// Completes what the device gave back, in process context.
     #[pin]
     work: Opaque<bindings::work_struct>,
+    /// Drops the requests `work` completed (`state.done`), outside the completion path.
+    #[pin]
+    release_work: Opaque<bindings::work_struct>,
     _requests: PhantomData<R>,
 }
 
@@ -340,6 +351,7 @@ unsafe impl<R: Request> Send for Virtqueue<R> {}
 static STATE_NAME: &CStr = c"virtqueue_state";
 static SPACE_NAME: &CStr = c"virtqueue_space";
 static WORK_NAME: &CStr = c"virtqueue_work";
+static RELEASE_WORK_NAME: &CStr = c"virtqueue_release_work";
 
 /// The buffers of a request, ready to be added to a queue.
 struct Prepared {
@@ -428,12 +440,11 @@ impl<R: Request> Virtqueue<R> {
                 QueueState {
                     vq: ptr::null_mut(),
                     dead: false,
-                    backlog_head: None,
-                    backlog_tail: ptr::null(),
+                    backlog: Chain::new(),
                     barrier: false,
                     device_may_run: false,
-                    parked_head: None,
-                    parked_tail: ptr::null(),
+                    parked: Chain::new(),
+                    done: Chain::new(),
                 },
                 STATE_NAME,
                 crate::static_lock_class!(),
@@ -453,8 +464,45 @@ impl<R: Request> Virtqueue<R> {
                     )
                 }
             }),
+            // INVARIANT: The work item gets `release_callback` as its function.
+            release_work <- Opaque::ffi_init(|work| {
+                // SAFETY: `work` is valid for writes; the name and the lock class key are
+                // statics.
+                unsafe {
+                    bindings::init_work_with_key(
+                        work,
+                        Some(Self::release_callback),
+                        false,
+                        RELEASE_WORK_NAME.as_char_ptr(),
+                        crate::static_lock_class!().as_ptr(),
+                    )
+                }
+            }),
             _requests: PhantomData,
         })
+    }
+
+    extern "C" fn release_callback(work: *mut bindings::work_struct) {
+        // SAFETY: By the type invariant, this is only the function of the `release_work` field
+        // of a `Virtqueue<R>`, which stays alive while the work may run.
+        let this = unsafe {
+            &*crate::container_of!(
+                Opaque::cast_from(work).cast_mut(),
+                Virtqueue<R>,
+                release_work
+            )
+        };
+        this.release_done();
+    }
+
+    /// Drops the completed requests: the queue lets go of them.
+    fn release_done(&self) {
+        loop {
+            let Some(req) = self.state.lock().done.pop() else {
+                break;
+            };
+            req.backlog_link().release();
+        }
     }
 
     extern "C" fn work_callback(work: *mut bindings::work_struct) {
@@ -562,7 +610,7 @@ impl<R: Request> Virtqueue<R> {
         let mut prepared = Prepared::new(&**req)?;
         let mut guard = self.state.lock();
         loop {
-            if guard.backlog_head.is_none() || guard.dead {
+            if guard.backlog.is_empty() || guard.dead {
                 let token = req.clone().into_foreign();
                 match self.add_locked(&mut guard, &mut prepared, req, token) {
                     Ok(()) => return Ok(()),
@@ -592,8 +640,8 @@ impl<R: Request> Virtqueue<R> {
             return;
         }
         let mut guard = self.state.lock();
-        if guard.backlog_head.is_some() && !guard.dead {
-            guard.backlog_push(req);
+        if !guard.backlog.is_empty() && !guard.dead {
+            guard.backlog.push(req);
             return;
         }
         drop(guard);
@@ -607,7 +655,7 @@ impl<R: Request> Virtqueue<R> {
             // SAFETY: The queue refused `token`, so we own it again.
             drop(unsafe { Arc::<R>::from_foreign(token) });
             match e {
-                AddError::Full => guard.backlog_push(req),
+                AddError::Full => guard.backlog.push(req),
                 AddError::Never(_) => {
                     drop(guard);
                     self.give_up(req);
@@ -629,7 +677,7 @@ impl<R: Request> Virtqueue<R> {
     fn give_up(&self, req: Arc<R>) {
         let mut guard = self.state.lock();
         if guard.device_may_run {
-            guard.park(req);
+            guard.parked.push(req);
             return;
         }
         drop(guard);
@@ -642,7 +690,7 @@ impl<R: Request> Virtqueue<R> {
     /// so later requests keep waiting behind it.
     fn drain_backlog(&self) {
         loop {
-            let Some(head) = self.state.lock().backlog_head.clone() else {
+            let Some(head) = self.state.lock().backlog.head.clone() else {
                 return;
             };
             let prepared = Prepared::new(&*head);
@@ -660,10 +708,10 @@ impl<R: Request> Virtqueue<R> {
                 Err(e) => Err(AddError::Never(e)),
             };
             match added {
-                Ok(()) => drop(guard.backlog_pop()),
+                Ok(()) => drop(guard.backlog.pop()),
                 Err(AddError::Full) => return,
                 Err(AddError::Never(_)) => {
-                    let req = guard.backlog_pop();
+                    let req = guard.backlog.pop();
                     drop(guard);
                     if let Some(req) = req {
                         self.give_up(req);
@@ -682,7 +730,7 @@ impl<R: Request> Virtqueue<R> {
         }
         // SAFETY: By the type invariant the virtqueue is live while the lock is held.
         let empty = unsafe { (*guard.vq).num_free == bindings::virtqueue_get_vring_size(guard.vq) };
-        empty && guard.backlog_head.is_none()
+        empty && guard.backlog.is_empty()
     }
 
     /// Whether the queue has been torn down (the device was reset or removed).
@@ -693,11 +741,22 @@ impl<R: Request> Virtqueue<R> {
 
     /// Takes every request the device has finished off the queue and completes it. Only the
     /// queue's work item calls this.
+    ///
+    /// The requests themselves are dropped later, by the queue's release work: what a request
+    /// holds may take locks that are also held across memory allocations, which a completion
+    /// path (such as one that signals `dma_fence`s) must not wait for.
     fn process_used(&self) {
+        let mut completed: Option<Arc<R>> = None;
+        let mut release = false;
         loop {
             let mut len = 0u32;
             let token = {
-                let guard = self.state.lock();
+                let mut guard = self.state.lock();
+                if let Some(req) = completed.take() {
+                    // Still claimed: the request is on no other queue until it is released.
+                    guard.done.push(req);
+                    release = true;
+                }
                 if guard.vq.is_null() {
                     break;
                 }
@@ -713,8 +772,19 @@ impl<R: Request> Virtqueue<R> {
             if req.is_barrier() {
                 self.state.lock().barrier = false;
             }
-            req.backlog_link().release();
-            R::complete(req, len);
+            R::complete(req.clone(), len);
+            completed = Some(req);
+        }
+        if release {
+            // SAFETY: The release work is initialised (type invariant); this runs in the queue's
+            // work item, which `Queue::kill` cancels before it cancels the release work.
+            unsafe {
+                bindings::queue_work_on(
+                    bindings::wq_misc_consts_WORK_CPU_UNBOUND as core::ffi::c_int,
+                    bindings::system_percpu_wq,
+                    self.release_work.get(),
+                )
+            };
         }
         self.drain_backlog();
         self.space.notify_all();
@@ -822,19 +892,24 @@ impl<R: Request> Queue for Virtqueue<R> {
         self.stop();
         // The device is reset: the callback does not run again. Let a running completion finish
         // before the rest is cancelled.
-        // SAFETY: The work item is initialised (type invariant).
-        unsafe { bindings::cancel_work_sync(self.work.get()) };
+        // SAFETY: The work items are initialised (type invariant); only the first queues the
+        // second, so once both are cancelled neither runs again.
+        unsafe {
+            bindings::cancel_work_sync(self.work.get());
+            bindings::cancel_work_sync(self.release_work.get());
+        }
+        self.release_done();
         // The device is reset: what was given up while it ran may be released now, after what
         // waited for room.
         self.state.lock().device_may_run = false;
         loop {
-            let Some(req) = self.state.lock().backlog_pop() else {
+            let Some(req) = self.state.lock().backlog.pop() else {
                 break;
             };
             Self::cancel(req);
         }
         loop {
-            let Some(req) = self.state.lock().unpark() else {
+            let Some(req) = self.state.lock().parked.pop() else {
                 break;
             };
             Self::cancel(req);
@@ -1134,7 +1209,7 @@ mod tests {
         )?;
         vq.submit_or_defer(req.clone());
         assert_eq!(req.2.load(crate::sync::atomic::Relaxed), 1);
-        assert!(vq.state.lock().backlog_head.is_none());
+        assert!(vq.state.lock().backlog.is_empty());
         Ok(())
     }
 
@@ -1166,7 +1241,7 @@ mod tests {
         for r in reqs.iter() {
             assert_eq!(r.2.load(crate::sync::atomic::Relaxed), 1);
         }
-        assert!(vq.state.lock().parked_head.is_none());
+        assert!(vq.state.lock().parked.is_empty());
         Ok(())
     }
 

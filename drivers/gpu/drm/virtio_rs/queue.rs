@@ -23,7 +23,7 @@
 //! and sent with [`CommandQueue::send_release`], which neither waits nor fails.
 
 use kernel::{
-    dma_fence::Fence,
+    dma_fence::{Fence, SignallingSection},
     io::memtype::MemtypeReservation,
     new_spinlock,
     page::Page,
@@ -134,6 +134,9 @@ unsafe impl Request for Command {
     }
 
     fn complete(this: Arc<Self>, written: u32) {
+        // Fences of earlier commands may wait for this one (they signal in order): nothing
+        // here may wait for reclaim. What the command holds is released later, by the queue.
+        let _signalling = SignallingSection::begin();
         // SAFETY: The queue gave the command back: the device no longer writes to it.
         let resp = unsafe { this.resp.contents() };
         let resp = &resp[..(written as usize).min(resp.len())];
@@ -146,8 +149,11 @@ unsafe impl Request for Command {
     }
 
     fn cancel(this: Arc<Self>) {
+        let signalling = SignallingSection::begin();
         trace::answered(&protocol::Header::parse(this.cmd.bytes()), 0);
         this.finish(Err(ENODEV));
+        // What the command holds is released after the section.
+        drop(signalling);
     }
 }
 
