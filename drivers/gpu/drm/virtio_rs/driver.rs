@@ -26,15 +26,31 @@ pub(crate) type VirtioGpuDevice<Ctx = drm::Normal> = drm::Device<VirtioGpuDrmDri
 
 /// What the driver keeps while bound to a device. Fields drop in order: the DRM registration
 /// first, which unplugs the DRM device (every ioctl fails with `ENODEV` from then on and every
-/// userspace mapping of its blobs is zapped), then the claim on the host-visible region.
+/// userspace mapping of its blobs is zapped), then the memory types of the host-visible
+/// ranges, then the claim on the host-visible region.
 pub(crate) struct VirtioGpuData<'bound> {
     _reg: drm::Registration<'bound, VirtioGpuDrmDriver>,
+    _memtypes: MemtypeRevocation,
     gpu: Arc<Gpu>,
     _debugfs: Pin<KBox<DebugFs>>,
     /// The host-visible region, claimed in the iomem tree as the C driver claims it.
     _host_visible: Option<Region>,
     /// Whether the device asked for a reset and a new binding was asked for.
     reprobing: AtomicBool,
+}
+
+/// Releases the memory type reservations of the binding's host-visible ranges when dropped,
+/// right after the DRM device was unplugged (no mapping of a blob is left): blobs of the old
+/// binding that live on in open files must not keep the physical ranges a new binding's blobs
+/// take, maybe with other memory types.
+struct MemtypeRevocation(Arc<Gpu>);
+
+impl Drop for MemtypeRevocation {
+    fn drop(&mut self) {
+        if let Some(mm) = &self.0.host_visible_mm {
+            mm.revoke_memtypes();
+        }
+    }
 }
 
 /// Claims the host-visible region of `gpu` for the device, as `request_mem_region()` does.
@@ -82,6 +98,7 @@ impl virtio::Driver for VirtioGpuDriver {
         );
         Ok(VirtioGpuData {
             _reg: reg,
+            _memtypes: MemtypeRevocation(gpu.clone()),
             gpu,
             _debugfs: debugfs,
             _host_visible: host_visible,

@@ -13,7 +13,6 @@
 
 use kernel::{
     drm::{self, gem},
-    io::memtype::MemtypeReservation,
     mm::virt::{self, Caching, VmaNew},
     new_mutex,
     page::{Page, PAGE_SHIFT, PAGE_SIZE},
@@ -45,11 +44,12 @@ enum MapState {
     /// was killed before it could look at the answer).
     Mapping { range: HostRange, pending: Pending },
     /// Placed at `range`; the host said `map_info`. A blob that may be mapped has its range's
-    /// memory type reserved as the policy wants it (`memtype`).
+    /// memory type reserved as the policy wants it (`memtype`: the type the platform gave; the
+    /// reservation is the range's, see [`HostRange::reserve_memtype`]).
     Mapped {
         range: HostRange,
         map_info: u32,
-        memtype: Option<MemtypeReservation>,
+        memtype: Option<Caching>,
     },
     /// The host refused MAP_BLOB: the blob is never mapped.
     Failed,
@@ -200,7 +200,7 @@ impl VirtioGpuObject {
                     map_info, memtype, ..
                 } => {
                     return match (memtype, coherency::caching_for(*map_info)) {
-                        (Some(r), _) => Ok((*map_info, Some(r.caching()))),
+                        (Some(c), _) => Ok((*map_info, Some(*c))),
                         // The platform would not reserve the type: never map the blob.
                         (None, Ok(_)) => Err(EBUSY),
                         (None, Err(_)) => Ok((*map_info, None)),
@@ -251,29 +251,25 @@ impl VirtioGpuObject {
                 // policy refuses is never mapped and needs none.
                 let phys = self.gpu.host_visible.map(|r| r.addr + range.offset());
                 let memtype = match (coherency::caching_for(map_info), phys) {
-                    (Ok(wanted), Some(phys)) => {
-                        // SAFETY: The range is the blob's part of the host-visible region: device
-                        // memory, which the driver maps.
-                        unsafe { MemtypeReservation::new(phys, self.size as u64, wanted) }.and_then(
-                            |r| {
-                                if coherency::acceptable(wanted, r.caching()) {
-                                    Ok(Some(r))
-                                } else {
-                                    Err(EBUSY)
-                                }
-                            },
-                        )
-                    }
+                    (Ok(wanted), Some(_)) => range
+                        .reserve_memtype(self.size as u64, wanted)
+                        .and_then(|got| {
+                            if coherency::acceptable(wanted, got) {
+                                Ok(Some(got))
+                            } else {
+                                // Released with the range.
+                                Err(EBUSY)
+                            }
+                        }),
                     (Ok(_), None) => Err(EINVAL),
                     (Err(_), _) => Ok(None),
                 };
                 let (memtype, ret) = match memtype {
-                    Ok(Some(r)) => {
-                        let caching = r.caching();
+                    Ok(Some(caching)) => {
                         if let Some(phys) = phys {
                             self.pfn_base.store((phys >> PAGE_SHIFT) as usize, Release);
                         }
-                        (Some(r), Ok((map_info, Some(caching))))
+                        (Some(caching), Ok((map_info, Some(caching))))
                     }
                     Ok(None) => (None, Ok((map_info, None))),
                     Err(e) => (None, Err(e)),
@@ -414,8 +410,7 @@ impl PinnedDrop for VirtioGpuObject {
         // answered: a host that answers the unmap with an error may still have the blob mapped
         // there, and it has let go of it only once the resource is gone.
         let range = match core::mem::replace(&mut *self.map.lock(), MapState::Failed) {
-            MapState::Mapped { range, memtype, .. } => Some((range, memtype)),
-            MapState::Mapping { range, .. } => Some((range, None)),
+            MapState::Mapped { range, .. } | MapState::Mapping { range, .. } => Some(range),
             MapState::Unmapped | MapState::Failed => None,
         };
         if let (Some(_), Some(unmap)) = (&range, release.unmap) {

@@ -7,6 +7,8 @@
 
 use crate::gpu::Gpu;
 use kernel::{
+    io::memtype::MemtypeReservation,
+    mm::virt::Caching,
     new_mutex,
     prelude::*,
     sync::{Arc, Mutex},
@@ -28,6 +30,14 @@ fn first_fit(used: &[(u64, u64)], size: u64, len: u64, align: u64) -> Option<(u6
     (aligned.checked_add(len)? <= size).then_some((aligned, used.len()))
 }
 
+/// The memory type reservations of the ranges in use.
+struct Memtypes {
+    /// By range offset.
+    reserved: KVec<(u64, MemtypeReservation)>,
+    /// The binding ended: no reservation is made any more.
+    revoked: bool,
+}
+
 /// The host-visible region of the device.
 #[pin_data]
 pub(crate) struct HostVisible {
@@ -36,6 +46,12 @@ pub(crate) struct HostVisible {
     /// The ranges in use, sorted by offset.
     #[pin]
     used: Mutex<KVec<(u64, u64)>>,
+    /// The memory types reserved for ranges in use. Kept by the allocator rather than by the
+    /// blobs, so that they end with the binding ([`HostVisible::revoke_memtypes`]) even while
+    /// objects of the old binding live on: a new binding's blobs take the same physical
+    /// ranges, maybe with other memory types.
+    #[pin]
+    memtypes: Mutex<Memtypes>,
 }
 
 impl HostVisible {
@@ -44,7 +60,42 @@ impl HostVisible {
             region,
             align: align.max(kernel::page::PAGE_SIZE as u64),
             used <- new_mutex!(KVec::new()),
+            memtypes <- new_mutex!(Memtypes {
+                reserved: KVec::new(),
+                revoked: false,
+            }),
         })
+    }
+
+    /// Keeps `reservation`, the memory type of the range at `offset`, until the range is
+    /// released or the binding ends; `ENODEV` (and the reservation is dropped) once it has.
+    fn keep_memtype(&self, offset: u64, reservation: MemtypeReservation) -> Result {
+        let mut m = self.memtypes.lock();
+        if m.revoked {
+            drop(m);
+            return Err(ENODEV);
+        }
+        m.reserved.push((offset, reservation), GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// The memory type reservation of the range at `offset`, if it has one.
+    fn take_memtype(&self, offset: u64) -> Option<MemtypeReservation> {
+        let mut m = self.memtypes.lock();
+        let i = m.reserved.iter().position(|(o, _)| *o == offset)?;
+        m.reserved.remove(i).ok().map(|(_, r)| r)
+    }
+
+    /// The binding ended and every mapping of its blobs is gone (the DRM device was unplugged):
+    /// releases the memory types of every range, even those blobs of the old binding still
+    /// hold, and reserves none from now on.
+    pub(crate) fn revoke_memtypes(&self) {
+        let reserved = {
+            let mut m = self.memtypes.lock();
+            m.revoked = true;
+            core::mem::take(&mut m.reserved)
+        };
+        drop(reserved);
     }
 
     /// Reserves `len` bytes; returns their offset from the start of the region.
@@ -59,8 +110,9 @@ impl HostVisible {
         Ok(off)
     }
 
-    /// Releases the range at `offset`.
+    /// Releases the range at `offset`, and its memory type reservation.
     pub(crate) fn free(&self, offset: u64) {
+        drop(self.take_memtype(offset));
         let mut used = self.used.lock();
         if let Some(i) = used.iter().position(|&(o, _)| o == offset) {
             used.remove(i).ok();
@@ -100,6 +152,24 @@ impl HostRange {
     /// The range's offset into the region.
     pub(crate) fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// Reserves `caching` as the memory type of the range's first `len` bytes, which must be
+    /// the blob's, for as long as the range is the blob's and the binding lasts; returns the
+    /// type the platform gave (which may differ: see [`MemtypeReservation`]). `ENODEV` once
+    /// the binding ended.
+    pub(crate) fn reserve_memtype(&self, len: u64, caching: Caching) -> Result<Caching> {
+        let (mm, region) = match (&self.gpu.host_visible_mm, self.gpu.host_visible) {
+            (Some(mm), Some(region)) => (mm, region),
+            _ => return Err(EINVAL),
+        };
+        // SAFETY: The range is the blob's part of the host-visible region: device memory, which
+        // the driver maps; it stays reserved for the blob while the reservation lives (dropped
+        // when the range is released or the binding ends).
+        let r = unsafe { MemtypeReservation::new(region.addr + self.offset, len, caching) }?;
+        let got = r.caching();
+        mm.keep_memtype(self.offset, r)?;
+        Ok(got)
     }
 }
 

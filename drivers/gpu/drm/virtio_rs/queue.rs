@@ -24,7 +24,6 @@
 
 use kernel::{
     dma_fence::{Fence, SignallingSection},
-    io::memtype::MemtypeReservation,
     new_spinlock,
     page::Page,
     prelude::*,
@@ -389,7 +388,7 @@ pub(crate) enum Held {
     Resource {
         _id: ResourceId,
         _pages: Option<KVVec<Page>>,
-        _range: Option<(HostRange, Option<MemtypeReservation>)>,
+        _range: Option<HostRange>,
     },
     /// A context's id.
     Context {

@@ -241,7 +241,10 @@ pub(super) fn read_in_child(m: &Mapping) -> Result<u8, i32> {
 }
 
 /// New blobs of the rebound device fill the host-visible region from its start, where the
-/// blob mapped before the unbind was. None of them may show through the old mappings.
+/// blob mapped before the unbind was. None of them may show through the old mappings. They are
+/// write-combining where the old blob (still open) was cached: the old binding's memory type
+/// reservations ended with it, so the new blobs get the type they ask for (on x86, a
+/// reservation the old blob kept would make the platform refuse it: EBUSY).
 fn stale_mappings_stay_revoked(ctx: &Ctx) -> Outcome {
     // SAFETY: The tests run one at a time on the main thread.
     let stale = unsafe { (*std::ptr::addr_of_mut!(STALE)).take() };
@@ -261,14 +264,26 @@ fn stale_mappings_stay_revoked(ctx: &Ctx) -> Outcome {
     };
     let mut new = Vec::new();
     for i in 0..8u8 {
-        let blob = match Blob::create_at(&path, ctx.driver, MAP_CACHE_CACHED, false) {
+        let blob = match Blob::create_at(&path, ctx.driver, MAP_CACHE_WC, false) {
             Ok(b) => b,
             Err(e) => return Outcome::Fail(format!("blob {i} after rebind: {e}")),
         };
         let m = match blob.gem_map(0, BLOB_SIZE) {
             Ok(m) => m,
-            Err(e) => return Outcome::Fail(format!("GEM mmap after rebind: {}", errno_name(e))),
+            Err(e) => {
+                return Outcome::Fail(format!(
+                    "GEM mmap of write-combining blob {i} after rebind: {}",
+                    errno_name(e)
+                ))
+            }
         };
+        match m.memtype() {
+            Ok(t) => check!(
+                t == "write-combining",
+                "write-combining blob {i} after rebind is mapped {t}"
+            ),
+            Err(e) => return Outcome::Fail(e),
+        }
         let pattern = 0xa0 + i;
         m.write(0, pattern);
         for (what, stale) in [("GEM", &gem), ("dma-buf", &dmabuf)] {
