@@ -76,6 +76,8 @@ pub(crate) struct Fenced {
     entry: Option<ListArc<InFlight>>,
     flight: Arc<InFlight>,
     driver: Arc<FenceDriver>,
+    /// [`Fenced::answered`] was called.
+    answered: bool,
 }
 
 impl Fenced {
@@ -106,11 +108,20 @@ impl Fenced {
     /// The host answered the command (or it was cancelled): signals the fence once every
     /// earlier fence of its context has signalled, and with it the later ones that were
     /// answered and only waited for it.
-    pub(crate) fn answered(self, result: Result) {
-        let driver = self.driver;
+    pub(crate) fn answered(mut self, result: Result) {
+        self.answer(result, true);
+    }
+
+    fn answer(&mut self, result: Result, send_event: bool) {
+        self.answered = true;
+        let driver = &*self.driver;
         let mut list = driver.in_flight.lock();
         {
             let mut state = self.flight.state.lock();
+            if !send_event {
+                // Dropped (cancelled) with the reservation: the file gets no event.
+                drop(state.event.take());
+            }
             if !state.queued {
                 // Never on the list (cancelled before it was queued): nothing is ordered
                 // after it.
@@ -147,6 +158,17 @@ impl Fenced {
             };
             let f = peek.remove();
             driver.signal(&f.fence, r, event);
+        }
+    }
+}
+
+impl Drop for Fenced {
+    /// A command dropped with its fence unanswered never reached the host (the queue refused
+    /// it, even after it was numbered): the fence signals `ECANCELED`, in its context's order,
+    /// without an event, so that later fences of the context do not wait for it.
+    fn drop(&mut self) {
+        if !self.answered {
+            self.answer(Err(ECANCELED), false);
         }
     }
 }
@@ -199,6 +221,7 @@ impl FenceDriver {
             flight: entry.clone_arc(),
             entry: Some(entry),
             driver: self.clone(),
+            answered: false,
         })
     }
 
@@ -270,6 +293,20 @@ mod tests {
         assert_eq!(fc.status(), Err(EINVAL));
         assert_eq!(fb.status(), Ok(()));
         assert_eq!(driver.state(), (4, fc.seqno()));
+        Ok(())
+    }
+
+    #[test]
+    fn a_numbered_fence_dropped_unanswered_does_not_hold_its_context() -> Result {
+        let driver = Arc::pin_init(FenceDriver::new(), GFP_KERNEL)?;
+        let (a, fa) = queued(&driver, driver.context)?;
+        let (b, fb) = queued(&driver, driver.context)?;
+        b.answered(Ok(()));
+        assert!(!fb.is_signaled());
+        // The queue refused `a` after numbering it.
+        drop(a);
+        assert_eq!(fa.status(), Err(ECANCELED));
+        assert!(fa.is_signaled() && fb.is_signaled());
         Ok(())
     }
 
