@@ -154,16 +154,6 @@ impl File {
         dev
     }
 
-    /// The fence context of ring `ring` of the file's context (`None`: the device's) and
-    /// whether its fences send events, without making the host context; `EINVAL` for a ring the
-    /// context does not have.
-    pub(crate) fn fence_context(&self, ring: Option<u32>) -> Result<(u64, bool)> {
-        match &*self.context.lock() {
-            Some(ctx) => ctx.ring(&self.gpu, ring),
-            None => Err(EINVAL),
-        }
-    }
-
     /// Creates the file's host context; `ctx` is locked by the caller.
     fn create_context(gpu: &Gpu, ctx: &mut Context) -> Result {
         let comm;
@@ -187,6 +177,22 @@ impl File {
         )?);
         ctx.created = true;
         Ok(())
+    }
+
+    /// For a submit on ring `ring` (`None`: the device's fence context): the fence context,
+    /// whether its fences send events, and the file's host context id, with the host context
+    /// created first if needed (the ring is checked before, as in the C driver); `EINVAL` for
+    /// a ring the context does not have, or on a device without 3D. One lock for both.
+    pub(crate) fn submit_context(&self, ring: Option<u32>) -> Result<(u64, bool, u32)> {
+        let mut guard = self.context.lock();
+        let Some(ctx) = &mut *guard else {
+            return Err(EINVAL);
+        };
+        let (fence_ctx, event) = ctx.ring(&self.gpu, ring)?;
+        if !ctx.created {
+            Self::create_context(&self.gpu, ctx)?;
+        }
+        Ok((fence_ctx, event, ctx.id.get()))
     }
 
     /// The file's host context id, creating the host context first if needed (as the C driver

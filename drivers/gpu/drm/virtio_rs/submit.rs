@@ -207,9 +207,7 @@ impl File {
         }
         let this = file.inner();
         let ring = (args.flags & uapi::VIRTGPU_EXECBUF_RING_IDX != 0).then_some(args.ring_idx);
-        // The ring is checked before the host context is made, as in the C driver.
-        let (fence_ctx, event) = this.fence_context(ring)?;
-        let ctx_id = this.context_id()?;
+        let (fence_ctx, event, ctx_id) = this.submit_context(ring)?;
 
         let fenced = args.flags & uapi::VIRTGPU_EXECBUF_FENCE_FD_OUT != 0
             || args.num_out_syncobjs != 0
