@@ -1499,7 +1499,7 @@ fn unbind_stalled(ctx: &Ctx) -> Outcome {
 }
 
 /// How long an unbind may take while ioctls wait on fences that never signal.
-const UNBIND_MS: u64 = 5000;
+const UNBIND_MS: u64 = 10_000;
 
 /// Ioctls waiting on fences of another driver (`sw_sync` fences nobody signals: EXECBUFFER's
 /// FENCE_FD_IN, and WAIT on a blob whose reservation got one through
