@@ -305,6 +305,9 @@ struct QueueState<R: Request> {
     /// Requests completed ([`Request::complete`]) and not released yet: the queue's release
     /// work drops them, outside the completion path.
     done: Chain<R>,
+    /// Submitters that owe the device a notification, which they send after dropping the lock
+    /// ([`Virtqueue::notify`]); teardown waits for them before the device is reset.
+    notifying: u32,
 }
 
 /// A virtqueue carrying requests of type `R`.
@@ -425,6 +428,14 @@ impl Prepared {
     }
 }
 
+/// A notification owed to the device, sent without the queue's lock ([`Virtqueue::notify`]).
+///
+/// # Invariants
+///
+/// The virtqueue is live and the value is counted in its queue's `notifying`, so teardown does
+/// not reset the device and delete the virtqueue before the notification is sent.
+struct Kick(*mut bindings::virtqueue);
+
 /// Why a request was not added.
 enum AddError {
     /// The queue is full: wait for the device to give buffers back.
@@ -445,6 +456,7 @@ impl<R: Request> Virtqueue<R> {
                     device_may_run: false,
                     parked: Chain::new(),
                     done: Chain::new(),
+                    notifying: 0,
                 },
                 STATE_NAME,
                 crate::static_lock_class!(),
@@ -514,8 +526,8 @@ impl<R: Request> Virtqueue<R> {
         this.process_used();
     }
 
-    /// Adds `prepared` (the buffers of the request behind `token`) to the queue and notifies
-    /// the device; on error the caller still owns `token`.
+    /// Adds `prepared` (the buffers of the request behind `token`) to the queue; on error the
+    /// caller still owns `token`. The caller then kicks the device ([`Virtqueue::kick_locked`]).
     fn add_locked(
         &self,
         guard: &mut SpinLockGuard<'_, QueueState<R>>,
@@ -562,8 +574,6 @@ impl<R: Request> Virtqueue<R> {
         };
         if ret == 0 {
             guard.barrier = req.is_barrier();
-            // SAFETY: As above.
-            unsafe { bindings::virtqueue_kick(guard.vq) };
             return Ok(());
         }
         // The queue is broken (or out of memory with room for the chain): never.
@@ -606,6 +616,40 @@ impl<R: Request> Virtqueue<R> {
         ret
     }
 
+    /// After adding buffers, with the queue locked: whether the device wants a notification
+    /// (`virtqueue_kick_prepare()`), which the caller sends with [`Virtqueue::notify`] once it
+    /// has dropped the lock, as the C drivers do: the notification traps to the host, and the
+    /// queue's completion path must not wait for that.
+    fn kick_locked(&self, guard: &mut SpinLockGuard<'_, QueueState<R>>) -> Option<Kick> {
+        if guard.vq.is_null() {
+            return None;
+        }
+        // SAFETY: By the type invariant `guard.vq` is a live virtqueue, serialised by the lock.
+        if !unsafe { bindings::virtqueue_kick_prepare(guard.vq) } {
+            return None;
+        }
+        guard.notifying += 1;
+        // INVARIANT: Counted in `notifying` just above.
+        Some(Kick(guard.vq))
+    }
+
+    /// Sends the notification [`Virtqueue::kick_locked`] asked for, without the queue's lock.
+    fn notify(&self, kick: Option<Kick>) {
+        let Some(Kick(vq)) = kick else {
+            return;
+        };
+        // SAFETY: By the type invariant of `Kick`, the virtqueue is not deleted before teardown
+        // has seen `notifying` drop to zero (`Queue::stop`), which this decrements only after.
+        unsafe { bindings::virtqueue_notify(vq) };
+        let mut guard = self.state.lock();
+        guard.notifying -= 1;
+        let wake = guard.notifying == 0 && guard.dead;
+        drop(guard);
+        if wake {
+            self.space.notify_all();
+        }
+    }
+
     fn submit_claimed(&self, req: &Arc<R>) -> Result {
         let mut prepared = Prepared::new(&**req)?;
         let mut guard = self.state.lock();
@@ -613,7 +657,12 @@ impl<R: Request> Virtqueue<R> {
             if guard.backlog.is_empty() || guard.dead {
                 let token = req.clone().into_foreign();
                 match self.add_locked(&mut guard, &mut prepared, req, token) {
-                    Ok(()) => return Ok(()),
+                    Ok(()) => {
+                        let kick = self.kick_locked(&mut guard);
+                        drop(guard);
+                        self.notify(kick);
+                        return Ok(());
+                    }
                     Err(e) => {
                         // SAFETY: The queue refused `token`, so we own it again.
                         drop(unsafe { Arc::<R>::from_foreign(token) });
@@ -651,14 +700,21 @@ impl<R: Request> Virtqueue<R> {
         };
         let mut guard = self.state.lock();
         let token = req.clone().into_foreign();
-        if let Err(e) = self.add_locked(&mut guard, &mut prepared, &req, token) {
-            // SAFETY: The queue refused `token`, so we own it again.
-            drop(unsafe { Arc::<R>::from_foreign(token) });
-            match e {
-                AddError::Full => guard.backlog.push(req),
-                AddError::Never(_) => {
-                    drop(guard);
-                    self.give_up(req);
+        match self.add_locked(&mut guard, &mut prepared, &req, token) {
+            Ok(()) => {
+                let kick = self.kick_locked(&mut guard);
+                drop(guard);
+                self.notify(kick);
+            }
+            Err(e) => {
+                // SAFETY: The queue refused `token`, so we own it again.
+                drop(unsafe { Arc::<R>::from_foreign(token) });
+                match e {
+                    AddError::Full => guard.backlog.push(req),
+                    AddError::Never(_) => {
+                        drop(guard);
+                        self.give_up(req);
+                    }
                 }
             }
         }
@@ -689,9 +745,20 @@ impl<R: Request> Virtqueue<R> {
     /// the head stays the head while it is prepared; it stays on the backlog until it is added,
     /// so later requests keep waiting behind it.
     fn drain_backlog(&self) {
+        if self.add_backlog() {
+            let mut guard = self.state.lock();
+            let kick = self.kick_locked(&mut guard);
+            drop(guard);
+            self.notify(kick);
+        }
+    }
+
+    /// Adds what [`Virtqueue::drain_backlog`] can; returns whether it added anything.
+    fn add_backlog(&self) -> bool {
+        let mut added_any = false;
         loop {
             let Some(head) = self.state.lock().backlog.head.clone() else {
-                return;
+                return added_any;
             };
             let prepared = Prepared::new(&*head);
             let mut guard = self.state.lock();
@@ -708,8 +775,11 @@ impl<R: Request> Virtqueue<R> {
                 Err(e) => Err(AddError::Never(e)),
             };
             match added {
-                Ok(()) => drop(guard.backlog.pop()),
-                Err(AddError::Full) => return,
+                Ok(()) => {
+                    added_any = true;
+                    drop(guard.backlog.pop());
+                }
+                Err(AddError::Full) => return added_any,
                 Err(AddError::Never(_)) => {
                     let req = guard.backlog.pop();
                     drop(guard);
@@ -746,34 +816,59 @@ impl<R: Request> Virtqueue<R> {
     /// holds may take locks that are also held across memory allocations, which a completion
     /// path (such as one that signals `dma_fence`s) must not wait for.
     fn process_used(&self) {
-        let mut completed: Option<Arc<R>> = None;
+        /// Buffers taken off the queue per lock acquisition.
+        const BATCH: usize = 16;
         let mut release = false;
         loop {
-            let mut len = 0u32;
-            let token = {
-                let mut guard = self.state.lock();
-                if let Some(req) = completed.take() {
-                    // Still claimed: the request is on no other queue until it is released.
-                    guard.done.push(req);
-                    release = true;
-                }
+            let mut tokens = [(ptr::null_mut::<core::ffi::c_void>(), 0u32); BATCH];
+            let mut n = 0;
+            let mut again = true;
+            {
+                let guard = self.state.lock();
                 if guard.vq.is_null() {
                     break;
                 }
-                // SAFETY: By the type invariant the virtqueue is live while the lock is held.
-                unsafe { bindings::virtqueue_get_buf(guard.vq, &mut len) }
-            };
-            if token.is_null() {
+                // SAFETY: By the type invariant the virtqueue is live while the lock is held;
+                // the virtqueue API is serialised by the lock.
+                unsafe { bindings::virtqueue_disable_cb(guard.vq) };
+                while n < BATCH {
+                    let mut len = 0u32;
+                    // SAFETY: As above.
+                    let token = unsafe { bindings::virtqueue_get_buf(guard.vq, &mut len) };
+                    if token.is_null() {
+                        break;
+                    }
+                    tokens[n] = (token, len);
+                    n += 1;
+                }
+                if n < BATCH {
+                    // Drained: interrupts on again, unless the device gave more back meanwhile.
+                    // SAFETY: As above.
+                    again = !unsafe { bindings::virtqueue_enable_cb(guard.vq) };
+                }
+            }
+            let mut completed: [Option<Arc<R>>; BATCH] = Default::default();
+            for (slot, &(token, len)) in completed.iter_mut().zip(&tokens[..n]) {
+                // SAFETY: By the type invariant every token on the queue is an `Arc<R>` from
+                // `into_foreign`, and `get_buf` returned it to us, once.
+                let req = unsafe { Arc::<R>::from_foreign(token) };
+                if req.is_barrier() {
+                    self.state.lock().barrier = false;
+                }
+                R::complete(req.clone(), len);
+                *slot = Some(req);
+            }
+            if n > 0 {
+                let mut guard = self.state.lock();
+                for req in completed.iter_mut().filter_map(Option::take) {
+                    // Still claimed: the request is on no other queue until it is released.
+                    guard.done.push(req);
+                }
+                release = true;
+            }
+            if !again {
                 break;
             }
-            // SAFETY: By the type invariant every token on the queue is an `Arc<R>` from
-            // `into_foreign`, and `get_buf` returned it to us, once.
-            let req = unsafe { Arc::<R>::from_foreign(token) };
-            if req.is_barrier() {
-                self.state.lock().barrier = false;
-            }
-            R::complete(req.clone(), len);
-            completed = Some(req);
         }
         if release {
             // SAFETY: The release work is initialised (type invariant); this runs in the queue's
@@ -882,10 +977,15 @@ impl<R: Request> Queue for Virtqueue<R> {
     }
 
     fn stop(&self) {
-        // Taken under the lock: a submitter that added a request before has also notified the
-        // device, and none adds one after.
-        self.state.lock().dead = true;
+        // Taken under the lock: no submitter adds a request after. One that added a request
+        // before may still be notifying the device, outside the lock: the device is reset and
+        // the queue deleted only once it is done.
+        let mut guard = self.state.lock();
+        guard.dead = true;
         self.space.notify_all();
+        while guard.notifying > 0 {
+            self.space.wait(&mut guard);
+        }
     }
 
     fn kill(&self) {
