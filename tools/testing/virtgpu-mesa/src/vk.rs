@@ -278,9 +278,20 @@ fn compute_with(
             );
             // The host's real answer must match the memory type venus reports (the host's
             // own); a map_info the rig forced on the host is not known to venus, so then the
-            // blob must say what was forced.
+            // blob must say what was forced. Where the platform degraded the host's write-back
+            // (x86: the MTRRs make the BAR uncached-minus in the 32-bit PCI hole), venus still
+            // reports the host's word, which the driver's query reports as map_info CACHED
+            // with the DEGRADED flag: both stay coherent; only the speed differs.
+            let degraded = co.flags & crate::uapi::VIRTGPU_COHERENCY_F_DEGRADED != 0;
+            if degraded {
+                println!(
+                    "mesa: INFO vk-memory-type the platform degraded the host's write-back to \
+                     uncached ({detail})"
+                );
+            }
             let matches = match opts.host_map_info {
                 Some(forced) => co.map_info == forced,
+                None if degraded => cached && co.map_info & 0x0f == crate::uapi::MAP_CACHE_CACHED,
                 None => match co.coherency {
                     crate::uapi::VIRTGPU_COHERENCY_CACHED => cached,
                     crate::uapi::VIRTGPU_COHERENCY_WC | crate::uapi::VIRTGPU_COHERENCY_UNCACHED => {
