@@ -684,7 +684,8 @@ fn syncobj_reset_only_when_queued(ctx: &Ctx) -> Outcome {
         let (tx, rx) = std::sync::mpsc::channel();
         let t = sc.spawn(move || {
             // SAFETY: Always safe.
-            let _ = tx.send(unsafe { libc::pthread_self() });
+            // (A pointer on musl: sent as a number.)
+            let _ = tx.send(unsafe { libc::pthread_self() } as usize);
             let mut e = with_syncobjs(exbuf(VIRTGPU_EXECBUF_FENCE_FD_IN, &NOP, &bos), &ins, &[]);
             e.fence_fd = infence.0;
             submit(dev, e)
@@ -697,7 +698,7 @@ fn syncobj_reset_only_when_queued(ctx: &Ctx) -> Outcome {
             return Err("the submitting thread did not start".to_string());
         };
         // SAFETY: The thread is not joined yet, so its pthread_t is valid.
-        unsafe { libc::pthread_kill(thread, libc::SIGUSR1) };
+        unsafe { libc::pthread_kill(thread as libc::pthread_t, libc::SIGUSR1) };
         t.join()
             .map_err(|_| "the submitting thread panicked".to_string())
     });
