@@ -1406,6 +1406,22 @@ fn lock_waits_killable(ctx: &Ctx) -> Outcome {
         Ok(d) => d,
         Err(e) => return Outcome::Fail(format!("open: {e}")),
     };
+    // A 64x64 texture, for small fenced commands.
+    let mut rc = VirtgpuResourceCreate {
+        target: 2,
+        format: 1,
+        bind: (1 << 1) | (1 << 3),
+        width: 64,
+        height: 64,
+        depth: 1,
+        array_size: 1,
+        size: 64 * 64 * 4,
+        ..Default::default()
+    };
+    if let Err(e) = dev.ioctl(DRM_IOCTL_VIRTGPU_RESOURCE_CREATE, &mut rc) {
+        return Outcome::Fail(format!("RESOURCE_CREATE: {}", errno_name(e)));
+    }
+    let texture = rc.bo_handle;
     let stall = tri!(Stall::start("stall all forever"));
     let mut pids: Vec<(libc::pid_t, &str)> = Vec::new();
     let result = (|| -> Result<(), String> {
@@ -1413,8 +1429,44 @@ fn lock_waits_killable(ctx: &Ctx) -> Outcome {
         pids.push((filler, "the process that filled the queue"));
         // Time to fill the queue.
         std::thread::sleep(Duration::from_millis(1000));
+        // The queue takes a command only with room for all its pieces (command, stream,
+        // answer), so the one above stops with room for smaller ones left: transfers of a
+        // texture (command and answer; fenced, so the stalled host holds them too) take that,
+        // then wait as well. (QEMU answers a submit without a stream at once, with an error.)
+        let fill_small = || {
+            for _ in 0..64 {
+                let mut t = Virtgpu3dTransfer {
+                    bo_handle: texture,
+                    bx: Virtgpu3dBox {
+                        w: 64,
+                        h: 64,
+                        d: 1,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                if dev
+                    .ioctl(DRM_IOCTL_VIRTGPU_TRANSFER_TO_HOST, &mut t)
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            // SAFETY: Ends the child without running the parent's destructors.
+            unsafe { libc::_exit(0) };
+        };
+        pids.push((
+            blocked_in("small filler", fill_small)?,
+            "the process that filled the rest of the queue",
+        ));
+        // The child's exit status says how mmap returned: 0 mapped, else the errno.
         let mmap = || {
-            let _ = Mapping::new(dev.fd(), offset, BLOB_SIZE);
+            let code = match Mapping::new(dev.fd(), offset, BLOB_SIZE) {
+                Ok(_) => 0,
+                Err(e) => e,
+            };
+            // SAFETY: Ends the child without running the parent's destructors.
+            unsafe { libc::_exit(code) };
         };
         pids.push((blocked_in("first mmap", mmap)?, "the first mmap of a blob"));
         pids.push((
@@ -1422,7 +1474,12 @@ fn lock_waits_killable(ctx: &Ctx) -> Outcome {
             "a second mmap of the blob",
         ));
         let first_submit = || {
-            let _ = submit(&fresh, exbuf(0, &NOP, &[]));
+            let code = match submit(&fresh, exbuf(0, &NOP, &[])) {
+                Ok(()) => 0,
+                Err(e) => e,
+            };
+            // SAFETY: Ends the child without running the parent's destructors.
+            unsafe { libc::_exit(code) };
         };
         pids.push((
             blocked_in("first submit", first_submit)?,
