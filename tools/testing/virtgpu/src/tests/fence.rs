@@ -1350,6 +1350,54 @@ fn blocked_in(what: &str, f: impl FnOnce()) -> Result<libc::pid_t, String> {
     Ok(pid)
 }
 
+/// Forks a child that calls `op` until it fails or blocks, telling the parent after each call;
+/// returns the child's pid once it made no progress for a while (it is blocked: the queue is
+/// full), however slow the kernel (the sanitizer kernel under TCG).
+fn filler(what: &str, op: impl Fn() -> bool) -> Result<libc::pid_t, String> {
+    let mut pipe = [0; 2];
+    // SAFETY: A valid array of two fds.
+    if unsafe { libc::pipe(pipe.as_mut_ptr()) } != 0 {
+        return Err(format!("pipe: {}", errno_name(errno())));
+    }
+    // SAFETY: The child only makes system calls and exits with _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        for _ in 0..100_000 {
+            if !op() {
+                // SAFETY: Ends the child.
+                unsafe { libc::_exit(2) };
+            }
+            // SAFETY: The pipe's write end.
+            unsafe { libc::write(pipe[1], b"x".as_ptr().cast(), 1) };
+        }
+        // SAFETY: Ends the child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    // SAFETY: Our copy of the write end.
+    unsafe { libc::close(pipe[1]) };
+    let rd = Fd(pipe[0]);
+    if pid < 0 {
+        return Err(format!("fork: {}", errno_name(errno())));
+    }
+    let mut calls = 0u64;
+    loop {
+        if !readable(rd.0, 1000)? {
+            // No call returned for a second: blocked.
+            return Ok(pid);
+        }
+        let mut buf = [0u8; 256];
+        // SAFETY: A valid buffer of that size.
+        let n = unsafe { libc::read(rd.0, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            reap(pid);
+            return Err(format!(
+                "{what}: the child stopped after {calls} calls without blocking"
+            ));
+        }
+        calls += n as u64;
+    }
+}
+
 /// The child `pid` has not returned, and SIGKILL ends it within a second; a child that does
 /// not end is left to the caller's clean-up (it is killed again and reaped there).
 fn killed_within_a_second(pid: libc::pid_t, what: &str) -> Result<(), String> {
@@ -1425,38 +1473,29 @@ fn lock_waits_killable(ctx: &Ctx) -> Outcome {
     let stall = tri!(Stall::start("stall all forever"));
     let mut pids: Vec<(libc::pid_t, &str)> = Vec::new();
     let result = (|| -> Result<(), String> {
-        let filler = blocked_child(dev, b.all[0].0, Block::FillQueue)?;
-        pids.push((filler, "the process that filled the queue"));
-        // Time to fill the queue.
-        std::thread::sleep(Duration::from_millis(1000));
+        let bos = [b.all[0].0];
+        let fill = || submit(dev, exbuf(0, &NOP, &bos)).is_ok();
+        pids.push((filler("filler", fill)?, "the process that filled the queue"));
         // The queue takes a command only with room for all its pieces (command, stream,
         // answer), so the one above stops with room for smaller ones left: transfers of a
         // texture (command and answer; fenced, so the stalled host holds them too) take that,
         // then wait as well. (QEMU answers a submit without a stream at once, with an error.)
         let fill_small = || {
-            for _ in 0..64 {
-                let mut t = Virtgpu3dTransfer {
-                    bo_handle: texture,
-                    bx: Virtgpu3dBox {
-                        w: 64,
-                        h: 64,
-                        d: 1,
-                        ..Default::default()
-                    },
+            let mut t = Virtgpu3dTransfer {
+                bo_handle: texture,
+                bx: Virtgpu3dBox {
+                    w: 64,
+                    h: 64,
+                    d: 1,
                     ..Default::default()
-                };
-                if dev
-                    .ioctl(DRM_IOCTL_VIRTGPU_TRANSFER_TO_HOST, &mut t)
-                    .is_err()
-                {
-                    break;
-                }
-            }
-            // SAFETY: Ends the child without running the parent's destructors.
-            unsafe { libc::_exit(0) };
+                },
+                ..Default::default()
+            };
+            dev.ioctl(DRM_IOCTL_VIRTGPU_TRANSFER_TO_HOST, &mut t)
+                .is_ok()
         };
         pids.push((
-            blocked_in("small filler", fill_small)?,
+            filler("small filler", fill_small)?,
             "the process that filled the rest of the queue",
         ));
         // The child's exit status says how mmap returned: 0 mapped, else the errno.
