@@ -520,11 +520,12 @@ fn in_fence_holds_back(ctx: &Ctx) -> Outcome {
 }
 
 /// Fences of one context signal in order even when the host answers out of order: with the
-/// host withholding the answer to a fenced submit, a later fenced submit without a command
-/// stream, which QEMU answers at once (with an error), does not signal before the earlier one;
-/// once the host answers that, both have signalled. The C driver signals the earlier fence too
-/// when the later one is answered (virtio_gpu_fence_event_process()), although the host has not
-/// finished it: known C behaviour, a skip that names it.
+/// host withholding the answer to a fenced submit, QEMU gives a later fenced submit without a
+/// command stream back at once (seen in the queue's room while the host held the rest); its
+/// fence does not signal before the earlier one, and once the host answers that, both have
+/// signalled. Were the C driver to signal the earlier fence along with the later answer
+/// (virtio_gpu_fence_event_process() signals the earlier fences of a context when it processes
+/// a later fence id), although the host has not finished it, that is a skip that names it.
 fn out_of_order_answers(ctx: &Ctx) -> Outcome {
     gl_or_skip!(ctx);
     let b = tri!(blobs(ctx, 1));
