@@ -221,7 +221,7 @@ fn fail_classic_create(ctx: &Ctx) -> Outcome {
 }
 
 /// A 64x64 BGRA texture; its handle.
-fn classic(dev: &Device) -> Result<u32, Outcome> {
+pub(super) fn classic(dev: &Device) -> Result<u32, Outcome> {
     let mut rc = VirtgpuResourceCreate {
         target: 2,
         format: 1,

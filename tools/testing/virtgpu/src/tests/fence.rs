@@ -1510,21 +1510,10 @@ fn lock_waits_killable(ctx: &Ctx) -> Outcome {
         Err(e) => return Outcome::Fail(format!("open: {e}")),
     };
     // A 64x64 texture, for small fenced commands.
-    let mut rc = VirtgpuResourceCreate {
-        target: 2,
-        format: 1,
-        bind: (1 << 1) | (1 << 3),
-        width: 64,
-        height: 64,
-        depth: 1,
-        array_size: 1,
-        size: 64 * 64 * 4,
-        ..Default::default()
+    let texture = match super::fault::classic(dev) {
+        Ok(h) => h,
+        Err(o) => return o,
     };
-    if let Err(e) = dev.ioctl(DRM_IOCTL_VIRTGPU_RESOURCE_CREATE, &mut rc) {
-        return Outcome::Fail(format!("RESOURCE_CREATE: {}", errno_name(e)));
-    }
-    let texture = rc.bo_handle;
     let stall = tri!(Stall::start("stall all forever"));
     let mut pids: Vec<(libc::pid_t, &str)> = Vec::new();
     let result = (|| -> Result<(), String> {
