@@ -238,23 +238,28 @@ pub(super) fn classic(dev: &Device) -> Result<u32, Outcome> {
     Ok(rc.bo_handle)
 }
 
+/// A transfer (`req`: TRANSFER_TO_HOST or _FROM_HOST) of all of the 64x64 texture `h`.
+pub(super) fn transfer(dev: &Device, h: u32, req: u64) -> Result<(), i32> {
+    let mut t = Virtgpu3dTransfer {
+        bo_handle: h,
+        bx: Virtgpu3dBox {
+            w: 64,
+            h: 64,
+            d: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    dev.ioctl(req, &mut t)
+}
+
 /// A transfer of all of texture `h` to the host and back; WAIT then returns in time.
 fn transfer_and_wait(dev: &Device, h: u32) -> Outcome {
     for req in [
         DRM_IOCTL_VIRTGPU_TRANSFER_TO_HOST,
         DRM_IOCTL_VIRTGPU_TRANSFER_FROM_HOST,
     ] {
-        let mut t = Virtgpu3dTransfer {
-            bo_handle: h,
-            bx: Virtgpu3dBox {
-                w: 64,
-                h: 64,
-                d: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        if let Err(e) = dev.ioctl(req, &mut t) {
+        if let Err(e) = transfer(dev, h, req) {
             return Outcome::Fail(format!("TRANSFER: {}", errno_name(e)));
         }
     }

@@ -1239,9 +1239,10 @@ enum Block {
     FillQueue,
 }
 
-/// Forks a child that submits (fenced, with `handle` in the BO list) on `dev` and then blocks
-/// as `how` says; returns its pid once it is about to block.
-fn blocked_child(dev: &Device, handle: u32, how: Block) -> Result<libc::pid_t, String> {
+/// Forks a child that runs `child`, which calls `ready` once it is about to block (and may end
+/// with `_exit` itself); returns the child's pid once it is ready, or kills it if it is not
+/// within `HOST_MS`.
+fn spawn(what: &str, child: impl FnOnce(&dyn Fn())) -> Result<libc::pid_t, String> {
     let mut pipe = [0; 2];
     // SAFETY: A valid array of two fds.
     if unsafe { libc::pipe(pipe.as_mut_ptr()) } != 0 {
@@ -1254,6 +1255,31 @@ fn blocked_child(dev: &Device, handle: u32, how: Block) -> Result<libc::pid_t, S
             // SAFETY: The pipe's write end.
             unsafe { libc::write(pipe[1], b"r".as_ptr().cast(), 1) };
         };
+        child(&ready);
+        // SAFETY: Ends the child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    // SAFETY: Our copy of the write end.
+    unsafe { libc::close(pipe[1]) };
+    let rd = Fd(pipe[0]);
+    if pid < 0 {
+        return Err(format!("fork: {}", errno_name(errno())));
+    }
+    if !readable(rd.0, HOST_MS)? {
+        // SAFETY: Our child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        reap(pid);
+        return Err(format!(
+            "{what}: the child was not ready within {HOST_MS} ms"
+        ));
+    }
+    Ok(pid)
+}
+
+/// Forks a child that submits (fenced, with `handle` in the BO list) on `dev` and then blocks
+/// as `how` says; returns its pid once it is about to block.
+fn blocked_child(dev: &Device, handle: u32, how: Block) -> Result<libc::pid_t, String> {
+    spawn(&format!("{how:?}"), |ready| {
         let bos = [handle];
         let code = match how {
             Block::PollFence => match submit_out(dev, exbuf(0, &NOP, &bos)) {
@@ -1286,22 +1312,7 @@ fn blocked_child(dev: &Device, handle: u32, how: Block) -> Result<libc::pid_t, S
         };
         // SAFETY: Ends the child without running the parent's destructors.
         unsafe { libc::_exit(code) };
-    }
-    // SAFETY: Our copy of the write end.
-    unsafe { libc::close(pipe[1]) };
-    let rd = Fd(pipe[0]);
-    if pid < 0 {
-        return Err(format!("fork: {}", errno_name(errno())));
-    }
-    if !readable(rd.0, HOST_MS)? {
-        // SAFETY: Our child.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        reap(pid);
-        return Err(format!(
-            "{how:?}: the child did not submit within {HOST_MS} ms"
-        ));
-    }
-    Ok(pid)
+    })
 }
 
 fn reap(pid: libc::pid_t) -> i32 {
@@ -1372,34 +1383,10 @@ fn killable(ctx: &Ctx) -> Outcome {
 /// Forks a child that signals it is about to call `f` (which blocks), then calls it and exits;
 /// returns the child's pid once it is about to.
 fn blocked_in(what: &str, f: impl FnOnce()) -> Result<libc::pid_t, String> {
-    let mut pipe = [0; 2];
-    // SAFETY: A valid array of two fds.
-    if unsafe { libc::pipe(pipe.as_mut_ptr()) } != 0 {
-        return Err(format!("pipe: {}", errno_name(errno())));
-    }
-    // SAFETY: The child only makes system calls and exits with _exit.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // SAFETY: The pipe's write end.
-        unsafe { libc::write(pipe[1], b"r".as_ptr().cast(), 1) };
+    let pid = spawn(what, |ready| {
+        ready();
         f();
-        // SAFETY: Ends the child without running the parent's destructors.
-        unsafe { libc::_exit(0) };
-    }
-    // SAFETY: Our copy of the write end.
-    unsafe { libc::close(pipe[1]) };
-    let rd = Fd(pipe[0]);
-    if pid < 0 {
-        return Err(format!("fork: {}", errno_name(errno())));
-    }
-    if !readable(rd.0, HOST_MS)? {
-        // SAFETY: Our child.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        reap(pid);
-        return Err(format!(
-            "{what}: the child did not start within {HOST_MS} ms"
-        ));
-    }
+    })?;
     // Time to block in `f`.
     std::thread::sleep(Duration::from_millis(STALL_MS as u64));
     Ok(pid)
@@ -1523,21 +1510,9 @@ fn lock_waits_killable(ctx: &Ctx) -> Outcome {
         // The queue takes a command only with room for all its pieces (command, stream,
         // answer), so the one above stops with room for smaller ones left: transfers of a
         // texture (command and answer; fenced, so the stalled host holds them too) take that,
-        // then wait as well. (QEMU answers a submit without a stream at once, with an error.)
-        let fill_small = || {
-            let mut t = Virtgpu3dTransfer {
-                bo_handle: texture,
-                bx: Virtgpu3dBox {
-                    w: 64,
-                    h: 64,
-                    d: 1,
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
-            dev.ioctl(DRM_IOCTL_VIRTGPU_TRANSFER_TO_HOST, &mut t)
-                .is_ok()
-        };
+        // then wait as well. (QEMU gives a submit without a stream back at once.)
+        let fill_small =
+            || super::fault::transfer(dev, texture, DRM_IOCTL_VIRTGPU_TRANSFER_TO_HOST).is_ok();
         pids.push((
             filler("small filler", fill_small)?,
             "the process that filled the rest of the queue",
