@@ -69,9 +69,7 @@ impl ReleaseCommands {
     pub(crate) fn new(id: u32, mappable: bool) -> Result<Self> {
         Ok(Self {
             unmap: if mappable {
-                Some(Command::prepare_barrier(protocol::resource_unmap_blob(
-                    id,
-                )?)?)
+                Some(Command::prepare(protocol::resource_unmap_blob(id)?)?)
             } else {
                 None
             },
@@ -404,23 +402,25 @@ impl PinnedDrop for VirtioGpuObject {
             return;
         };
         let pages = self.pages.lock().take();
-        // UNMAP_BLOB first, if the host may have mapped the blob; then RESOURCE_UNREF, which
-        // keeps the id, the guest pages and the blob's range of the host-visible region (and
-        // its memory type) until the host has answered it. Not only until UNMAP_BLOB is
-        // answered: a host that answers the unmap with an error may still have the blob mapped
-        // there, and it has let go of it only once the resource is gone.
+        // UNMAP_BLOB first, if the host may have mapped the blob; then, once the host answered
+        // it, RESOURCE_UNREF, which keeps the id, the guest pages and the blob's range of the
+        // host-visible region (and its memory type) until the host has answered it. Not only
+        // until UNMAP_BLOB is answered: a host that answers the unmap with an error may still
+        // have the blob mapped there, and it has let go of it only once the resource is gone.
+        // No other command waits for the unmap.
         let range = match core::mem::replace(&mut *self.map.lock(), MapState::Failed) {
             MapState::Mapped { range, .. } | MapState::Mapping { range, .. } => Some(range),
             MapState::Unmapped | MapState::Failed => None,
         };
-        if let (Some(_), Some(unmap)) = (&range, release.unmap) {
-            ctrl.send_release(unmap);
-        }
+        let unmap = range.as_ref().and(release.unmap);
         release.unref.hold(Held::Resource {
             _id: id,
             _pages: pages,
             _range: range,
         });
-        ctrl.send_release(release.unref);
+        match unmap {
+            Some(unmap) => ctrl.send_release_then(unmap, release.unref),
+            None => ctrl.send_release(release.unref),
+        }
     }
 }

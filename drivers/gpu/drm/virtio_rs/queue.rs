@@ -21,6 +21,11 @@
 //! Commands that release what the host holds (UNREF, UNMAP_BLOB, CTX_DESTROY,
 //! CTX_DETACH_RESOURCE) are built when the object they release is made ([`Command::prepare`])
 //! and sent with [`CommandQueue::send_release`], which neither waits nor fails.
+//!
+//! Nothing waits for a command in general: what must follow a command's answer waits for that
+//! answer alone ([`CommandQueue::send_release_then`]). A blob's RESOURCE_UNREF is sent once the
+//! host answered its RESOURCE_UNMAP_BLOB, and its range of the host-visible region is only given
+//! to another blob once the UNREF is answered; every other command goes on.
 
 use kernel::{
     dma_fence::{Fence, SignallingSection},
@@ -93,8 +98,16 @@ pub(crate) struct Command {
     #[pin]
     done: Completion,
     link: BacklogLink<Command>,
-    /// See [`Command::prepare_barrier`].
-    barrier: bool,
+    /// Sent when the host has answered this command ([`CommandQueue::send_release_then`]);
+    /// dropped unsent if the command is cancelled.
+    #[pin]
+    then: SpinLock<Option<FollowUp>>,
+}
+
+/// A command sent once the host has answered another one, and the queue it goes on.
+struct FollowUp {
+    vq: Arc<Virtqueue<Command>>,
+    cmd: Arc<Command>,
 }
 
 // SAFETY: Every buffer listed is owned by the command: `cmd` (kmalloc) and `payload` (kmalloc or
@@ -114,10 +127,6 @@ unsafe impl Request for Command {
         &self.link
     }
 
-    fn is_barrier(&self) -> bool {
-        self.barrier
-    }
-
     fn on_queue(&self) {
         let mut fenced = self.fenced.lock();
         if let Some(f) = &mut *fenced {
@@ -133,18 +142,25 @@ unsafe impl Request for Command {
     }
 
     fn complete(this: Arc<Self>, written: u32) {
-        // Fences of earlier commands may wait for this one (they signal in order): nothing
-        // here may wait for reclaim. What the command holds is released later, by the queue.
-        let _signalling = SignallingSection::begin();
-        // SAFETY: The queue gave the command back: the device no longer writes to it.
-        let resp = unsafe { this.resp.contents() };
-        let resp = &resp[..(written as usize).min(resp.len())];
-        trace::answered(
-            &protocol::Header::parse(this.cmd.bytes()),
-            protocol::Header::parse(resp).ty,
-        );
-        let result = this.answer(written as usize);
-        this.finish(result.map(|()| written));
+        {
+            // Fences of earlier commands may wait for this one (they signal in order): nothing
+            // here may wait for reclaim. What the command holds is released later, by the
+            // queue.
+            let _signalling = SignallingSection::begin();
+            // SAFETY: The queue gave the command back: the device no longer writes to it.
+            let resp = unsafe { this.resp.contents() };
+            let resp = &resp[..(written as usize).min(resp.len())];
+            trace::answered(
+                &protocol::Header::parse(this.cmd.bytes()),
+                protocol::Header::parse(resp).ty,
+            );
+            let result = this.answer(written as usize);
+            this.finish(result.map(|()| written));
+        }
+        // Whatever the answer: an error answer does not undo what the follow-up releases.
+        if let Some(next) = this.then.lock().take() {
+            next.vq.submit_or_defer(next.cmd);
+        }
     }
 
     fn cancel(this: Arc<Self>) {
@@ -169,17 +185,6 @@ impl Command {
         fenced: Option<Fenced>,
         held: Held,
     ) -> Result<Arc<Self>> {
-        Self::build(cmd, payload, resp_len, fenced, held, false)
-    }
-
-    fn build(
-        cmd: KVec<u8>,
-        payload: Option<KVVec<u8>>,
-        resp_len: usize,
-        fenced: Option<Fenced>,
-        held: Held,
-        barrier: bool,
-    ) -> Result<Arc<Self>> {
         let resp = DeviceBuffer::new(resp_len.max(protocol::HDR_SIZE), GFP_KERNEL | __GFP_NOWARN)?;
         let payload = payload.filter(|p| !p.is_empty());
         Arc::pin_init(
@@ -192,7 +197,7 @@ impl Command {
                 outcome <- new_spinlock!(None),
                 done <- Completion::new(),
                 link: BacklogLink::new(),
-                barrier,
+                then <- new_spinlock!(None),
             }),
             GFP_KERNEL,
         )
@@ -217,15 +222,6 @@ impl Command {
     /// object they release is made, so that releasing cannot fail.
     pub(crate) fn prepare(cmd: KVec<u8>) -> Result<Arc<Self>> {
         Self::new(cmd, None, protocol::HDR_SIZE, None, Held::Nothing)
-    }
-
-    /// As [`Command::prepare`], for a command the host must answer before any later command
-    /// is queued: QEMU's virgl device finishes `RESOURCE_UNMAP_BLOB` asynchronously, holding
-    /// back the commands behind it until then, and commands that overtook an unmap were seen to
-    /// stall its control queue for good. Later commands wait for the answer (on the queue's
-    /// backlog, or for room).
-    pub(crate) fn prepare_barrier(cmd: KVec<u8>) -> Result<Arc<Self>> {
-        Self::build(cmd, None, protocol::HDR_SIZE, None, Held::Nothing, true)
     }
 
     /// Gives a command that is not queued yet what it holds until the host has answered.
@@ -358,6 +354,18 @@ impl CommandQueue {
     /// is then dropped with what it holds.
     pub(crate) fn send_release(&self, cmd: Arc<Command>) {
         self.vq.submit_or_defer(cmd);
+    }
+
+    /// As [`CommandQueue::send_release`] for `first`, and `then` once the host has answered
+    /// `first` (whatever the answer): for a release that must not overtake another, such as a
+    /// blob's RESOURCE_UNREF its RESOURCE_UNMAP_BLOB. No other command waits. If `first` is
+    /// cancelled, `then` is dropped unsent, with what it holds (the device is reset by then).
+    pub(crate) fn send_release_then(&self, first: Arc<Command>, then: Arc<Command>) {
+        *first.then.lock() = Some(FollowUp {
+            vq: self.vq.clone(),
+            cmd: then,
+        });
+        self.vq.submit_or_defer(first);
     }
 
     /// Waits, uninterruptibly and for at most `ms` milliseconds, until the host has answered
