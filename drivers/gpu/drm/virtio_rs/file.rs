@@ -393,7 +393,7 @@ impl File {
         let create = Command::new(cmd, entries, protocol::HDR_SIZE, None, Held::Nothing)?;
         // The object is made before the host is asked, so that once it is, the object releases
         // the resource whatever happens next.
-        let obj = Object::new(
+        let obj = Object::new_private(
             dev,
             size,
             ObjectArgs {

@@ -110,7 +110,7 @@ impl File {
 
         // The object is made before the host is asked, so that once it is, the object releases
         // the resource (and only then its pages) whatever happens next.
-        let obj = Object::new(
+        let obj = Object::new_private(
             dev,
             size,
             ObjectArgs {
