@@ -33,7 +33,10 @@ use crate::{
     page::PAGE_SIZE,
     prelude::*,
     str::CStr,
-    sync::{Arc, CondVar, SpinLock, SpinLockGuard},
+    sync::{
+        atomic::{Atomic, Full, Relaxed},
+        Arc, CondVar, SpinLock, SpinLockGuard,
+    },
     types::{ForeignOwnable, Opaque},
 };
 use core::{cell::UnsafeCell, marker::PhantomData, mem::MaybeUninit, ptr};
@@ -42,41 +45,50 @@ use pin_init::PinInit;
 /// The most buffers one request may consist of (device-readable plus device-writable).
 pub(super) const MAX_SEGMENTS: usize = 8;
 
-/// A buffer the device writes into, such as a response.
+/// A buffer the device writes into, such as a response, of up to `N` bytes inline (within the
+/// request that owns it, which then needs no allocation for it) or larger on the heap.
 ///
-/// The memory is allocated with `kmalloc` (physically contiguous, in the linear map), as a
-/// virtqueue requires.
+/// The memory lies in the request's own allocation or is allocated with `kmalloc` (physically
+/// contiguous, in the linear map), as a virtqueue requires.
 ///
 /// # Invariants
 ///
-/// `buf` holds at least one byte. While a [`Request`] owning this buffer is on a queue, the
-/// device may write to it; the CPU reads it only through [`DeviceBuffer::contents`], whose
-/// callers guarantee the device is done with it.
-pub struct DeviceBuffer {
-    buf: UnsafeCell<KVec<u8>>,
+/// `len` is at least one; the buffer is `inline[..len]` if `len <= N`, else `heap` (of `len`
+/// bytes). While a [`Request`] owning this buffer is on a queue, the device may write to it;
+/// the CPU reads it only through [`DeviceBuffer::contents`], whose callers guarantee the device
+/// is done with it.
+pub struct DeviceBuffer<const N: usize = 0> {
+    inline: UnsafeCell<[u8; N]>,
+    heap: UnsafeCell<KVec<u8>>,
+    len: usize,
 }
 
 // SAFETY: Shared access only reads the buffer, through `contents()`, whose safety requirements
 // exclude concurrent writes by the device; the CPU writes it only through `&mut self`.
-unsafe impl Sync for DeviceBuffer {}
+unsafe impl<const N: usize> Sync for DeviceBuffer<N> {}
 
-impl DeviceBuffer {
-    /// Allocates a zeroed buffer of `len` bytes; `len` must not be zero.
+impl<const N: usize> DeviceBuffer<N> {
+    /// A zeroed buffer of `len` bytes, inline if `len <= N`; `len` must not be zero.
     pub fn new(len: usize, flags: crate::alloc::Flags) -> Result<Self> {
         if len == 0 {
             return Err(EINVAL);
         }
-        // INVARIANT: `len` is not zero.
+        let heap = if len <= N {
+            KVec::new()
+        } else {
+            KVec::from_elem(0u8, len, flags)?
+        };
+        // INVARIANT: `len` is not zero; a buffer longer than `N` is `heap`, of `len` bytes.
         Ok(Self {
-            buf: UnsafeCell::new(KVec::from_elem(0u8, len, flags)?),
+            inline: UnsafeCell::new([0u8; N]),
+            heap: UnsafeCell::new(heap),
+            len,
         })
     }
 
     /// The size of the buffer in bytes.
     pub fn len(&self) -> usize {
-        // SAFETY: The length of the vector is never changed after construction, so reading it
-        // cannot race with anything.
-        unsafe { (*self.buf.get()).len() }
+        self.len
     }
 
     /// Always false: a [`DeviceBuffer`] holds at least one byte.
@@ -92,13 +104,25 @@ impl DeviceBuffer {
     /// (it was never submitted, or it has been completed or cancelled).
     pub unsafe fn contents(&self) -> &[u8] {
         // SAFETY: No one writes to the buffer while the returned reference lives: the device
-        // does not by the safety requirements, the CPU writes only through `&mut self`.
-        unsafe { &*self.buf.get() }
+        // does not by the safety requirements, the CPU writes only through `&mut self`. By the
+        // type invariant the bytes are in `inline` or in `heap`.
+        unsafe {
+            if self.len <= N {
+                let inline: &[u8; N] = &*self.inline.get();
+                &inline[..self.len]
+            } else {
+                &*self.heap.get()
+            }
+        }
     }
 
     fn as_mut_ptr(&self) -> *mut u8 {
-        // SAFETY: Only the pointer is taken, no reference to the contents is created.
-        unsafe { (*self.buf.get()).as_mut_ptr() }
+        if self.len <= N {
+            self.inline.get().cast()
+        } else {
+            // SAFETY: Only the pointer is taken, no reference to the contents is created.
+            unsafe { (*self.heap.get()).as_mut_ptr() }
+        }
     }
 }
 
@@ -130,7 +154,7 @@ impl<'a> Segments<'a> {
     }
 
     /// Adds a buffer the device reads. It must lie in `kmalloc` or `vmalloc` memory owned by the
-    /// request, and come before every device-writable buffer.
+    /// request (see [`Request`]), and come before every device-writable buffer.
     pub fn readable(&mut self, buf: &'a [u8]) -> Result {
         if self.writable != 0 {
             return Err(EINVAL);
@@ -141,7 +165,7 @@ impl<'a> Segments<'a> {
     }
 
     /// Adds a buffer the device writes.
-    pub fn writable(&mut self, buf: &'a DeviceBuffer) -> Result {
+    pub fn writable<const N: usize>(&mut self, buf: &'a DeviceBuffer<N>) -> Result {
         self.push(buf.as_mut_ptr(), buf.len())?;
         self.writable += 1;
         Ok(())
@@ -153,9 +177,10 @@ impl<'a> Segments<'a> {
 /// # Safety
 ///
 /// Every buffer [`Request::segments`] lists must be memory owned by the request, allocated with
-/// `kmalloc` or `vmalloc` (such as a [`KVec`], [`VVec`] or [`KVVec`]; not on the stack, not in
-/// the kernel image), that neither moves nor is freed while the request is alive, and that the
-/// CPU does not write while the request is on a queue.
+/// `kmalloc` or `vmalloc` (such as a [`KVec`], [`VVec`] or [`KVVec`], or a field of the request
+/// itself where the request is so allocated, as in an [`Arc`]; not on the stack, not in the
+/// kernel image), that neither moves nor is freed while the request is alive, and that the CPU
+/// does not write while the request is on a queue.
 pub unsafe trait Request: Send + Sync + Sized + 'static {
     /// Lists the request's buffers; a request has at least one.
     fn segments<'a>(&'a self, segments: &mut Segments<'a>) -> Result;
@@ -295,9 +320,6 @@ struct QueueState<R: Request> {
     /// Requests completed ([`Request::complete`]) and not released yet: the queue's release
     /// work drops them, outside the completion path.
     done: Chain<R>,
-    /// Submitters that owe the device a notification, which they send after dropping the lock
-    /// ([`Virtqueue::notify`]); teardown waits for them before the device is reset.
-    notifying: u32,
 }
 
 /// A virtqueue carrying requests of type `R`.
@@ -325,6 +347,12 @@ pub struct Virtqueue<R: Request> {
     /// Drops the requests `work` completed (`state.done`), outside the completion path.
     #[pin]
     release_work: Opaque<bindings::work_struct>,
+    /// Submitters that owe the device a notification, which they send after dropping the lock
+    /// ([`Virtqueue::notify`]); teardown waits for them before the device is reset. Raised
+    /// with the lock held, lowered without it.
+    notifying: Atomic<u32>,
+    /// Set with `state.dead`, for [`Virtqueue::notify`], which does not take the lock.
+    dying: Atomic<bool>,
     _requests: PhantomData<R>,
 }
 
@@ -445,7 +473,6 @@ impl<R: Request> Virtqueue<R> {
                     device_may_run: false,
                     parked: Chain::new(),
                     done: Chain::new(),
-                    notifying: 0,
                 },
                 STATE_NAME,
                 crate::static_lock_class!(),
@@ -479,6 +506,8 @@ impl<R: Request> Virtqueue<R> {
                     )
                 }
             }),
+            notifying: Atomic::new(0),
+            dying: Atomic::new(false),
             _requests: PhantomData,
         })
     }
@@ -498,10 +527,9 @@ impl<R: Request> Virtqueue<R> {
 
     /// Drops the completed requests: the queue lets go of them.
     fn release_done(&self) {
-        loop {
-            let Some(req) = self.state.lock().done.pop() else {
-                break;
-            };
+        let mut done = core::mem::replace(&mut self.state.lock().done, Chain::new());
+        // Without the lock: the chain is ours now.
+        while let Some(req) = done.pop() {
             req.backlog_link().release();
         }
     }
@@ -616,8 +644,9 @@ impl<R: Request> Virtqueue<R> {
         if !unsafe { bindings::virtqueue_kick_prepare(guard.vq) } {
             return None;
         }
-        guard.notifying += 1;
-        // INVARIANT: Counted in `notifying` just above.
+        self.notifying.fetch_add(1, Relaxed);
+        // INVARIANT: Counted in `notifying` just above, with the lock held: teardown, which
+        // marks the queue dead with the lock held, sees the count.
         Some(Kick(guard.vq))
     }
 
@@ -629,11 +658,12 @@ impl<R: Request> Virtqueue<R> {
         // SAFETY: By the type invariant of `Kick`, the virtqueue is not deleted before teardown
         // has seen `notifying` drop to zero (`Queue::stop`), which this decrements only after.
         unsafe { bindings::virtqueue_notify(vq) };
-        let mut guard = self.state.lock();
-        guard.notifying -= 1;
-        let wake = guard.notifying == 0 && guard.dead;
-        drop(guard);
-        if wake {
+        // The last notification owed to a dying queue wakes teardown: under the lock, so that
+        // the wake-up cannot fall between teardown's check of the count and its wait.
+        // Both sides change their variable with a fully ordered operation before they read the
+        // other's: one of them sees the other's change.
+        if self.notifying.fetch_sub(1, Full) == 1 && self.dying.load(Relaxed) {
+            let _guard = self.state.lock();
             self.space.notify_all();
         }
     }
@@ -967,8 +997,9 @@ impl<R: Request> Queue for Virtqueue<R> {
         // the queue deleted only once it is done.
         let mut guard = self.state.lock();
         guard.dead = true;
+        self.dying.xchg(true, Full);
         self.space.notify_all();
-        while guard.notifying > 0 {
+        while self.notifying.load(Relaxed) > 0 {
             self.space.wait(&mut guard);
         }
     }
@@ -1169,7 +1200,7 @@ mod tests {
     #[test]
     fn segments_keep_readable_before_writable() -> Result {
         let out = [1u8; 16];
-        let resp = DeviceBuffer::new(8, GFP_KERNEL)?;
+        let resp = DeviceBuffer::<0>::new(8, GFP_KERNEL)?;
         let mut segs = Segments::new();
         segs.readable(&out)?;
         segs.writable(&resp)?;
@@ -1353,11 +1384,29 @@ mod tests {
 
     #[test]
     fn device_buffer_is_never_empty() -> Result {
-        assert_eq!(DeviceBuffer::new(0, GFP_KERNEL).err(), Some(EINVAL));
-        let buf = DeviceBuffer::new(3, GFP_KERNEL)?;
+        assert_eq!(DeviceBuffer::<0>::new(0, GFP_KERNEL).err(), Some(EINVAL));
+        assert_eq!(DeviceBuffer::<8>::new(0, GFP_KERNEL).err(), Some(EINVAL));
+        let buf = DeviceBuffer::<0>::new(3, GFP_KERNEL)?;
         assert_eq!(buf.len(), 3);
         // SAFETY: The buffer was never submitted.
         assert_eq!(unsafe { buf.contents() }, &[0, 0, 0]);
+        Ok(())
+    }
+
+    #[test]
+    fn device_buffer_is_inline_up_to_its_capacity() -> Result {
+        let inline = DeviceBuffer::<8>::new(8, GFP_KERNEL)?;
+        let start = core::ptr::from_ref(&inline).cast::<u8>();
+        let offset = (inline.as_mut_ptr() as usize).wrapping_sub(start as usize);
+        assert!(offset < size_of::<DeviceBuffer<8>>());
+        // SAFETY: The buffer was never submitted.
+        assert_eq!(unsafe { inline.contents() }, &[0; 8]);
+        let heap = DeviceBuffer::<8>::new(9, GFP_KERNEL)?;
+        let start = core::ptr::from_ref(&heap).cast::<u8>();
+        let offset = (heap.as_mut_ptr() as usize).wrapping_sub(start as usize);
+        assert!(offset >= size_of::<DeviceBuffer<8>>());
+        // SAFETY: The buffer was never submitted.
+        assert_eq!(unsafe { heap.contents() }, &[0; 9]);
         Ok(())
     }
 }

@@ -99,14 +99,54 @@ fn hdr(ty: u32, ctx_id: u32) -> uapi::virtio_gpu_ctrl_hdr {
     }
 }
 
+/// The size of the largest command the driver sends (`struct virtio_gpu_ctx_create`); a
+/// command's variable part (a command stream, a list of guest pages) is its payload.
+pub(crate) const MAX_CMD_SIZE: usize = 96;
+
+/// An encoded command, kept by value: a command carries its bytes inline, as the C driver's
+/// `virtio_gpu_vbuffer` does, so that queueing one costs no allocation of its own.
+///
+/// # Invariants
+///
+/// `len <= MAX_CMD_SIZE`.
+#[derive(Clone)]
+pub(crate) struct Encoded {
+    bytes: [u8; MAX_CMD_SIZE],
+    len: usize,
+}
+
+impl core::ops::Deref for Encoded {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl core::ops::DerefMut for Encoded {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[..self.len]
+    }
+}
+
 /// The bytes of command `cmd`.
-fn encode<T>(cmd: T) -> Result<KVec<u8>>
+fn encode<T>(cmd: T) -> Result<Encoded>
 where
     Wire<T>: AsBytes,
 {
-    let mut buf = KVec::new();
-    buf.extend_from_slice(Wire(cmd).as_bytes(), GFP_KERNEL)?;
-    Ok(buf)
+    let wire = Wire(cmd);
+    let src = wire.as_bytes();
+    build_assert!(size_of::<Wire<T>>() <= MAX_CMD_SIZE);
+    let mut bytes = [0u8; MAX_CMD_SIZE];
+    bytes
+        .get_mut(..src.len())
+        .ok_or(EINVAL)?
+        .copy_from_slice(src);
+    // INVARIANT: `src.len() <= MAX_CMD_SIZE`, or `get_mut` failed.
+    Ok(Encoded {
+        bytes,
+        len: src.len(),
+    })
 }
 
 /// `VIRTIO_GPU_FLAG_FENCE`: the host answers once it has processed the command.
@@ -237,7 +277,7 @@ impl<'a> Response<'a> {
 }
 
 /// `VIRTIO_GPU_CMD_GET_CAPSET_INFO`.
-pub(crate) fn get_capset_info(index: u32) -> Result<KVec<u8>> {
+pub(crate) fn get_capset_info(index: u32) -> Result<Encoded> {
     encode(uapi::virtio_gpu_get_capset_info {
         hdr: hdr(cmd::GET_CAPSET_INFO, 0),
         capset_index: index.to_le(),
@@ -246,7 +286,7 @@ pub(crate) fn get_capset_info(index: u32) -> Result<KVec<u8>> {
 }
 
 /// `VIRTIO_GPU_CMD_GET_CAPSET`.
-pub(crate) fn get_capset(id: u32, version: u32) -> Result<KVec<u8>> {
+pub(crate) fn get_capset(id: u32, version: u32) -> Result<Encoded> {
     encode(uapi::virtio_gpu_get_capset {
         hdr: hdr(cmd::GET_CAPSET, 0),
         capset_id: id.to_le(),
@@ -255,7 +295,7 @@ pub(crate) fn get_capset(id: u32, version: u32) -> Result<KVec<u8>> {
 }
 
 /// `VIRTIO_GPU_CMD_CTX_CREATE`; `name` is truncated to the field's size.
-pub(crate) fn ctx_create(ctx_id: u32, context_init: u32, name: &[u8]) -> Result<KVec<u8>> {
+pub(crate) fn ctx_create(ctx_id: u32, context_init: u32, name: &[u8]) -> Result<Encoded> {
     // The kernel's `c_char` is `u8`.
     let mut debug_name = [0u8; DEBUG_NAME_LEN];
     let n = name.len().min(DEBUG_NAME_LEN);
@@ -269,14 +309,14 @@ pub(crate) fn ctx_create(ctx_id: u32, context_init: u32, name: &[u8]) -> Result<
 }
 
 /// `VIRTIO_GPU_CMD_CTX_DESTROY`.
-pub(crate) fn ctx_destroy(ctx_id: u32) -> Result<KVec<u8>> {
+pub(crate) fn ctx_destroy(ctx_id: u32) -> Result<Encoded> {
     encode(uapi::virtio_gpu_ctx_destroy {
         hdr: hdr(cmd::CTX_DESTROY, ctx_id),
     })
 }
 
 /// `VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE` (`attach`) or `VIRTIO_GPU_CMD_CTX_DETACH_RESOURCE`.
-pub(crate) fn ctx_resource(ctx_id: u32, resource_id: u32, attach: bool) -> Result<KVec<u8>> {
+pub(crate) fn ctx_resource(ctx_id: u32, resource_id: u32, attach: bool) -> Result<Encoded> {
     let ty = if attach {
         cmd::CTX_ATTACH_RESOURCE
     } else {
@@ -290,7 +330,7 @@ pub(crate) fn ctx_resource(ctx_id: u32, resource_id: u32, attach: bool) -> Resul
 }
 
 /// `VIRTIO_GPU_CMD_SUBMIT_3D` of a `size`-byte command stream (sent as the payload).
-pub(crate) fn submit_3d(ctx_id: u32, size: u32) -> Result<KVec<u8>> {
+pub(crate) fn submit_3d(ctx_id: u32, size: u32) -> Result<Encoded> {
     encode(uapi::virtio_gpu_cmd_submit {
         hdr: hdr(cmd::SUBMIT_3D, ctx_id),
         size: size.to_le(),
@@ -309,7 +349,7 @@ pub(crate) fn resource_create_blob(
     blob_id: u64,
     size: u64,
     nr_entries: u32,
-) -> Result<KVec<u8>> {
+) -> Result<Encoded> {
     encode(uapi::virtio_gpu_resource_create_blob {
         hdr: hdr(cmd::RESOURCE_CREATE_BLOB, ctx_id),
         resource_id: resource_id.to_le(),
@@ -337,7 +377,7 @@ pub(crate) struct ResourceParams {
 }
 
 /// `VIRTIO_GPU_CMD_RESOURCE_CREATE_2D`: only the format and size of `p` count.
-pub(crate) fn resource_create_2d(resource_id: u32, p: &ResourceParams) -> Result<KVec<u8>> {
+pub(crate) fn resource_create_2d(resource_id: u32, p: &ResourceParams) -> Result<Encoded> {
     encode(uapi::virtio_gpu_resource_create_2d {
         hdr: hdr(cmd::RESOURCE_CREATE_2D, 0),
         resource_id: resource_id.to_le(),
@@ -348,7 +388,7 @@ pub(crate) fn resource_create_2d(resource_id: u32, p: &ResourceParams) -> Result
 }
 
 /// `VIRTIO_GPU_CMD_RESOURCE_CREATE_3D` (as the C driver, sent without a context).
-pub(crate) fn resource_create_3d(resource_id: u32, p: &ResourceParams) -> Result<KVec<u8>> {
+pub(crate) fn resource_create_3d(resource_id: u32, p: &ResourceParams) -> Result<Encoded> {
     encode(uapi::virtio_gpu_resource_create_3d {
         hdr: hdr(cmd::RESOURCE_CREATE_3D, 0),
         resource_id: resource_id.to_le(),
@@ -368,7 +408,7 @@ pub(crate) fn resource_create_3d(resource_id: u32, p: &ResourceParams) -> Result
 
 /// `VIRTIO_GPU_CMD_RESOURCE_ATTACH_BACKING` of `nr_entries` pieces of guest memory, whose list
 /// ([`mem_entries`]) is sent after the command.
-pub(crate) fn resource_attach_backing(resource_id: u32, nr_entries: u32) -> Result<KVec<u8>> {
+pub(crate) fn resource_attach_backing(resource_id: u32, nr_entries: u32) -> Result<Encoded> {
     encode(uapi::virtio_gpu_resource_attach_backing {
         hdr: hdr(cmd::RESOURCE_ATTACH_BACKING, 0),
         resource_id: resource_id.to_le(),
@@ -382,7 +422,7 @@ pub(crate) fn transfer_to_host_2d(
     resource_id: u32,
     offset: u64,
     (x, y, width, height): (u32, u32, u32, u32),
-) -> Result<KVec<u8>> {
+) -> Result<Encoded> {
     encode(uapi::virtio_gpu_transfer_to_host_2d {
         hdr: hdr(cmd::TRANSFER_TO_HOST_2D, 0),
         r: uapi::virtio_gpu_rect {
@@ -423,7 +463,7 @@ pub(crate) fn transfer_3d(
     ctx_id: u32,
     resource_id: u32,
     t: &Transfer3d,
-) -> Result<KVec<u8>> {
+) -> Result<Encoded> {
     let ty = match dir {
         Direction::ToHost => cmd::TRANSFER_TO_HOST_3D,
         Direction::FromHost => cmd::TRANSFER_FROM_HOST_3D,
@@ -504,7 +544,7 @@ pub(crate) fn mem_entries(
 }
 
 /// `VIRTIO_GPU_CMD_RESOURCE_MAP_BLOB` at `offset` into the host-visible region.
-pub(crate) fn resource_map_blob(resource_id: u32, offset: u64) -> Result<KVec<u8>> {
+pub(crate) fn resource_map_blob(resource_id: u32, offset: u64) -> Result<Encoded> {
     encode(uapi::virtio_gpu_resource_map_blob {
         hdr: hdr(cmd::RESOURCE_MAP_BLOB, 0),
         resource_id: resource_id.to_le(),
@@ -514,7 +554,7 @@ pub(crate) fn resource_map_blob(resource_id: u32, offset: u64) -> Result<KVec<u8
 }
 
 /// `VIRTIO_GPU_CMD_RESOURCE_UNMAP_BLOB`.
-pub(crate) fn resource_unmap_blob(resource_id: u32) -> Result<KVec<u8>> {
+pub(crate) fn resource_unmap_blob(resource_id: u32) -> Result<Encoded> {
     encode(uapi::virtio_gpu_resource_unmap_blob {
         hdr: hdr(cmd::RESOURCE_UNMAP_BLOB, 0),
         resource_id: resource_id.to_le(),
@@ -523,7 +563,7 @@ pub(crate) fn resource_unmap_blob(resource_id: u32) -> Result<KVec<u8>> {
 }
 
 /// `VIRTIO_GPU_CMD_RESOURCE_UNREF`.
-pub(crate) fn resource_unref(resource_id: u32) -> Result<KVec<u8>> {
+pub(crate) fn resource_unref(resource_id: u32) -> Result<Encoded> {
     encode(uapi::virtio_gpu_resource_unref {
         hdr: hdr(cmd::RESOURCE_UNREF, 0),
         resource_id: resource_id.to_le(),

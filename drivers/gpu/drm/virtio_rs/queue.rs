@@ -50,7 +50,7 @@ use crate::{
 
 /// The encoded command. The CPU writes it before the command is queued, and its header's fence
 /// fields in [`Request::on_queue`], with the queue locked, before the device can see it.
-struct CommandBytes(UnsafeCell<KVec<u8>>);
+struct CommandBytes(UnsafeCell<protocol::Encoded>);
 
 // SAFETY: The bytes are owned; the only write through `&self` (`set_fence_id`) is serialised by
 // the queue's lock and happens before anyone else reads them.
@@ -73,19 +73,24 @@ impl CommandBytes {
     /// No reference to the bytes is alive and the device does not read them yet.
     unsafe fn set_fence_id(&self, id: u64) {
         // SAFETY: By the safety requirements the write races with nothing.
-        let bytes = unsafe { &mut *self.0.get() };
+        let bytes = unsafe { &mut **self.0.get() };
         protocol::set_fence_id(bytes, id);
     }
 }
 
-/// One command on the control queue.
+/// How large an answer a command holds inline: every answer but those of GET_CAPSET,
+/// GET_DISPLAY_INFO and GET_EDID, which are allocated.
+const RESP_INLINE: usize = 64;
+
+/// One command on the control queue, in one allocation with its bytes and (unless it is a
+/// large one) the buffer for the host's answer, as the C driver's `virtio_gpu_vbuffer`.
 #[pin_data]
 pub(crate) struct Command {
     cmd: CommandBytes,
     /// Sized by userspace (command streams, guest page lists), so it may be `vmalloc` memory,
     /// which the queue hands to the device page by page.
     payload: Option<KVVec<u8>>,
-    resp: DeviceBuffer,
+    resp: DeviceBuffer<RESP_INLINE>,
     /// Taken when the host answers (or the command is cancelled).
     #[pin]
     fenced: SpinLock<Option<Fenced>>,
@@ -110,9 +115,10 @@ struct FollowUp {
     cmd: Arc<Command>,
 }
 
-// SAFETY: Every buffer listed is owned by the command: `cmd` (kmalloc) and `payload` (kmalloc or
-// vmalloc) are vectors that are never resized after construction and only written by the CPU
-// before the command is added (`on_queue` included), `resp` is a kmalloc'd `DeviceBuffer`; the
+// SAFETY: Every buffer listed is owned by the command, which is allocated with `kmalloc` (an
+// `Arc`, see `Command::new`): `cmd` is inline and only written by the CPU before the command is
+// added (`on_queue` included), `payload` (kmalloc or vmalloc) is a vector that is never resized
+// after construction and never written, `resp` is a `DeviceBuffer` inline or kmalloc'd; the
 // command is only dropped once the queue has given it back.
 unsafe impl Request for Command {
     fn segments<'a>(&'a self, segments: &mut Segments<'a>) -> Result {
@@ -179,7 +185,7 @@ impl Command {
     /// The host may ask for a large `resp_len` (a capset's size): more than `kmalloc` can give
     /// is `ENOMEM`, without a warning.
     pub(crate) fn new(
-        cmd: KVec<u8>,
+        cmd: protocol::Encoded,
         payload: Option<KVVec<u8>>,
         resp_len: usize,
         fenced: Option<Fenced>,
@@ -207,7 +213,7 @@ impl Command {
     /// context), holding `held` until the host has answered; and its fence, for reservations.
     pub(crate) fn on_device_timeline(
         gpu: &Gpu,
-        mut cmd: KVec<u8>,
+        mut cmd: protocol::Encoded,
         held: Held,
     ) -> Result<(Arc<Self>, ARef<Fence>)> {
         protocol::set_fenced(&mut cmd, None)?;
@@ -220,7 +226,7 @@ impl Command {
     /// A command without payload, answered `OK_NODATA`, that is given what it holds later
     /// ([`Command::hold`]): for the commands that release what the host holds, made when the
     /// object they release is made, so that releasing cannot fail.
-    pub(crate) fn prepare(cmd: KVec<u8>) -> Result<Arc<Self>> {
+    pub(crate) fn prepare(cmd: protocol::Encoded) -> Result<Arc<Self>> {
         Self::new(cmd, None, protocol::HDR_SIZE, None, Held::Nothing)
     }
 
@@ -336,7 +342,7 @@ impl CommandQueue {
     /// killably) for an answer of type `want`; `f` reads it.
     pub(crate) fn call<R>(
         &self,
-        cmd: KVec<u8>,
+        cmd: protocol::Encoded,
         resp_len: usize,
         want: u32,
         bound_ms: Option<u32>,
