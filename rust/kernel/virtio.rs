@@ -41,7 +41,7 @@ mod config;
 mod virtqueue;
 
 pub use config::{Config, ConfigField};
-pub use virtqueue::{BacklogLink, DeviceBuffer, Request, Segments, Virtqueue, Virtqueues};
+pub use virtqueue::{BacklogLink, DeviceBuffer, Release, Request, Segments, Virtqueue, Virtqueues};
 
 /// The name of the configuration change work items' lock class, one object for every driver:
 /// lockdep checks a class's name by address, and a literal in the generic adapter may be emitted

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
 """`make bench`: boots the C driver's kernel, then the Rust driver's, on the same
-virgl host, has the guest time the drivers' hot paths (`virtgpu-tests bench`,
-tools/testing/virtgpu/src/bench.rs) and prints one table: each figure's
-min/median/max per driver and the ratio Rust/C of the medians.
+virgl host, RUNS times in turn, has the guest time the drivers' hot paths
+(`virtgpu-tests bench`, tools/testing/virtgpu/src/bench.rs) and prints one
+table: each figure's min/median/max per driver (the lowest minimum, the median
+of the runs' medians, the highest maximum) and the ratio Rust/C of those
+medians.
 
 A benchmark reports, it does not judge: the run fails only when a kernel could
 not be built or booted, or a figure could not be measured (a failed call, a
@@ -12,7 +14,7 @@ kernel splat, a guest that did not finish). A figure a driver does not support
 gets no ratio.
 
 Knobs (environment): ARCH (default arm64), HOST (gl or gl-hole, default gl),
-BOOT_TIMEOUT (default 600 s per boot), VGPU_CACHE, OUT."""
+RUNS (default 3), BOOT_TIMEOUT (default 600 s per boot), VGPU_CACHE, OUT."""
 
 import os
 import subprocess
@@ -29,6 +31,7 @@ if ARCH not in ("arm64", "x86_64"):
     sys.exit(f"ARCH must be arm64 or x86_64, not {ARCH!r}")
 HOST = os.environ.get("HOST") or "gl"
 BOOT_TIMEOUT = int(os.environ.get("BOOT_TIMEOUT") or "600")
+RUNS = int(os.environ.get("RUNS") or "3")
 DRIVERS = ("c", "rust")
 NAMES = {"c": "C", "rust": "Rust"}
 
@@ -37,6 +40,7 @@ FIGURES = [
     ("getparam", "GETPARAM 3D_FEATURES"),
     ("execbuffer-nop", "EXECBUFFER nop, no fence"),
     ("execbuffer-nop-drained", "  the same, batches of 50 + drain, per call"),
+    ("execbuffer-sustained", "EXECBUFFER nop + FENCE_FD_OUT, 200 back to back + drain, per call"),
     ("execbuffer-fence-out", "EXECBUFFER nop + FENCE_FD_OUT (submit, close fd)"),
     ("fence-round-trip", "fenced round trip (submit, poll until signaled, close)"),
     ("blob-create-close", "blob create (host3d, mappable) + GEM close"),
@@ -49,6 +53,24 @@ FIGURES = [
     ("lifecycle-gem-close", "blob lifecycle: GEM close"),
     ("lifecycle-total", "blob lifecycle: all six phases"),
 ]
+
+
+def merge(runs):
+    """One driver's figures of several boots as one: the lowest minimum, the median of the
+    medians, the highest maximum and all the samples; a figure that was not measured in every
+    run keeps the first run's outcome that was not a measurement."""
+    merged = {}
+    for key in dict.fromkeys(k for r in runs for k in r):
+        figs = [r.get(key) for r in runs]
+        if all(f is not None and f[0] == "ok" for f in figs):
+            meds = sorted(f[3] for f in figs)
+            k = len(meds)
+            med = meds[k // 2] if k % 2 else (meds[k // 2 - 1] + meds[k // 2]) // 2
+            merged[key] = ("ok", sum(f[1] for f in figs), min(f[2] for f in figs), med,
+                           max(f[4] for f in figs))
+        else:
+            merged[key] = next((f for f in figs if f is not None and f[0] != "ok"), None)
+    return merged
 
 
 def log(msg):
@@ -126,11 +148,12 @@ def conditions(before, after, qemus):
             f"{qemus} other QEMU process{'es' if qemus != 1 else ''} at the start")
 
 
-def bench_boot(driver, kernel, initrd, chroot, shim):
-    """Boots `driver`'s kernel in bench mode: (figures, drains, problems, conditions)."""
-    tag = f"{ARCH}/{driver}/{HOST}"
+def bench_boot(driver, run, kernel, initrd, chroot, shim):
+    """Boots `driver`'s kernel in bench mode, for run `run`: (figures, drains, problems,
+    conditions)."""
+    tag = f"{ARCH}/{driver}/{HOST} run {run}"
     qemus, load = other_qemus(), os.getloadavg()[0]
-    logfile = os.path.join(check.OUT, f"console-bench-{ARCH}-{driver}-{HOST}.log")
+    logfile = os.path.join(check.OUT, f"console-bench-{ARCH}-{driver}-{HOST}-{run}.log")
     log(f"booting {tag} (console: {logfile})")
     t0 = time.monotonic()
     # The virgl shim makes the host answer map_info CACHED for the bench's blobs (see
@@ -215,7 +238,7 @@ def main():
         sys.exit("HOST=gl-hole needs ARCH=x86_64")
     os.makedirs(check.OUT, exist_ok=True)
     t0 = time.monotonic()
-    log(f"ARCH={ARCH} HOST={HOST}: the C driver, then the Rust driver")
+    log(f"ARCH={ARCH} HOST={HOST}: the C driver, then the Rust driver, {RUNS} times")
     failed = []
 
     chroot_log = os.path.join(check.OUT, "host-chroot.log")
@@ -253,22 +276,27 @@ def main():
         else:
             failed.append(("setup/virgl-shim", out[-30:]))
 
-    results = {d: {} for d in DRIVERS}
+    runs = {d: [] for d in DRIVERS}
     drains = {d: {} for d in DRIVERS}
     notes = []
-    for driver in DRIVERS:
-        if driver not in built or not shim:
-            continue
-        figures, drains[driver], problems, cond = bench_boot(driver, *built[driver], chroot,
-                                                              shim)
-        results[driver] = figures
-        notes.append(f"{NAMES[driver]} boot: {cond}")
-        if problems:
-            failed.append((f"{ARCH}/{driver}/{HOST}: bench boot", problems))
+    for run in range(1, RUNS + 1):
+        for driver in DRIVERS:
+            if driver not in built or not shim:
+                continue
+            figures, drain, problems, cond = bench_boot(driver, run, *built[driver], chroot,
+                                                           shim)
+            runs[driver].append(figures)
+            for k, v in drain.items():
+                drains[driver].setdefault(k, v)
+            notes.append(f"{NAMES[driver]} boot {run}: {cond}")
+            if problems:
+                failed.append((f"{ARCH}/{driver}/{HOST}: bench boot {run}", problems))
+    results = {d: merge(runs[d]) for d in DRIVERS}
 
     print(flush=True)
-    print(f"make bench: ARCH={ARCH} HOST={HOST}; µs per call (CLOCK_MONOTONIC in the guest, "
-          "QEMU TCG); Rust/C = ratio of the medians", flush=True)
+    print(f"make bench: ARCH={ARCH} HOST={HOST}, {RUNS} runs; µs per call (CLOCK_MONOTONIC in "
+          "the guest, QEMU TCG); median = the median of the runs' medians; Rust/C = ratio of "
+          "those", flush=True)
     lines = table(results) + backlog(drains) + ([""] + notes if notes else [])
     for line in lines:
         print(line, flush=True)

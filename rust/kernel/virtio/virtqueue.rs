@@ -196,13 +196,25 @@ pub unsafe trait Request: Send + Sync + Sized + 'static {
     /// The device is done with the request and wrote `written` bytes to its writable buffers.
     ///
     /// Called in process context (the queue's work item), in the order the device gave the
-    /// requests back; may sleep. The queue keeps a reference and drops it later from another
-    /// work item, so that what the request holds is not released here; the request stays on
-    /// the queue (it cannot be submitted again) until then.
-    fn complete(this: Arc<Self>, written: u32);
+    /// requests back; may sleep. Returns when the queue drops its reference to the request:
+    /// at once, or later from another work item, so that what the request holds is not
+    /// released on the completion path (which may be one that signals `dma_fence`s, and must
+    /// then not wait for anything that waits for memory). The request stays on the queue (it
+    /// cannot be submitted again) until the queue has dropped it.
+    fn complete(this: Arc<Self>, written: u32) -> Release;
 
     /// The queue was torn down (device reset or removed) before the device finished.
     fn cancel(this: Arc<Self>);
+}
+
+/// When the queue drops its reference to a completed request ([`Request::complete`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    /// Right after [`Request::complete`]: dropping the request frees memory and drops
+    /// references at most, nothing that takes a lock held across an allocation.
+    Now,
+    /// From the queue's release work, outside the completion path.
+    Deferred,
 }
 
 /// What a queue keeps in a request: whether it is on a queue, and its link on the backlog of a
@@ -344,7 +356,8 @@ pub struct Virtqueue<R: Request> {
     /// Completes what the device gave back, in process context.
     #[pin]
     work: Opaque<bindings::work_struct>,
-    /// Drops the requests `work` completed (`state.done`), outside the completion path.
+    /// Drops the requests `work` completed whose release it deferred (`state.done`), outside
+    /// the completion path.
     #[pin]
     release_work: Opaque<bindings::work_struct>,
     /// Submitters that owe the device a notification, which they send after dropping the lock
@@ -865,17 +878,23 @@ impl<R: Request> Virtqueue<R> {
                     again = !unsafe { bindings::virtqueue_enable_cb(guard.vq) };
                 }
             }
-            let mut completed: [Option<Arc<R>>; BATCH] = Default::default();
-            for (slot, &(token, len)) in completed.iter_mut().zip(&tokens[..n]) {
+            let mut deferred: [Option<Arc<R>>; BATCH] = Default::default();
+            let mut n_deferred = 0;
+            for &(token, len) in &tokens[..n] {
                 // SAFETY: By the type invariant every token on the queue is an `Arc<R>` from
                 // `into_foreign`, and `get_buf` returned it to us, once.
                 let req = unsafe { Arc::<R>::from_foreign(token) };
-                R::complete(req.clone(), len);
-                *slot = Some(req);
+                match R::complete(req.clone(), len) {
+                    Release::Now => req.backlog_link().release(),
+                    Release::Deferred => {
+                        deferred[n_deferred] = Some(req);
+                        n_deferred += 1;
+                    }
+                }
             }
-            if n > 0 {
+            if n_deferred > 0 {
                 let mut guard = self.state.lock();
-                for req in completed.iter_mut().filter_map(Option::take) {
+                for req in deferred.iter_mut().filter_map(Option::take) {
                     // Still claimed: the request is on no other queue until it is released.
                     guard.done.push(req);
                 }
@@ -1234,7 +1253,9 @@ mod tests {
             &self.0
         }
 
-        fn complete(_this: Arc<Self>, _written: u32) {}
+        fn complete(_this: Arc<Self>, _written: u32) -> Release {
+            Release::Now
+        }
 
         fn cancel(_this: Arc<Self>) {}
     }
@@ -1252,7 +1273,9 @@ mod tests {
             &self.1
         }
 
-        fn complete(_this: Arc<Self>, _written: u32) {}
+        fn complete(_this: Arc<Self>, _written: u32) -> Release {
+            Release::Now
+        }
 
         fn cancel(_this: Arc<Self>) {}
     }
@@ -1300,8 +1323,9 @@ mod tests {
             &self.1
         }
 
-        fn complete(this: Arc<Self>, _written: u32) {
+        fn complete(this: Arc<Self>, _written: u32) -> Release {
             this.2.fetch_add(1, crate::sync::atomic::Relaxed);
+            Release::Now
         }
 
         fn cancel(this: Arc<Self>) {

@@ -33,8 +33,11 @@ use kernel::{
     page::Page,
     prelude::*,
     sync::aref::ARef,
-    sync::{Arc, Completion, SpinLock},
-    virtio::{BacklogLink, DeviceBuffer, Request, Segments, Virtqueue},
+    sync::{
+        atomic::{Acquire, Atomic},
+        Arc, Completion, SpinLock,
+    },
+    virtio::{BacklogLink, DeviceBuffer, Release, Request, Segments, Virtqueue},
 };
 
 use core::cell::UnsafeCell;
@@ -100,8 +103,11 @@ pub(crate) struct Command {
     /// `None` while on the queue; then the number of bytes the device wrote, or why not.
     #[pin]
     outcome: SpinLock<Option<Result<u32>>>,
+    /// Completed when the host has answered, if someone may wait for the answer (`awaited`).
     #[pin]
     done: Completion,
+    /// A [`Pending`] was made for the command before it was queued.
+    awaited: Atomic<bool>,
     link: BacklogLink<Command>,
     /// Sent when the host has answered this command ([`CommandQueue::send_release_then`]);
     /// dropped unsent if the command is cancelled.
@@ -147,12 +153,12 @@ unsafe impl Request for Command {
         trace::queued(&protocol::Header::parse(self.cmd.bytes()));
     }
 
-    fn complete(this: Arc<Self>, written: u32) {
+    fn complete(this: Arc<Self>, written: u32) -> Release {
         {
             // Fences of earlier commands may wait for this one (they signal in order): nothing
             // here may wait for reclaim. What the command holds is released later, by the
             // queue.
-            let _signalling = SignallingSection::begin();
+            let _signalling = this.fenced.lock().is_some().then(SignallingSection::begin);
             // SAFETY: The queue gave the command back: the device no longer writes to it.
             let resp = unsafe { this.resp.contents() };
             let resp = &resp[..(written as usize).min(resp.len())];
@@ -166,6 +172,14 @@ unsafe impl Request for Command {
         // Whatever the answer: an error answer does not undo what the follow-up releases.
         if let Some(next) = this.then.lock().take() {
             next.vq.submit_or_defer(next.cmd);
+        }
+        // What the command still holds beyond memory (ids, ranges, GEM objects: their release
+        // takes locks that are held across allocations) is released outside the completion
+        // path.
+        if this.held.lock().is_light() {
+            Release::Now
+        } else {
+            Release::Deferred
         }
     }
 
@@ -202,6 +216,7 @@ impl Command {
                 held <- new_spinlock!(held),
                 outcome <- new_spinlock!(None),
                 done <- Completion::new(),
+                awaited: Atomic::new(false),
                 link: BacklogLink::new(),
                 then <- new_spinlock!(None),
             }),
@@ -249,7 +264,9 @@ impl Command {
             f.answered(result.map(|_| ()));
         }
         *self.outcome.lock() = Some(result);
-        self.done.complete_all();
+        if self.awaited.load(Acquire) {
+            self.done.complete_all();
+        }
     }
 }
 
@@ -260,6 +277,12 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
+    /// The answer of `cmd`, which is not queued yet, will be waited for.
+    fn new(cmd: Arc<Command>) -> Self {
+        cmd.awaited.store(true, kernel::sync::atomic::Release);
+        Self { cmd }
+    }
+
     /// Whether `self` and `other` are the same command.
     pub(crate) fn same(&self, other: &Pending) -> bool {
         Arc::ptr_eq(&self.cmd, &other.cmd)
@@ -319,8 +342,9 @@ impl CommandQueue {
 
     /// Queues `cmd`, whose answer the caller will wait for with [`Pending::wait`].
     pub(crate) fn send_pending(&self, cmd: Arc<Command>) -> Result<Pending> {
-        self.vq.submit(cmd.clone())?;
-        Ok(Pending { cmd })
+        let pending = Pending::new(cmd.clone());
+        self.vq.submit(cmd)?;
+        Ok(pending)
     }
 
     /// Queues `cmd`, or puts it on the queue's backlog if the queue is full, without waiting
@@ -329,8 +353,9 @@ impl CommandQueue {
     /// a lock others may wait for: no lock is held across a wait that depends on the host, so
     /// that every such wait stays killable.
     pub(crate) fn send_pending_deferred(&self, cmd: Arc<Command>) -> Pending {
-        self.vq.submit_or_defer(cmd.clone());
-        Pending { cmd }
+        let pending = Pending::new(cmd.clone());
+        self.vq.submit_or_defer(cmd);
+        pending
     }
 
     /// As [`CommandQueue::send_pending_deferred`], for a command whose answer nobody waits for.
@@ -412,4 +437,15 @@ pub(crate) enum Held {
     Objects {
         _objects: KVVec<ARef<Object>>,
     },
+}
+
+impl Held {
+    /// Whether dropping this frees nothing but memory: no id, range or GEM object.
+    fn is_light(&self) -> bool {
+        match self {
+            Held::Nothing => true,
+            Held::Objects { _objects } => _objects.is_empty(),
+            Held::Resource { .. } | Held::Context { .. } => false,
+        }
+    }
 }

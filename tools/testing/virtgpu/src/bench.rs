@@ -379,6 +379,16 @@ pub fn run() -> i32 {
     let f = drained(&dev, batches(20, 10), 50, nop);
     show("execbuffer-nop-drained", &f);
 
+    // Sustained submission: fenced submits back to back, as a busy GL or Vulkan client makes
+    // them, with the host answering and the completion path running meanwhile.
+    let f = drained(&dev, batches(10, 20), 200, || {
+        let fd = execbuffer_raw(&dev, VIRTGPU_EXECBUF_FENCE_FD_OUT)
+            .map_err(|e| Stop::Errno("EXECBUFFER FENCE_FD_OUT", e))?;
+        close_fd(fd);
+        Ok(())
+    });
+    show("execbuffer-sustained", &f);
+
     let [f] = measure(calls(1000, 10), || {
         let (r, t) = timed(|| execbuffer_raw(&dev, VIRTGPU_EXECBUF_FENCE_FD_OUT));
         let fd = r.map_err(|e| Stop::Errno("EXECBUFFER FENCE_FD_OUT", e))?;
