@@ -69,7 +69,9 @@ impl ReleaseCommands {
     pub(crate) fn new(id: u32, mappable: bool) -> Result<Self> {
         Ok(Self {
             unmap: if mappable {
-                Some(Command::prepare(protocol::resource_unmap_blob(id)?)?)
+                Some(Command::prepare_barrier(protocol::resource_unmap_blob(
+                    id,
+                )?)?)
             } else {
                 None
             },
@@ -407,7 +409,7 @@ impl PinnedDrop for VirtioGpuObject {
         // host-visible region (and its memory type) until the host has answered it. Not only
         // until UNMAP_BLOB is answered: a host that answers the unmap with an error may still
         // have the blob mapped there, and it has let go of it only once the resource is gone.
-        // No other command waits for the unmap.
+        // The unmap is a barrier (see `Command::prepare_barrier`).
         let range = match core::mem::replace(&mut *self.map.lock(), MapState::Failed) {
             MapState::Mapped { range, .. } | MapState::Mapping { range, .. } => Some(range),
             MapState::Unmapped | MapState::Failed => None,

@@ -22,10 +22,11 @@
 //! CTX_DETACH_RESOURCE) are built when the object they release is made ([`Command::prepare`])
 //! and sent with [`CommandQueue::send_release`], which neither waits nor fails.
 //!
-//! Nothing waits for a command in general: what must follow a command's answer waits for that
-//! answer alone ([`CommandQueue::send_release_then`]). A blob's RESOURCE_UNREF is sent once the
-//! host answered its RESOURCE_UNMAP_BLOB, and its range of the host-visible region is only given
-//! to another blob once the UNREF is answered; every other command goes on.
+//! A blob's RESOURCE_UNREF is sent once the host answered its RESOURCE_UNMAP_BLOB
+//! ([`CommandQueue::send_release_then`]), and its range of the host-visible region is only given
+//! to another blob once the UNREF is answered. RESOURCE_UNMAP_BLOB is also a barrier
+//! ([`Command::prepare_barrier`]): QEMU 10 wedges its control queue when commands follow an
+//! unmap it finishes asynchronously.
 
 use kernel::{
     dma_fence::{Fence, SignallingSection},
@@ -113,6 +114,8 @@ pub(crate) struct Command {
     /// dropped unsent if the command is cancelled.
     #[pin]
     then: SpinLock<Option<FollowUp>>,
+    /// See [`Command::prepare_barrier`].
+    barrier: bool,
 }
 
 /// A command sent once the host has answered another one, and the queue it goes on.
@@ -137,6 +140,10 @@ unsafe impl Request for Command {
 
     fn backlog_link(&self) -> &BacklogLink<Self> {
         &self.link
+    }
+
+    fn is_barrier(&self) -> bool {
+        self.barrier
     }
 
     fn on_queue(&self) {
@@ -205,6 +212,17 @@ impl Command {
         fenced: Option<Fenced>,
         held: Held,
     ) -> Result<Arc<Self>> {
+        Self::build(cmd, payload, resp_len, fenced, held, false)
+    }
+
+    fn build(
+        cmd: protocol::Encoded,
+        payload: Option<KVVec<u8>>,
+        resp_len: usize,
+        fenced: Option<Fenced>,
+        held: Held,
+        barrier: bool,
+    ) -> Result<Arc<Self>> {
         let resp = DeviceBuffer::new(resp_len.max(protocol::HDR_SIZE), GFP_KERNEL | __GFP_NOWARN)?;
         let payload = payload.filter(|p| !p.is_empty());
         Arc::pin_init(
@@ -219,6 +237,7 @@ impl Command {
                 awaited: Atomic::new(false),
                 link: BacklogLink::new(),
                 then <- new_spinlock!(None),
+                barrier,
             }),
             GFP_KERNEL,
         )
@@ -243,6 +262,16 @@ impl Command {
     /// object they release is made, so that releasing cannot fail.
     pub(crate) fn prepare(cmd: protocol::Encoded) -> Result<Arc<Self>> {
         Self::new(cmd, None, protocol::HDR_SIZE, None, Held::Nothing)
+    }
+
+    /// As [`Command::prepare`], for a command the host must answer before any later command
+    /// is queued: QEMU 10's virgl device finishes `RESOURCE_UNMAP_BLOB` asynchronously,
+    /// holding back the commands behind it until then, and with commands behind an unmap it
+    /// was seen to stall its control queue for good (with the C driver, which sends them, and
+    /// with this one when it did). Later commands wait for the answer (on the queue's backlog,
+    /// or for room).
+    pub(crate) fn prepare_barrier(cmd: protocol::Encoded) -> Result<Arc<Self>> {
+        Self::build(cmd, None, protocol::HDR_SIZE, None, Held::Nothing, true)
     }
 
     /// Gives a command that is not queued yet what it holds until the host has answered.
