@@ -22,11 +22,9 @@
 //! CTX_DETACH_RESOURCE) are built when the object they release is made ([`Command::prepare`])
 //! and sent with [`CommandQueue::send_release`], which neither waits nor fails.
 //!
-//! A blob's RESOURCE_UNREF is sent once the host answered its RESOURCE_UNMAP_BLOB
-//! ([`CommandQueue::send_release_then`]), and its range of the host-visible region is only given
-//! to another blob once the UNREF is answered. RESOURCE_UNMAP_BLOB is also a barrier
-//! ([`Command::prepare_barrier`]): QEMU 10 wedges its control queue when commands follow an
-//! unmap it finishes asynchronously.
+//! RESOURCE_UNMAP_BLOB is a barrier ([`Command::prepare_barrier`]): nothing is queued after it,
+//! the blob's RESOURCE_UNREF included, until the host has answered it; the blob's range of the
+//! host-visible region is only given to another blob once the UNREF is answered.
 
 use kernel::{
     dma_fence::{Fence, SignallingSection},
@@ -110,18 +108,8 @@ pub(crate) struct Command {
     /// A [`Pending`] was made for the command before it was queued.
     awaited: Atomic<bool>,
     link: BacklogLink<Command>,
-    /// Sent when the host has answered this command ([`CommandQueue::send_release_then`]);
-    /// dropped unsent if the command is cancelled.
-    #[pin]
-    then: SpinLock<Option<FollowUp>>,
     /// See [`Command::prepare_barrier`].
     barrier: bool,
-}
-
-/// A command sent once the host has answered another one, and the queue it goes on.
-struct FollowUp {
-    vq: Arc<Virtqueue<Command>>,
-    cmd: Arc<Command>,
 }
 
 // SAFETY: Every buffer listed is owned by the command, which is allocated with `kmalloc` (an
@@ -163,8 +151,8 @@ unsafe impl Request for Command {
     fn complete(this: Arc<Self>, written: u32) -> Release {
         {
             // Fences of earlier commands may wait for this one (they signal in order): nothing
-            // here may wait for reclaim. What the command holds is released later, by the
-            // queue.
+            // here may wait for reclaim. What the command holds is released after the section,
+            // by the queue.
             let _signalling = this.fenced.lock().is_some().then(SignallingSection::begin);
             // SAFETY: The queue gave the command back: the device no longer writes to it.
             let resp = unsafe { this.resp.contents() };
@@ -175,10 +163,6 @@ unsafe impl Request for Command {
             );
             let result = this.answer(written as usize);
             this.finish(result.map(|()| written));
-        }
-        // Whatever the answer: an error answer does not undo what the follow-up releases.
-        if let Some(next) = this.then.lock().take() {
-            next.vq.submit_or_defer(next.cmd);
         }
         // What the command still holds beyond memory (ids, ranges, GEM objects: their release
         // takes locks that are held across allocations) is released outside the completion
@@ -236,7 +220,6 @@ impl Command {
                 done <- Completion::new(),
                 awaited: Atomic::new(false),
                 link: BacklogLink::new(),
-                then <- new_spinlock!(None),
                 barrier,
             }),
             GFP_KERNEL,
@@ -414,18 +397,6 @@ impl CommandQueue {
     /// is then dropped with what it holds.
     pub(crate) fn send_release(&self, cmd: Arc<Command>) {
         self.vq.submit_or_defer(cmd);
-    }
-
-    /// As [`CommandQueue::send_release`] for `first`, and `then` once the host has answered
-    /// `first` (whatever the answer): for a release that must not overtake another, such as a
-    /// blob's RESOURCE_UNREF its RESOURCE_UNMAP_BLOB. No other command waits. If `first` is
-    /// cancelled, `then` is dropped unsent, with what it holds (the device is reset by then).
-    pub(crate) fn send_release_then(&self, first: Arc<Command>, then: Arc<Command>) {
-        *first.then.lock() = Some(FollowUp {
-            vq: self.vq.clone(),
-            cmd: then,
-        });
-        self.vq.submit_or_defer(first);
     }
 
     /// Waits, uninterruptibly and for at most `ms` milliseconds, until the host has answered
