@@ -139,6 +139,21 @@ class HostFailureTest(unittest.TestCase):
         self.assertIsNone(check.host_failure(1, ["[ 1.0] rig: init (test)"]))
 
 
+class BaselineStallTest(unittest.TestCase):
+    def test_a_c_boot_that_timed_out_is_tried_again(self):
+        self.assertIn("timed out", check.baseline_stall("c", 124, ["[ 1.0] rig: init (test)"]))
+
+    def test_a_rust_boot_that_timed_out_is_not(self):
+        self.assertIsNone(check.baseline_stall("rust", 124, ["[ 1.0] rig: init (test)"]))
+
+    def test_a_c_boot_with_a_splat_is_not(self):
+        lines = ["[ 2.0] WARNING: CPU: 0 PID: 1 at drivers/x.c:1 f+0x0/0x4"]
+        self.assertIsNone(check.baseline_stall("c", 124, lines))
+
+    def test_a_c_boot_that_failed_otherwise_is_not(self):
+        self.assertIsNone(check.baseline_stall("c", 0, ["[ 9.0] rig: done"]))
+
+
 class ShimControlTest(unittest.TestCase):
     def test_the_commands_the_guest_sends_reach_the_shim_unchanged(self):
         for c in ["stall all forever", "stall all ms=500", "release",

@@ -49,9 +49,9 @@ fn fuzz_then_works(ctx: &Ctx) -> Outcome {
                 .into(),
         );
     }
-    // A budget of ioctls, bounded in time (the sanitizer kernels make 100,000 in about 150 s
-    // here), so that a stuck run fails this test, with its seed, rather than the boot's
-    // timeout; `make fuzz` gives a duration instead.
+    // A budget of ioctls, bounded in time (the sanitizer kernels make 100,000 in 200 to 250 s
+    // on two cores), so that a stuck run fails this test, with its seed, rather than the
+    // boot's timeout; `make fuzz` gives a duration instead.
     let duration = if secs > 0 { secs } else { 240 };
     let cfg = fuzz::Config {
         seed: seed.unwrap_or_else(fuzz::seed_from_clock),
@@ -87,12 +87,16 @@ fn fuzz_then_works(ctx: &Ctx) -> Outcome {
     if !s.bad_exits.is_empty() {
         return Outcome::Fail(format!("seed {:#x}: {}", cfg.seed, s.bad_exits.join("; ")));
     }
-    if secs == 0 && s.calls < ioctls {
+    // A stall fails above (no call ended for 60 s); the time bound only ends a slow run.
+    // Below half the budget the run is too slow to have covered what it should: a driver
+    // that takes milliseconds for what should take microseconds fails here.
+    if secs == 0 && s.calls < ioctls / 2 {
         return Outcome::Fail(format!(
-            "seed {:#x}: {} calls in {} s, the budget is {ioctls}",
+            "seed {:#x}: {} calls in {} s, at least {} of the budget of {ioctls} expected",
             cfg.seed,
             s.calls,
-            s.elapsed.as_secs()
+            s.elapsed.as_secs(),
+            ioctls / 2
         ));
     }
     // The device still works: a blob written by the guest, copied by the host and back.
