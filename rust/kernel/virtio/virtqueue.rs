@@ -193,6 +193,13 @@ pub unsafe trait Request: Send + Sync + Sized + 'static {
     /// The request's buffers may still be written here, through interior mutability.
     fn on_queue(&self) {}
 
+    /// Whether the device must give this request back before any later one is added. Some
+    /// devices finish certain requests asynchronously and stall on requests that overtake them;
+    /// later requests then wait as they would for room.
+    fn is_barrier(&self) -> bool {
+        false
+    }
+
     /// The device is done with the request and wrote `written` bytes to its writable buffers.
     ///
     /// Called in process context (the queue's work item), in the order the device gave the
@@ -322,6 +329,9 @@ struct QueueState<R: Request> {
     dead: bool,
     /// Requests waiting for room.
     backlog: Chain<R>,
+    /// A barrier request ([`Request::is_barrier`]) is on the queue: nothing is added until the
+    /// device gives it back.
+    barrier: bool,
     /// The queue was found on a device that has not been reset since: the device may still
     /// use what earlier requests gave it.
     device_may_run: bool,
@@ -483,6 +493,7 @@ impl<R: Request> Virtqueue<R> {
                     vq: ptr::null_mut(),
                     dead: false,
                     backlog: Chain::new(),
+                    barrier: false,
                     device_may_run: false,
                     parked: Chain::new(),
                     done: Chain::new(),
@@ -581,7 +592,7 @@ impl<R: Request> Virtqueue<R> {
         // Room for the whole chain (the device may not take indirect descriptors, and an
         // indirect table may not be allocatable): the add below cannot fail for room, so
         // `on_queue` runs once, for the add that happens.
-        if free < prepared.entries {
+        if guard.barrier || free < prepared.entries {
             return Err(AddError::Full);
         }
         req.on_queue();
@@ -603,6 +614,7 @@ impl<R: Request> Virtqueue<R> {
             )
         };
         if ret == 0 {
+            guard.barrier = req.is_barrier();
             return Ok(());
         }
         // The queue is broken (or out of memory with room for the chain): never.
@@ -884,6 +896,9 @@ impl<R: Request> Virtqueue<R> {
                 // SAFETY: By the type invariant every token on the queue is an `Arc<R>` from
                 // `into_foreign`, and `get_buf` returned it to us, once.
                 let req = unsafe { Arc::<R>::from_foreign(token) };
+                if req.is_barrier() {
+                    self.state.lock().barrier = false;
+                }
                 match R::complete(req.clone(), len) {
                     Release::Now => req.backlog_link().release(),
                     Release::Deferred => {

@@ -69,7 +69,9 @@ impl ReleaseCommands {
     pub(crate) fn new(id: u32, mappable: bool) -> Result<Self> {
         Ok(Self {
             unmap: if mappable {
-                Some(Command::prepare(protocol::resource_unmap_blob(id)?)?)
+                Some(Command::prepare_barrier(protocol::resource_unmap_blob(
+                    id,
+                )?)?)
             } else {
                 None
             },
@@ -402,12 +404,12 @@ impl PinnedDrop for VirtioGpuObject {
             return;
         };
         let pages = self.pages.lock().take();
-        // UNMAP_BLOB first, if the host may have mapped the blob; then, once the host answered
-        // it, RESOURCE_UNREF, which keeps the id, the guest pages and the blob's range of the
+        // UNMAP_BLOB first, if the host may have mapped the blob: a barrier (see
+        // `Command::prepare_barrier`), so the host answers it before anything else is queued;
+        // then RESOURCE_UNREF, which keeps the id, the guest pages and the blob's range of the
         // host-visible region (and its memory type) until the host has answered it. Not only
         // until UNMAP_BLOB is answered: a host that answers the unmap with an error may still
         // have the blob mapped there, and it has let go of it only once the resource is gone.
-        // No other command waits for the unmap (see `CommandQueue::send_unmap_then`).
         let range = match core::mem::replace(&mut *self.map.lock(), MapState::Failed) {
             MapState::Mapped { range, .. } | MapState::Mapping { range, .. } => Some(range),
             MapState::Unmapped | MapState::Failed => None,
@@ -418,9 +420,9 @@ impl PinnedDrop for VirtioGpuObject {
             _pages: pages,
             _range: range,
         });
-        match unmap {
-            Some(unmap) => ctrl.send_unmap_then(unmap, release.unref),
-            None => ctrl.send_release(release.unref),
+        if let Some(unmap) = unmap {
+            ctrl.send_release(unmap);
         }
+        ctrl.send_release(release.unref);
     }
 }

@@ -194,7 +194,7 @@ impl Gpu {
         );
 
         let [ctrl, cursor] = vdev.ready(queues);
-        let ctrl = CommandQueue::new(ctrl)?;
+        let ctrl = CommandQueue::new(ctrl);
 
         let capsets = match Self::fetch_capset_infos(&ctrl, num_capsets) {
             Ok(c) => c,

@@ -22,10 +22,9 @@
 //! CTX_DETACH_RESOURCE) are built when the object they release is made ([`Command::prepare`])
 //! and sent with [`CommandQueue::send_release`], which neither waits nor fails.
 //!
-//! What must follow an answer waits for that answer alone ([`CommandQueue::send_unmap_then`]):
-//! a blob's RESOURCE_UNREF is sent once the host answered its RESOURCE_UNMAP_BLOB, and its range
-//! of the host-visible region is only given to another blob once the UNREF is answered. One
-//! RESOURCE_UNMAP_BLOB is with the host at a time ([`UnmapLine`]); every other command goes on.
+//! RESOURCE_UNMAP_BLOB is a barrier ([`Command::prepare_barrier`]): nothing is queued after it,
+//! the blob's RESOURCE_UNREF included, until the host has answered it; the blob's range of the
+//! host-visible region is only given to another blob once the UNREF is answered.
 
 use kernel::{
     dma_fence::{Fence, SignallingSection},
@@ -109,102 +108,8 @@ pub(crate) struct Command {
     /// A [`Pending`] was made for the command before it was queued.
     awaited: Atomic<bool>,
     link: BacklogLink<Command>,
-    /// For a RESOURCE_UNMAP_BLOB: what [`CommandQueue::send_unmap_then`] sends once the host
-    /// answered it.
-    #[pin]
-    after: SpinLock<After>,
-}
-
-/// What follows a RESOURCE_UNMAP_BLOB ([`CommandQueue::send_unmap_then`]).
-#[derive(Default)]
-struct After {
-    /// The line the unmap is on, while it is.
-    line: Option<Arc<UnmapLine>>,
-    /// The blob's RESOURCE_UNREF.
-    unref: Option<Arc<Command>>,
-    /// The next unmap waiting on the line.
-    next: Option<Arc<Command>>,
-}
-
-/// The blob unmaps, one with the host at a time.
-///
-/// QEMU 10's virgl device finishes RESOURCE_UNMAP_BLOB asynchronously (the command is suspended
-/// until RCU has freed the blob's memory region), and with two unmaps queued it was seen to stop
-/// answering its control queue for good (with the C driver, which sends them back to back, and
-/// with this one when it did). An unmap is therefore sent only once the host answered the
-/// previous one; the others wait here, in order, and no other command waits for them.
-///
-/// # Invariants
-///
-/// `busy` is set while an unmap of this line is with the queue; the unmaps linked from `first`
-/// (through [`After::next`]) to `last` wait for it, and none waits while `busy` is clear.
-#[pin_data]
-struct UnmapLine {
-    vq: Arc<Virtqueue<Command>>,
-    #[pin]
-    state: SpinLock<LineState>,
-}
-
-#[derive(Default)]
-struct LineState {
-    busy: bool,
-    first: Option<Arc<Command>>,
-    last: Option<Arc<Command>>,
-}
-
-impl UnmapLine {
-    /// Sends `unmap` if no unmap is with the queue, else puts it at the end of the line.
-    fn send(self: &Arc<Self>, unmap: Arc<Command>) {
-        unmap.after.lock().line = Some(self.clone());
-        let mut state = self.state.lock();
-        if state.busy {
-            match state.last.replace(unmap.clone()) {
-                Some(last) => last.after.lock().next = Some(unmap),
-                None => state.first = Some(unmap),
-            }
-            return;
-        }
-        state.busy = true;
-        drop(state);
-        self.vq.submit_or_defer(unmap);
-    }
-
-    /// The host answered the unmap with the queue: the next one is sent.
-    fn next(&self) {
-        let mut state = self.state.lock();
-        let Some(next) = state.first.take() else {
-            state.busy = false;
-            return;
-        };
-        state.first = next.after.lock().next.take();
-        if state.first.is_none() {
-            state.last = None;
-        }
-        drop(state);
-        self.vq.submit_or_defer(next);
-    }
-
-    /// The unmap with the queue was cancelled: the queue is torn down and the device reset, so
-    /// every waiting unmap and its UNREF are cancelled too, by the queue, one after the other
-    /// (not each from the previous one's cancellation, which would nest as deep as the line is
-    /// long).
-    fn cancel_all(&self) {
-        let mut next = {
-            let mut state = self.state.lock();
-            state.busy = false;
-            state.last = None;
-            state.first.take()
-        };
-        while let Some(unmap) = next {
-            let after = core::mem::take(&mut *unmap.after.lock());
-            next = after.next;
-            if let Some(unref) = after.unref {
-                self.vq.submit_or_defer(unref);
-            }
-            // Nothing follows it any more: its cancellation ends there.
-            self.vq.submit_or_defer(unmap);
-        }
-    }
+    /// See [`Command::prepare_barrier`].
+    barrier: bool,
 }
 
 // SAFETY: Every buffer listed is owned by the command, which is allocated with `kmalloc` (an
@@ -223,6 +128,10 @@ unsafe impl Request for Command {
 
     fn backlog_link(&self) -> &BacklogLink<Self> {
         &self.link
+    }
+
+    fn is_barrier(&self) -> bool {
+        self.barrier
     }
 
     fn on_queue(&self) {
@@ -255,9 +164,6 @@ unsafe impl Request for Command {
             let result = this.answer(written as usize);
             this.finish(result.map(|()| written));
         }
-        // Whatever the answer: a host that failed an unmap may still have the blob mapped, and
-        // lets go of it with the resource.
-        this.followed(false);
         // What the command still holds beyond memory (ids, ranges, GEM objects: their release
         // takes locks that are held across allocations) is released outside the completion
         // path.
@@ -274,9 +180,6 @@ unsafe impl Request for Command {
         this.finish(Err(ENODEV));
         // What the command holds is released after the section.
         drop(signalling);
-        // The device is reset: the UNREF and the unmaps waiting behind this one are cancelled
-        // as well, without reaching it.
-        this.followed(true);
     }
 }
 
@@ -293,6 +196,17 @@ impl Command {
         fenced: Option<Fenced>,
         held: Held,
     ) -> Result<Arc<Self>> {
+        Self::build(cmd, payload, resp_len, fenced, held, false)
+    }
+
+    fn build(
+        cmd: protocol::Encoded,
+        payload: Option<KVVec<u8>>,
+        resp_len: usize,
+        fenced: Option<Fenced>,
+        held: Held,
+        barrier: bool,
+    ) -> Result<Arc<Self>> {
         let resp = DeviceBuffer::new(resp_len.max(protocol::HDR_SIZE), GFP_KERNEL | __GFP_NOWARN)?;
         let payload = payload.filter(|p| !p.is_empty());
         Arc::pin_init(
@@ -306,7 +220,7 @@ impl Command {
                 done <- Completion::new(),
                 awaited: Atomic::new(false),
                 link: BacklogLink::new(),
-                after <- new_spinlock!(After::default()),
+                barrier,
             }),
             GFP_KERNEL,
         )
@@ -333,6 +247,16 @@ impl Command {
         Self::new(cmd, None, protocol::HDR_SIZE, None, Held::Nothing)
     }
 
+    /// As [`Command::prepare`], for a command the host must answer before any later command
+    /// is queued: QEMU 10's virgl device finishes `RESOURCE_UNMAP_BLOB` asynchronously,
+    /// holding back the commands behind it until then, and with commands behind an unmap it
+    /// was seen to stall its control queue for good (with the C driver, which sends them, and
+    /// with this one when it let commands pass an unmap, all of them or all but unmaps). Later
+    /// commands wait for the answer (on the queue's backlog, or for room).
+    pub(crate) fn prepare_barrier(cmd: protocol::Encoded) -> Result<Arc<Self>> {
+        Self::build(cmd, None, protocol::HDR_SIZE, None, Held::Nothing, true)
+    }
+
     /// Gives a command that is not queued yet what it holds until the host has answered.
     pub(crate) fn hold(&self, held: Held) {
         *self.held.lock() = held;
@@ -344,23 +268,6 @@ impl Command {
         let bytes = unsafe { self.resp.contents() };
         let r = Response::new(&bytes[..written.min(bytes.len())])?;
         protocol::check_response(r.ty())
-    }
-
-    /// Sends what follows this unmap ([`CommandQueue::send_unmap_then`]), if it is one, now
-    /// that the host answered it or it was `cancelled`.
-    fn followed(&self, cancelled: bool) {
-        let after = core::mem::take(&mut *self.after.lock());
-        let Some(line) = after.line else {
-            return;
-        };
-        if let Some(unref) = after.unref {
-            line.vq.submit_or_defer(unref);
-        }
-        if cancelled {
-            line.cancel_all();
-        } else {
-            line.next();
-        }
     }
 
     fn finish(&self, result: Result<u32>) {
@@ -426,20 +333,11 @@ impl Pending {
 /// The control queue.
 pub(crate) struct CommandQueue {
     vq: Arc<Virtqueue<Command>>,
-    unmaps: Arc<UnmapLine>,
 }
 
 impl CommandQueue {
-    pub(crate) fn new(vq: Arc<Virtqueue<Command>>) -> Result<Self> {
-        let line_vq = vq.clone();
-        let unmaps = Arc::pin_init(
-            pin_init!(UnmapLine {
-                vq: line_vq,
-                state <- new_spinlock!(LineState::default()),
-            }),
-            GFP_KERNEL,
-        )?;
-        Ok(Self { vq, unmaps })
+    pub(crate) fn new(vq: Arc<Virtqueue<Command>>) -> Self {
+        Self { vq }
     }
 
     /// Queues `cmd` and returns without waiting for the answer. Waits (interruptibly) only for
@@ -499,15 +397,6 @@ impl CommandQueue {
     /// is then dropped with what it holds.
     pub(crate) fn send_release(&self, cmd: Arc<Command>) {
         self.vq.submit_or_defer(cmd);
-    }
-
-    /// As [`CommandQueue::send_release`] for a blob's RESOURCE_UNMAP_BLOB `unmap`, once the host
-    /// answered the unmaps sent before ([`UnmapLine`]), and for its RESOURCE_UNREF `unref` once
-    /// the host answered `unmap` (whatever the answer). No other command waits. If `unmap` is
-    /// cancelled, `unref` is too (the device is reset by then).
-    pub(crate) fn send_unmap_then(&self, unmap: Arc<Command>, unref: Arc<Command>) {
-        unmap.after.lock().unref = Some(unref);
-        self.unmaps.send(unmap);
     }
 
     /// Waits, uninterruptibly and for at most `ms` milliseconds, until the host has answered

@@ -230,8 +230,8 @@ impl Drop for Blob {
             // and UNREF without waiting for the host. QEMU 10's virgl device finishes a blob
             // unmap asynchronously, and commands that overtook one were seen to stall the
             // control queue for good, or crash QEMU at the next reset. Give the host a moment
-            // after the file closes. (The Rust driver sends one unmap at a time, each once the
-            // host answered the previous one.)
+            // after the file closes. (The Rust driver holds later commands back until the host
+            // has answered an unmap.)
             let dev = std::mem::replace(&mut self.dev, Device::placeholder());
             drop(dev);
             std::thread::sleep(std::time::Duration::from_millis(100));

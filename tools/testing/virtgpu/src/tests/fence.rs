@@ -25,14 +25,6 @@ pub const TESTS: super::Table = &[
     ("fence_in_holds_the_submit_back", in_fence_holds_back),
     ("fence_bad_input_errnos", bad_input),
     (
-        "blob_unmap_holds_back_no_other_command",
-        unmap_holds_back_nothing_else,
-    ),
-    (
-        "blob_unmaps_back_to_back_host_keeps_answering",
-        unmaps_back_to_back,
-    ),
-    (
         "fences_signal_in_order_when_the_host_answers_out_of_order",
         out_of_order_answers,
     ),
@@ -575,112 +567,6 @@ fn out_of_order_answers(ctx: &Ctx) -> Outcome {
         status == 1,
         "the earlier fence signalled with status {status}"
     );
-    Outcome::Pass
-}
-
-/// An unmap the host finishes late holds back nothing but the blob's own release: QEMU's virgl
-/// device finishes RESOURCE_UNMAP_BLOB asynchronously (about 100 ms, an RCU grace period,
-/// under TCG), and a submit of another file right after a mapped blob's last reference went
-/// returns at once; only its fence waits, for the host, which processes the queue in order.
-/// A driver that held every later command back until the unmap is answered would return from
-/// the submit only then.
-fn unmap_holds_back_nothing_else(ctx: &Ctx) -> Outcome {
-    gl_or_skip!(ctx);
-    let mut b = tri!(blobs(ctx, 2));
-    // Another process's file, with a context of its own.
-    let other = tri!(Device::open(&ctx.dev.path).map_err(|e| format!("open: {e}")));
-    tri!(other
-        .context_init(&[VirtgpuContextSetParam {
-            param: VIRTGPU_CONTEXT_PARAM_CAPSET_ID,
-            value: CAPSET_VIRGL2.into(),
-        }])
-        .map_err(|e| format!("CONTEXT_INIT: {}", errno_name(e))));
-    // The host has answered everything so far.
-    let first = tri!(submit_out(&other, exbuf(0, &NOP, &[])));
-    check!(
-        tri!(readable(first.0, HOST_MS)),
-        "a NOP's fence did not signal"
-    );
-    // The sibling's mapping and handle go: its last reference, so UNMAP_BLOB is queued.
-    let (handle, _, mapping) = b.all.remove(1);
-    drop(mapping);
-    tri!(b
-        .blob
-        .dev
-        .gem_close(handle)
-        .map_err(|e| format!("GEM_CLOSE: {}", errno_name(e))));
-    let t0 = Instant::now();
-    let fence = tri!(submit_out(&other, exbuf(0, &NOP, &[])));
-    let returned = t0.elapsed();
-    check!(
-        tri!(readable(fence.0, HOST_MS)),
-        "the NOP's fence did not signal after the unmap"
-    );
-    let signalled = t0.elapsed();
-    println!(
-        "# the submit returned after {} us, its fence signalled after {} us",
-        returned.as_micros(),
-        signalled.as_micros()
-    );
-    if signalled < Duration::from_millis(30) {
-        return Outcome::Skip(format!(
-            "the host answered the unmap at once ({} us): nothing could be held back",
-            signalled.as_micros()
-        ));
-    }
-    check!(
-        returned < signalled / 4,
-        "the submit of another file waited {} us for the host's unmap (its fence: {} us)",
-        returned.as_micros(),
-        signalled.as_micros()
-    );
-    Outcome::Pass
-}
-
-/// Mapped blobs whose last references go back to back, round after round, each round followed
-/// at once by a submit of another file: every submit's fence signals, so the host answered every
-/// unmap and kept answering. QEMU 10's virgl device finishes an unmap asynchronously and was
-/// seen to stop answering its control queue for good with several queued; the Rust driver sends
-/// one at a time.
-fn unmaps_back_to_back(ctx: &Ctx) -> Outcome {
-    gl_or_skip!(ctx);
-    const ROUNDS: usize = 6;
-    const BLOBS: usize = 4;
-    let other = tri!(Device::open(&ctx.dev.path).map_err(|e| format!("open: {e}")));
-    tri!(other
-        .context_init(&[VirtgpuContextSetParam {
-            param: VIRTGPU_CONTEXT_PARAM_CAPSET_ID,
-            value: CAPSET_VIRGL2.into(),
-        }])
-        .map_err(|e| format!("CONTEXT_INIT: {}", errno_name(e))));
-    for round in 0..ROUNDS {
-        let mut b = tri!(blobs(ctx, BLOBS));
-        for (_, _, m) in &b.all {
-            m.write(0, round as u8);
-        }
-        // Every sibling's mapping and handle, then the first blob's file: BLOBS unmaps.
-        for (handle, _, mapping) in b.all.drain(1..) {
-            drop(mapping);
-            tri!(b
-                .blob
-                .dev
-                .gem_close(handle)
-                .map_err(|e| format!("GEM_CLOSE: {}", errno_name(e))));
-        }
-        drop(b);
-        let t0 = Instant::now();
-        let fence = tri!(submit_out(&other, exbuf(0, &NOP, &[])));
-        // Each unmap takes QEMU about 100 ms under TCG.
-        let bound = HOST_MS + 500 * BLOBS as i32;
-        check!(
-            tri!(readable(fence.0, bound)),
-            "round {round}: a submit after {BLOBS} unmaps did not signal within {bound} ms"
-        );
-        println!(
-            "# round {round}: the submit behind {BLOBS} unmaps signalled after {} ms",
-            t0.elapsed().as_millis()
-        );
-    }
     Outcome::Pass
 }
 
