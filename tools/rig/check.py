@@ -78,6 +78,12 @@ def is_virgl(host):
     return host in VIRGL_HOSTS
 
 
+def wants_root(arch, host):
+    """Whether a boot gets the guest's root (build-mesa-root.sh): the virgl hosts' boots for
+    Debian's Mesa, and every x86_64 boot for Debian's igt, which Debian builds for amd64 only."""
+    return is_virgl(host) or arch == "x86_64"
+
+
 class Report:
     def __init__(self):
         self.counts = {"pass": 0, "fail": 0, "skip": 0}
@@ -197,8 +203,8 @@ def boot_once(arch, driver, host, kernel, initrd, chroot, shim, logfile, timeout
                          "--log", logfile, "--workdir", workdir,
                          "--timeout", str(timeout)]
                         + (["--shim", shim] if shim else [])
-                        + (["--disk", MESA_DISKS[arch]] if arch in MESA_DISKS and is_virgl(host)
-                           else [])
+                        + (["--disk", MESA_DISKS[arch]]
+                           if arch in MESA_DISKS and wants_root(arch, host) else [])
                         + list(extra)).returncode
     with open(logfile, errors="replace") as f:
         return rc, f.read().splitlines()
@@ -448,10 +454,10 @@ def main():
     chroot_job = subprocess.Popen([os.path.join(RIG, "host-chroot.sh")],
                                   stdout=subprocess.PIPE, stderr=open(chroot_log, "w"),
                                   text=True, env=dict(os.environ, **base_env))
-    # So are the guest's Mesa roots, one per arch with a virgl host (they take turns on the
-    # rig's apt lock).
+    # So are the guest's roots, one per arch that boots with one (they take turns on the rig's
+    # apt lock).
     mesa_jobs = {}
-    for arch in sorted({a for a, _, _, h in boots if is_virgl(h)}):
+    for arch in sorted({a for a, _, _, h in boots if wants_root(a, h)}):
         mesa_log = os.path.join(OUT, f"mesa-root-{arch}.log")
         mesa_jobs[arch] = (subprocess.Popen([os.path.join(RIG, "build-mesa-root.sh")],
                                             stdout=subprocess.PIPE,

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 /// What one test case concluded.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Pass,
     Fail(String),

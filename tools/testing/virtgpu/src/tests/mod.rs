@@ -11,6 +11,7 @@ mod execbuffer;
 mod fault;
 mod fence;
 mod fuzz;
+mod igt;
 mod mesa;
 pub mod params;
 mod resource;
@@ -68,6 +69,7 @@ pub fn all() -> Vec<Test> {
     all.extend(from_table(resource::TESTS));
     all.extend(from_table(fault::TESTS));
     all.extend(from_table(mesa::TESTS));
+    all.extend(igt::tests());
     all.extend(from_table(fuzz::TESTS));
     // Last: they unbind and rebind the device.
     all.extend(from_table(unbind::TESTS));

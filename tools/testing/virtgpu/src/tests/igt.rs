@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: GPL-2.0
+//! igt-gpu-tools on the driver: Debian's own igt (the binary packages the rig pins, in the
+//! guest's root at `/mesa`, see tools/rig/build-mesa-root.sh), its drm_virtgpu test and the
+//! generic core tests the kernel's drm-ci runs on virtio_gpu, one result per subtest, named
+//! `igt <test>@<subtest>`, run as drm-ci runs them (`--run-subtest`): igt's exit status says
+//! whether the subtest passed (0), skipped (77) or failed.
+//!
+//! Debian builds igt for amd64 (and i386) only; arm64 guests have none (the rig cannot build
+//! it: its Debian registry does not serve the intel-gpu-tools source package).
+
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    ktap::Outcome,
+    tests::{Ctx, Driver, Host, Test},
+};
+
+/// Where /init mounts the guest's root.
+const ROOT: &str = "/mesa";
+/// igt's tests, in the root.
+const LIBEXEC: &str = "/usr/libexec/igt-gpu-tools";
+/// The libdrm igt's package requires (newer than trixie's), for igt alone.
+const LIBS: &str = "/opt/igt/lib";
+
+/// The tests run: drm_virtgpu, and the core tests of drm-ci's list that a device without a
+/// display can run (core_hotunplug is on drm-ci's skip list for virtio_gpu).
+const TESTS: &[&str] = &[
+    "drm_virtgpu",
+    "core_auth",
+    "core_getclient",
+    "core_getstats",
+    "core_getversion",
+    "core_setmaster",
+    "core_setmaster_vs_auth",
+];
+
+/// How long one subtest may take.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Subtests that fail on both drivers on a host, for a reason that is igt's (as drm-ci's
+/// xfails files): the subtest, igt's words that must be in its output (so that a failure of
+/// another kind still fails), and why. Such a failure is reported as a skip that says so; a
+/// listed subtest that passes fails, so that the list stays true.
+const EXPECTED_FAILURES: &[(Host, &str, &str, &str)] = &[
+    (
+        Host::TwoD,
+        "drm_virtgpu@drm-virtgpu-execbuffer",
+        "Last errno: 38,",
+        "igt's drm_virtgpu assumes virgl: EXECBUFFER is ENOSYS on the 2D device",
+    ),
+    (
+        Host::TwoD,
+        "drm_virtgpu@drm-virtgpu-3d-transfer-from-host",
+        "Last errno: 38,",
+        "igt's drm_virtgpu assumes virgl: TRANSFER_FROM_HOST is ENOSYS on the 2D device",
+    ),
+    (
+        Host::TwoD,
+        "drm_virtgpu@drm-virtgpu-resource-create-blob",
+        "Last errno: 22,",
+        "igt's drm_virtgpu assumes blobs: RESOURCE_CREATE_BLOB is EINVAL on the 2D device",
+    ),
+    (
+        Host::TwoD,
+        "drm_virtgpu@drm-virtgpu-get-caps",
+        "Last errno: 38,",
+        "igt's drm_virtgpu assumes virgl: GET_CAPS is ENOSYS on the 2D device",
+    ),
+    (
+        Host::TwoD,
+        "drm_virtgpu@drm-virtgpu-context-init",
+        "Last errno: 22,",
+        "igt's drm_virtgpu assumes context init: CONTEXT_INIT is EINVAL on the 2D device",
+    ),
+];
+
+/// igt's exit statuses (lib/igt_core.h).
+const IGT_EXIT_SUCCESS: i32 = 0;
+const IGT_EXIT_SKIP: i32 = 77;
+
+/// Subtests that passed so far, for the figure.
+static PASSED: AtomicU32 = AtomicU32::new(0);
+
+/// One test per subtest of every test in [`TESTS`]; a single failing (or, where Debian has no
+/// igt for the guest's architecture, skipped) test if there is no igt to run.
+pub fn tests() -> Vec<Test> {
+    if !Path::new(ROOT)
+        .join(&LIBEXEC[1..])
+        .join("drm_virtgpu")
+        .is_file()
+    {
+        let why = if cfg!(target_arch = "x86_64") {
+            Outcome::Fail(format!(
+                "igt is not in the guest's root ({ROOT}{LIBEXEC}): the rig puts it there on amd64"
+            ))
+        } else {
+            Outcome::Skip(
+                "Debian builds igt-gpu-tools for amd64 and i386 only, and the rig's Debian \
+                 registry does not serve its source"
+                    .into(),
+            )
+        };
+        return vec![(
+            "igt".to_owned(),
+            Box::new(move |_: &Ctx| why.clone()) as Box<dyn Fn(&Ctx) -> Outcome>,
+        )];
+    }
+    let mut all: Vec<(String, &'static str, Run)> = Vec::new();
+    for &test in TESTS {
+        match list_subtests(test) {
+            Ok(subtests) if subtests.is_empty() => all.push((test.into(), test, Run::Whole)),
+            Ok(subtests) => {
+                for s in subtests {
+                    all.push((format!("{test}@{s}"), test, Run::Subtest(s)));
+                }
+            }
+            Err(e) => all.push((test.into(), test, Run::Unlisted(e))),
+        }
+    }
+    let last = all.len() - 1;
+    all.into_iter()
+        .enumerate()
+        .map(|(i, (name, test, run))| {
+            let title = format!("igt {name}");
+            let f = move |ctx: &Ctx| {
+                let result = match &run {
+                    Run::Whole => run_subtest(test, None),
+                    Run::Subtest(s) => run_subtest(test, Some(s)),
+                    Run::Unlisted(e) => Err(format!("listing the subtests: {e}")),
+                };
+                let outcome = judge(ctx.host, &name, result);
+                if outcome == Outcome::Pass {
+                    PASSED.fetch_add(1, Ordering::Relaxed);
+                }
+                if i == last {
+                    println!(
+                        "rig: figure {} igt-passes {} subtests",
+                        match ctx.driver {
+                            Driver::C => "c",
+                            Driver::Rust => "rust",
+                        },
+                        PASSED.load(Ordering::Relaxed)
+                    );
+                }
+                outcome
+            };
+            (title, Box::new(f) as Box<dyn Fn(&Ctx) -> Outcome>)
+        })
+        .collect()
+}
+
+/// What one result runs.
+enum Run {
+    /// The whole test, which has no subtests.
+    Whole,
+    Subtest(String),
+    /// Nothing: listing the test's subtests failed.
+    Unlisted(String),
+}
+
+/// `test`'s program in the root, with a clean environment.
+fn igt(test: &str) -> Command {
+    let mut c = Command::new("/bin/chroot");
+    c.arg(ROOT)
+        .arg(format!("{LIBEXEC}/{test}"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", "/tmp")
+        .env("LD_LIBRARY_PATH", LIBS)
+        // As drm-ci's igt_runner.sh: the generic tests take the device of this driver, which
+        // igt does not otherwise count among the drivers they may pick.
+        .env("IGT_FORCE_DRIVER", "virtio_gpu")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// `test --list-subtests`.
+fn list_subtests(test: &str) -> Result<Vec<String>, String> {
+    let out = igt(test)
+        .arg("--list-subtests")
+        .output()
+        .map_err(|e| format!("{test}: {e}"))?;
+    // A test without subtests lists none and exits with 79 (IGT_EXIT_INVALID).
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The outcome of `name` on `host` from what igt made of it (`Err`: a failure, with igt's
+/// output), with [`EXPECTED_FAILURES`] applied.
+fn judge(host: Host, name: &str, result: Result<Outcome, String>) -> Outcome {
+    let expected = EXPECTED_FAILURES
+        .iter()
+        .find(|&&(h, n, _, _)| h == host && n == name);
+    match (result, expected) {
+        (Ok(Outcome::Pass), Some((_, _, _, why))) => Outcome::Fail(format!(
+            "passed, but is listed as failing here ({why}): take it off the list"
+        )),
+        (Ok(o), _) => o,
+        (Err(out), Some((_, _, words, why))) if out.contains(words) => {
+            Outcome::Skip(format!("expected failure on both drivers: {why}"))
+        }
+        (Err(out), _) => Outcome::Fail(out),
+    }
+}
+
+/// Runs one subtest (or the whole test if it has none): its outcome by igt's exit status, or
+/// `Err` with igt's last lines if it failed.
+fn run_subtest(test: &str, subtest: Option<&str>) -> Result<Outcome, String> {
+    let mut cmd = igt(test);
+    if let Some(s) = subtest {
+        cmd.args(["--run-subtest", s]);
+    }
+    // Its output to a file, which never fills up as a pipe would.
+    let log = "/tmp/igt-output";
+    let file = match std::fs::File::create(log).and_then(|f| Ok((f.try_clone()?, f))) {
+        Ok(f) => f,
+        Err(e) => return Err(format!("{log}: {e}")),
+    };
+    cmd.stdout(file.0).stderr(file.1);
+    let start = Instant::now();
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return Err(format!("{test}: {e}")),
+    };
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) if start.elapsed() < TIMEOUT => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Err(e) => return Err(format!("{test}: waiting: {e}")),
+        }
+    };
+    let text = std::fs::read(log)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let Some(status) = status else {
+        return Err(format!(
+            "did not finish within {} s; its last lines:\n{}",
+            TIMEOUT.as_secs(),
+            console_safe(&text)
+        ));
+    };
+    match status.code() {
+        Some(IGT_EXIT_SUCCESS) => Ok(Outcome::Pass),
+        Some(IGT_EXIT_SKIP) => Ok(Outcome::Skip(skip_reason(&text))),
+        code => Err(format!(
+            "igt exited with {code:?}; its last lines:\n{}",
+            console_safe(&text)
+        )),
+    }
+}
+
+/// igt's own words for a skip (`Test requirement not met ...`, the line after it), on one line.
+fn skip_reason(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        if l.contains("Test requirement not met") {
+            let next = lines.get(i + 1).map(|n| n.trim()).unwrap_or("");
+            return format!("igt: {} {next}", l.trim())
+                .replace('#', "")
+                .trim()
+                .to_owned();
+        }
+    }
+    "igt skipped it".into()
+}
+
+/// The last lines of igt's output for the console, without the words the rig takes for a
+/// kernel report (igt logs its own warnings as `igt_core-WARNING: `).
+fn console_safe(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..]
+        .iter()
+        .map(|l| {
+            l.replace("WARNING: ", "warning: ")
+                .replace("BUG: ", "bug: ")
+                .replace("Call trace:", "call trace:")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LISTED: &str = "drm_virtgpu@drm-virtgpu-execbuffer";
+
+    #[test]
+    fn a_listed_failure_of_the_listed_kind_is_a_skip() {
+        let o = judge(
+            Host::TwoD,
+            LISTED,
+            Err("x\nLast errno: 38, Function".into()),
+        );
+        assert!(matches!(o, Outcome::Skip(_)), "{o:?}");
+    }
+
+    #[test]
+    fn a_listed_failure_of_another_kind_fails() {
+        let o = judge(
+            Host::TwoD,
+            LISTED,
+            Err("Last errno: 14, Bad address".into()),
+        );
+        assert!(matches!(o, Outcome::Fail(_)), "{o:?}");
+    }
+
+    #[test]
+    fn a_listed_subtest_that_passes_fails() {
+        let o = judge(Host::TwoD, LISTED, Ok(Outcome::Pass));
+        assert!(matches!(o, Outcome::Fail(_)), "{o:?}");
+    }
+
+    #[test]
+    fn the_list_is_per_host() {
+        let o = judge(Host::Gl, LISTED, Err("Last errno: 38,".into()));
+        assert!(matches!(o, Outcome::Fail(_)), "{o:?}");
+        assert_eq!(judge(Host::Gl, LISTED, Ok(Outcome::Pass)), Outcome::Pass);
+    }
+
+    #[test]
+    fn igt_words_never_pass_for_a_kernel_report() {
+        let s = console_safe("(t:1) igt_core-WARNING: x\nBUG: y\nCall trace:");
+        assert!(!s.contains("WARNING: ") && !s.contains("BUG: ") && !s.contains("Call trace:"));
+    }
+}
