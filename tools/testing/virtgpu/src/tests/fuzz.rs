@@ -69,20 +69,11 @@ fn fuzz_then_works(ctx: &Ctx) -> Outcome {
     fuzz::print_summary(&s);
     println!(
         "rig: figure {} fuzz-calls {} calls",
-        match ctx.driver {
-            super::Driver::C => "c",
-            super::Driver::Rust => "rust",
-        },
+        ctx.driver.name(),
         s.calls
     );
     if let Some(pcs) = s.pcs {
-        println!(
-            "rig: figure {} fuzz-kcov-pcs {pcs} pcs",
-            match ctx.driver {
-                super::Driver::C => "c",
-                super::Driver::Rust => "rust",
-            }
-        );
+        println!("rig: figure {} fuzz-kcov-pcs {pcs} pcs", ctx.driver.name());
     }
     if !s.bad_exits.is_empty() {
         return Outcome::Fail(format!("seed {:#x}: {}", cfg.seed, s.bad_exits.join("; ")));

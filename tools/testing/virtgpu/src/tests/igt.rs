@@ -17,7 +17,7 @@ use std::{
 
 use crate::{
     ktap::Outcome,
-    tests::{Ctx, Driver, Host, Test},
+    tests::{Ctx, Host, Test},
 };
 
 /// Where /init mounts the guest's root.
@@ -140,10 +140,7 @@ pub fn tests() -> Vec<Test> {
                 if i == last {
                     println!(
                         "rig: figure {} igt-passes {} subtests",
-                        match ctx.driver {
-                            Driver::C => "c",
-                            Driver::Rust => "rust",
-                        },
+                        ctx.driver.name(),
                         PASSED.load(Ordering::Relaxed)
                     );
                 }

@@ -202,10 +202,7 @@ fn root_or(ctx: &Ctx) -> Option<Outcome> {
 }
 
 fn driver_name(ctx: &Ctx) -> &'static str {
-    match ctx.driver {
-        Driver::C => "c",
-        Driver::Rust => "rust",
-    }
+    ctx.driver.name()
 }
 
 /// The last lines of `out`, for a failure.

@@ -37,6 +37,16 @@ pub enum Driver {
     Rust,
 }
 
+impl Driver {
+    /// How the rig names the driver in `rig: figure` lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::C => "c",
+            Driver::Rust => "rust",
+        }
+    }
+}
+
 pub struct Ctx {
     pub host: Host,
     pub driver: Driver,
