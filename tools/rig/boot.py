@@ -23,9 +23,17 @@ or `reset` (the device asks for a reset). The rig hands it to the
 shim through its control file and answers `rig-host TOKEN ok` once the file is
 in place (the shim reads it before it creates the next fence), `rig-host TOKEN
 bad` for a malformed command, or `rig-host TOKEN none` when no shim runs.
+
+A line `rig: pixels? TOKEN X,Y [X,Y ...]` asks what the host shows: the rig takes
+QEMU's own picture of the first scanout (QMP `screendump`) and answers `rig-pixels
+TOKEN WxH RRGGBB ...` with the pixel at each point (`------` outside the picture),
+or `rig-pixels TOKEN none REASON` when QEMU has no picture (a GL scanout under
+SDL answers "no surface").
 """
 
 import argparse
+import json
+import socket
 import os
 import re
 import select
@@ -93,6 +101,7 @@ def qemu_command(args, run_dir):
                 f"rig.driver={args.driver}",
             ] + args.append),
             "-serial", "stdio", "-monitor", "none",
+            "-qmp", "unix:/run/rig/qmp.sock,server=on,wait=off",
             "-display", "sdl,gl=on" if args.host.startswith("gl") else "sdl"]
     gpu = list(GPU[args.host])
     if args.host == "gl" and args.arch == "x86_64":
@@ -109,6 +118,73 @@ def qemu_command(args, run_dir):
 
 HOST_QUESTION = re.compile(rb"rig: host\? (\d+)")
 HOST_COMMAND = re.compile(rb"rig: host! (\d+) ([ -~]*)")
+PIXELS_QUESTION = re.compile(rb"rig: pixels\? (\d+)((?: \d{1,5},\d{1,5}){1,64})\s*$")
+
+
+def qmp_screendump(run_dir, timeout=20):
+    """Has QEMU write its picture of the first scanout to run_dir/shot.ppm through QMP;
+    returns None, or QEMU's error."""
+    path = os.path.join(run_dir, "shot.ppm")
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(os.path.join(run_dir, "qmp.sock"))
+        f = s.makefile("rw")
+
+        def call(cmd, **arguments):
+            f.write(json.dumps({"execute": cmd, "arguments": arguments}) + "\n")
+            f.flush()
+            while True:
+                msg = json.loads(f.readline())
+                if "return" in msg:
+                    return None
+                if "error" in msg:
+                    return msg["error"].get("desc", "error")
+
+        json.loads(f.readline())  # the greeting
+        err = call("qmp_capabilities")
+        return err or call("screendump", filename="/run/rig/shot.ppm", format="ppm")
+
+
+def read_ppm(path):
+    """(width, height, rgb bytes) of a binary PPM as QEMU writes it."""
+    with open(path, "rb") as f:
+        data = f.read()
+    fields = []
+    pos = 0
+    while len(fields) < 4:
+        while data[pos:pos + 1].isspace():
+            pos += 1
+        end = pos
+        while not data[end:end + 1].isspace():
+            end += 1
+        fields.append(data[pos:end])
+        pos = end
+    pos += 1
+    if fields[0] != b"P6" or fields[3] != b"255":
+        raise ValueError("not an 8-bit P6 picture")
+    w, h = int(fields[1]), int(fields[2])
+    return w, h, data[pos:pos + 3 * w * h]
+
+
+def pixels_answer(run_dir, token, points):
+    """The answer to `rig: pixels?`."""
+    try:
+        err = qmp_screendump(run_dir)
+        if err:
+            return f"rig-pixels {token} none {err}"
+        w, h, rgb = read_ppm(os.path.join(run_dir, "shot.ppm"))
+    except (OSError, ValueError) as e:
+        return f"rig-pixels {token} none {type(e).__name__}"
+    out = []
+    for p in points:
+        x, y = (int(v) for v in p.split(","))
+        i = 3 * (y * w + x)
+        out.append(rgb[i:i + 3].hex() if x < w and y < h and i + 3 <= len(rgb) else "------")
+    return f"rig-pixels {token} {w}x{h} " + " ".join(out)
 NAME = re.compile(r"[A-Za-z0-9._?-]{1,31}")
 
 
@@ -212,7 +288,11 @@ def boot(args):
         nonlocal control_seq
         c = HOST_COMMAND.search(line)
         q = HOST_QUESTION.search(line)
-        if c:
+        px = PIXELS_QUESTION.search(line)
+        if px:
+            answer = pixels_answer(run_dir, px.group(1).decode(),
+                                   px.group(2).decode().split()) + "\n"
+        elif c:
             command = shim_command(c.group(2).decode())
             if not (args.shim and args.host.startswith("gl")):
                 result = "none"

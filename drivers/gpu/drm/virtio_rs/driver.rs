@@ -9,11 +9,11 @@ use kernel::{
     io::resource::{Flags, Region, Resource},
     prelude::*,
     str::CString,
-    sync::Arc,
+    sync::{aref::ARef, Arc},
     uapi, virtio,
 };
 
-use crate::{debugfs::DebugFs, file::File, gem::VirtioGpuObject, gpu, gpu::Gpu, uapi::*};
+use crate::{debugfs::DebugFs, display, file::File, gem::VirtioGpuObject, gpu, gpu::Gpu, uapi::*};
 
 /// The virtio driver.
 pub(crate) struct VirtioGpuDriver;
@@ -30,6 +30,7 @@ pub(crate) type VirtioGpuDevice<Ctx = drm::Normal> = drm::Device<VirtioGpuDrmDri
 /// ranges, then the claim on the host-visible region.
 pub(crate) struct VirtioGpuData<'bound> {
     _reg: drm::Registration<'bound, VirtioGpuDrmDriver>,
+    _display_off: DisplayShutdown,
     _memtypes: MemtypeRevocation,
     gpu: Arc<Gpu>,
     _debugfs: Pin<KBox<DebugFs>>,
@@ -37,6 +38,16 @@ pub(crate) struct VirtioGpuData<'bound> {
     _host_visible: Option<Region>,
     /// Whether the device asked for a reset and a new binding was asked for.
     reprobing: AtomicBool,
+}
+
+/// Turns the display off when dropped, right after the DRM device was unplugged, as the C
+/// driver's remove does (`drm_atomic_helper_shutdown()`).
+struct DisplayShutdown(ARef<VirtioGpuDevice>);
+
+impl Drop for DisplayShutdown {
+    fn drop(&mut self) {
+        self.0.shutdown_display();
+    }
 }
 
 /// Releases the memory type reservations of the binding's host-visible ranges when dropped,
@@ -86,11 +97,23 @@ impl virtio::Driver for VirtioGpuDriver {
         let gpu = Gpu::probe(vdev, config)?;
         let host_visible = claim_host_visible(vdev, &gpu)?;
         let debugfs = DebugFs::new(&gpu, vdev.as_ref().name())?;
+        if gpu.num_scanouts > 0 {
+            // As the C driver: the scanouts' sizes before the display is made, or the defaults.
+            if let Err(e) = gpu.refresh_display_info() {
+                dev_err!(vdev, "reading the display info failed: {:?}\n", e);
+            }
+        } else {
+            dev_info!(vdev, "no scanouts: KMS disabled\n");
+        }
         let drm =
             drm::UnregisteredDevice::<VirtioGpuDrmDriver>::new(vdev, Ok::<_, Error>(gpu.clone()))?;
+        display::init(&drm, &gpu)?;
         // SAFETY: `reg` is stored in `VirtioGpuData` and dropped when the driver is unbound; it
         // is never forgotten.
         let reg = unsafe { drm::Registration::new(vdev.as_ref(), drm, (), 0)? };
+        // The console on the display, as the C driver.
+        reg.setup_clients();
+        let display_off = DisplayShutdown(reg.device().into());
         dev_info!(
             vdev,
             "initialized {} for the Rust driver\n",
@@ -98,6 +121,7 @@ impl virtio::Driver for VirtioGpuDriver {
         );
         Ok(VirtioGpuData {
             _reg: reg,
+            _display_off: display_off,
             _memtypes: MemtypeRevocation(gpu.clone()),
             gpu,
             _debugfs: debugfs,
@@ -129,7 +153,8 @@ impl virtio::Driver for VirtioGpuDriver {
     /// The C driver ignores the status and keeps a device that never answers again.
     ///
     /// Otherwise, as the C driver's `virtio_gpu_config_changed_work_func()`, acknowledges the
-    /// display events the device reports; without KMS there are no display modes to fetch.
+    /// display events the device reports, after reading the scanouts' new state and telling
+    /// userspace (a hotplug event).
     fn config_changed(
         vdev: &virtio::Device<Bound>,
         config: virtio::Config<'_, Self::Config>,
@@ -159,6 +184,13 @@ impl virtio::Driver for VirtioGpuDriver {
             return;
         };
         let clear = events & uapi::VIRTIO_GPU_EVENT_DISPLAY;
+        if clear != 0 && this.gpu.num_scanouts > 0 {
+            // As the C driver: the scanouts' new state, then a hotplug event for userspace.
+            if let Err(e) = this.gpu.refresh_display_info() {
+                dev_err!(vdev, "reading the display info failed: {:?}\n", e);
+            }
+            this._reg.device().hotplug_event();
+        }
         let _ = config.write(
             core::mem::offset_of!(uapi::virtio_gpu_config, events_clear),
             clear,
@@ -210,6 +242,16 @@ impl drm::Driver for VirtioGpuDrmDriver {
     const FEAT_RENDER: bool = true;
     const FEAT_SYNCOBJ: bool = true;
     const FEAT_SYNCOBJ_TIMELINE: bool = true;
+    const FEAT_MODESET: bool = true;
+    const FBDEV_SHADOWED: bool = true;
+
+    fn dumb_create(
+        dev: &VirtioGpuDevice,
+        file: &drm::File<File>,
+        req: &drm::kms::DumbRequest,
+    ) -> Result<drm::kms::DumbBuffer> {
+        Self::create_dumb(dev, file, req)
+    }
 
     kernel::declare_drm_ioctls! {
         (VIRTGPU_UNUSED, drm_virtgpu_map, ioctl::RENDER_ALLOW, File::unused),

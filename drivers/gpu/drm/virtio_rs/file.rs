@@ -403,6 +403,7 @@ impl File {
                 blob_mem: args.blob_mem,
                 blob_flags: args.blob_flags,
                 classic: false,
+                dumb: false,
             },
         )?;
         if let Err(e) = gpu.ctrl.send(create) {

@@ -11,7 +11,9 @@
 //! the blob is unmapped and the resource unreferenced on the host, once; its
 //! range is released when the host answered the unref.
 
+use core::{ffi::c_void, ptr::NonNull};
 use kernel::{
+    bindings,
     drm::{self, gem},
     mm::virt::{self, Caching, VmaNew},
     new_mutex,
@@ -94,6 +96,9 @@ pub(crate) struct ObjectArgs {
     pub(crate) blob_flags: u32,
     /// A classic resource (RESOURCE_CREATE), not a blob.
     pub(crate) classic: bool,
+    /// A dumb buffer: a classic resource whose guest memory is the image, uploaded
+    /// (TRANSFER_TO_HOST_2D) before the host shows it.
+    pub(crate) dumb: bool,
 }
 
 /// The driver's part of a GEM object: a host resource.
@@ -109,6 +114,8 @@ pub(crate) struct VirtioGpuObject {
     pub(crate) blob_flags: u32,
     /// A classic resource (RESOURCE_CREATE), not a blob.
     pub(crate) classic: bool,
+    /// A dumb buffer (see [`ObjectArgs::dumb`]).
+    pub(crate) dumb: bool,
     size: usize,
     /// Taken by [`PinnedDrop::drop`].
     #[pin]
@@ -121,6 +128,10 @@ pub(crate) struct VirtioGpuObject {
     guest: bool,
     #[pin]
     map: Mutex<MapState>,
+    /// Classic resources and guest blobs mapped into the kernel (fbdev): the address of the
+    /// mapping of all pages ([`VirtioGpuObject::vmap`]), 0 before; kept until the object goes.
+    #[pin]
+    vmapped: Mutex<usize>,
     /// The first page frame of the blob once it may be mapped (placed, with its memory type
     /// reserved), 0 before: faults read it without the lock.
     pfn_base: Atomic<usize>,
@@ -138,11 +149,13 @@ impl gem::DriverObject for VirtioGpuObject {
             blob_mem: args.blob_mem,
             blob_flags: args.blob_flags,
             classic: args.classic,
+            dumb: args.dumb,
             size,
             guest: args.pages.is_some(),
             owned <- new_mutex!(Some((args.id, args.release))),
             pages <- new_mutex!(args.pages),
             map <- new_mutex!(MapState::Unmapped),
+            vmapped <- new_mutex!(0),
             pfn_base: Atomic::new(0),
         })
     }
@@ -163,6 +176,11 @@ impl gem::DriverObject for VirtioGpuObject {
     fn fault_pfn(obj: &gem::Object<Self>, page_offset: usize) -> Result<gem::UserPfn> {
         let this: &VirtioGpuObject = obj;
         this.fault_pfn(page_offset)
+    }
+
+    fn vmap(obj: &gem::Object<Self>) -> Result<NonNull<u8>> {
+        let this: &VirtioGpuObject = obj;
+        this.vmap()
     }
 }
 
@@ -381,6 +399,30 @@ impl VirtioGpuObject {
 }
 
 impl VirtioGpuObject {
+    /// Maps the guest memory of a classic resource or guest blob into the kernel, once: the
+    /// mapping stays until the object is gone, so the fbdev emulation, which maps its buffer
+    /// for every damage it copies, does not map it again each time. `EOPNOTSUPP` for host
+    /// blobs, as the C driver.
+    fn vmap(&self) -> Result<NonNull<u8>> {
+        let mut vmapped = self.vmapped.lock();
+        if let Some(addr) = NonNull::new(*vmapped as *mut u8) {
+            return Ok(addr);
+        }
+        let pages = self.pages.lock();
+        let pages = pages.as_deref().ok_or(EOPNOTSUPP)?;
+        let mut raw = KVVec::with_capacity(pages.len(), GFP_KERNEL)?;
+        for p in pages {
+            raw.push(p.as_ptr(), GFP_KERNEL)?;
+        }
+        let count = u32::try_from(raw.len()).map_err(|_| ENOMEM)?;
+        // SAFETY: `raw` holds `count` valid pages, which the object owns until it is dropped,
+        // where the mapping is removed first.
+        let addr = unsafe { bindings::vm_map_ram(raw.as_mut_ptr(), count, bindings::NUMA_NO_NODE) };
+        let addr = NonNull::new(addr.cast::<u8>()).ok_or(ENOMEM)?;
+        *vmapped = addr.as_ptr() as usize;
+        Ok(addr)
+    }
+
     /// Guest memory (classic resources, guest blobs) is ordinary RAM: its pages are mapped
     /// cached.
     fn mmap_guest(pages: &[Page], vma: &VmaNew, page_offset: usize) -> Result {
@@ -404,6 +446,12 @@ impl PinnedDrop for VirtioGpuObject {
             return;
         };
         let pages = self.pages.lock().take();
+        let vmapped = core::mem::take(&mut *self.vmapped.lock());
+        if let (true, Some(p)) = (vmapped != 0, &pages) {
+            // SAFETY: `vmapped` is the mapping of all of `p` that `vmap` made, which nothing
+            // uses any more: the object is gone.
+            unsafe { bindings::vm_unmap_ram(vmapped as *const c_void, p.len() as u32) };
+        }
         // UNMAP_BLOB first, if the host may have mapped the blob: a barrier (see
         // `Command::prepare_barrier`), so the host answers it before anything else is queued;
         // then RESOURCE_UNREF, which keeps the id, the guest pages and the blob's range of the

@@ -86,7 +86,7 @@ struct CachedCapset {
 #[pin_data]
 pub(crate) struct Gpu {
     pub(crate) ctrl: CommandQueue,
-    /// The cursor queue: found as the device requires, not used yet (no KMS).
+    /// The cursor queue: found as the device requires, not used yet (no cursor plane).
     _cursor: Arc<virtio::Virtqueue<Command>>,
     /// The device's fences.
     pub(crate) fences: Arc<FenceDriver>,
@@ -97,7 +97,11 @@ pub(crate) struct Gpu {
     pub(crate) host_visible: Option<virtio::ShmRegion>,
     /// The ranges of the host-visible region blobs are mapped at.
     pub(crate) host_visible_mm: Option<Pin<KBox<HostVisible>>>,
+    /// The scanouts the driver drives: as the C driver, at most 16, whatever the device says.
     pub(crate) num_scanouts: u32,
+    /// What the host said of the scanouts.
+    #[pin]
+    pub(crate) scanouts: crate::display::Scanouts,
     /// The device takes guest physical addresses for guest memory: `VIRTIO_F_ACCESS_PLATFORM`
     /// was not negotiated (the C driver's `virtio_has_dma_quirk()`).
     pub(crate) guest_memory_by_phys: bool,
@@ -234,7 +238,8 @@ impl Gpu {
                 features,
                 host_visible,
                 host_visible_mm,
-                num_scanouts,
+                num_scanouts: num_scanouts.min(crate::display::MAX_SCANOUTS),
+                scanouts <- crate::display::Scanouts::new(),
                 guest_memory_by_phys: !vdev.has_feature(bindings::VIRTIO_F_ACCESS_PLATFORM),
                 capsets,
                 capset_id_mask,

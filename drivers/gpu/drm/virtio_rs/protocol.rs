@@ -12,8 +12,11 @@ use kernel::{
 
 /// `enum virtio_gpu_ctrl_type`: the commands the driver sends.
 pub(crate) mod cmd {
+    pub(crate) const GET_DISPLAY_INFO: u32 = 0x0100;
     pub(crate) const RESOURCE_CREATE_2D: u32 = 0x0101;
     pub(crate) const RESOURCE_UNREF: u32 = 0x0102;
+    pub(crate) const SET_SCANOUT: u32 = 0x0103;
+    pub(crate) const RESOURCE_FLUSH: u32 = 0x0104;
     pub(crate) const TRANSFER_TO_HOST_2D: u32 = 0x0105;
     pub(crate) const RESOURCE_ATTACH_BACKING: u32 = 0x0106;
     pub(crate) const GET_CAPSET_INFO: u32 = 0x0108;
@@ -34,6 +37,7 @@ pub(crate) mod cmd {
 /// `enum virtio_gpu_ctrl_type`: the responses.
 pub(crate) mod resp {
     pub(crate) const OK_NODATA: u32 = 0x1100;
+    pub(crate) const OK_DISPLAY_INFO: u32 = 0x1101;
     pub(crate) const OK_CAPSET_INFO: u32 = 0x1102;
     pub(crate) const OK_CAPSET: u32 = 0x1103;
     pub(crate) const OK_MAP_INFO: u32 = 0x1106;
@@ -88,6 +92,9 @@ wire!(
     virtio_gpu_resource_unref,
     virtio_gpu_resp_capset_info,
     virtio_gpu_resp_map_info,
+    virtio_gpu_set_scanout,
+    virtio_gpu_resource_flush,
+    virtio_gpu_resp_display_info,
 );
 
 /// The header of command `ty` for context `ctx_id` (0: none), without a fence.
@@ -569,6 +576,80 @@ pub(crate) fn resource_unref(resource_id: u32) -> Result<Encoded> {
         resource_id: resource_id.to_le(),
         padding: 0,
     })
+}
+
+/// `VIRTIO_GPU_CMD_GET_DISPLAY_INFO`.
+pub(crate) fn get_display_info() -> Result<Encoded> {
+    encode(hdr(cmd::GET_DISPLAY_INFO, 0))
+}
+
+/// `VIRTIO_GPU_CMD_SET_SCANOUT`: scanout `scanout_id` shows `rect` of resource `resource_id`
+/// (0: nothing).
+pub(crate) fn set_scanout(
+    scanout_id: u32,
+    resource_id: u32,
+    (x, y, width, height): (u32, u32, u32, u32),
+) -> Result<Encoded> {
+    encode(uapi::virtio_gpu_set_scanout {
+        hdr: hdr(cmd::SET_SCANOUT, 0),
+        r: uapi::virtio_gpu_rect {
+            x: x.to_le(),
+            y: y.to_le(),
+            width: width.to_le(),
+            height: height.to_le(),
+        },
+        scanout_id: scanout_id.to_le(),
+        resource_id: resource_id.to_le(),
+    })
+}
+
+/// `VIRTIO_GPU_CMD_RESOURCE_FLUSH`: the host shows what changed in `rect` of the resource
+/// wherever it is scanned out.
+pub(crate) fn resource_flush(
+    resource_id: u32,
+    (x, y, width, height): (u32, u32, u32, u32),
+) -> Result<Encoded> {
+    encode(uapi::virtio_gpu_resource_flush {
+        hdr: hdr(cmd::RESOURCE_FLUSH, 0),
+        r: uapi::virtio_gpu_rect {
+            x: x.to_le(),
+            y: y.to_le(),
+            width: width.to_le(),
+            height: height.to_le(),
+        },
+        resource_id: resource_id.to_le(),
+        padding: 0,
+    })
+}
+
+/// One scanout of `struct virtio_gpu_resp_display_info`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct DisplayOne {
+    pub(crate) enabled: bool,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+}
+
+/// Size of `struct virtio_gpu_resp_display_info`.
+pub(crate) const RESP_DISPLAY_INFO_SIZE: usize = size_of::<uapi::virtio_gpu_resp_display_info>();
+
+impl Response<'_> {
+    /// `struct virtio_gpu_resp_display_info`: every scanout's state and size.
+    pub(crate) fn display_info(
+        &self,
+    ) -> Result<[DisplayOne; uapi::VIRTIO_GPU_MAX_SCANOUTS as usize]> {
+        let (r, _) = Wire::<uapi::virtio_gpu_resp_display_info>::from_bytes_copy_prefix(self.bytes)
+            .ok_or(EIO)?;
+        let mut out = [DisplayOne::default(); uapi::VIRTIO_GPU_MAX_SCANOUTS as usize];
+        for (o, p) in out.iter_mut().zip(r.0.pmodes.iter()) {
+            *o = DisplayOne {
+                enabled: u32::from_le(p.enabled) != 0,
+                width: u32::from_le(p.r.width),
+                height: u32::from_le(p.r.height),
+            };
+        }
+        Ok(out)
+    }
 }
 
 /// Size of `struct virtio_gpu_resp_map_info`.

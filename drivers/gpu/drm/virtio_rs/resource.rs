@@ -21,6 +21,7 @@ use kernel::{
     },
     page::PAGE_SIZE,
     prelude::*,
+    sync::{aref::ARef, Arc},
     uapi,
 };
 
@@ -29,6 +30,7 @@ use crate::{
     driver::VirtioGpuDevice,
     file::File,
     gem::{Object, ObjectArgs, ReleaseCommands},
+    gpu::Gpu,
     protocol::{self, ResourceParams},
     queue::{Command, Held},
 };
@@ -87,63 +89,82 @@ impl File {
                 .ok_or(ENOMEM)?,
         };
 
-        let pages = backing::alloc(gpu, size)?;
-        let (entries, nr_entries) = backing::mem_entries(&pages)?;
-        let id = gpu.alloc_resource_id()?;
-        let release = ReleaseCommands::new(id.get(), false)?;
-        let create = if virgl_3d {
-            protocol::resource_create_3d(id.get(), &p)?
-        } else {
-            protocol::resource_create_2d(id.get(), &p)?
-        };
-        let (create, out) = Command::on_device_timeline(gpu, create, Held::Nothing)?;
-        let attach = Command::new(
-            protocol::resource_attach_backing(id.get(), nr_entries)?,
-            Some(entries),
-            protocol::HDR_SIZE,
-            None,
-            Held::Nothing,
-        )?;
-        // The backing must be able to follow the creation: memory in more pieces than the queue
-        // takes in one command is `EINVAL` before the host is asked for anything.
-        gpu.ctrl.check_fits(&attach)?;
-
-        // The object is made before the host is asked, so that once it is, the object releases
-        // the resource (and only then its pages) whatever happens next.
-        let obj = Object::new_private(
-            dev,
-            size,
-            ObjectArgs {
-                id,
-                pages: Some(pages),
-                release,
-                blob_mem: 0,
-                blob_flags: 0,
-                classic: true,
-            },
-        )?;
-        let mut objs = KVVec::with_capacity(1, GFP_KERNEL)?;
-        objs.push(obj.clone(), GFP_KERNEL)?;
-        let locked = match LockedReservations::lock(objs) {
-            Ok(l) => l,
-            Err(e) => {
-                obj.never_created();
-                return Err(e);
+        let obj = create_classic(dev, size, false, |id| {
+            if virgl_3d {
+                protocol::resource_create_3d(id, &p)
+            } else {
+                protocol::resource_create_2d(id, &p)
             }
-        };
-        if let Err(e) = gpu.ctrl.send(create) {
-            obj.never_created();
-            return Err(e);
-        }
-        // From here on the host knows the resource: the object's release unreferences it.
-        locked.add_fence_and_unlock(&out, Usage::Write);
-        // The backing follows the creation on the queue; if it cannot be queued (a signal, the
-        // device gone), the resource stays without guest memory, as a failed ATTACH_BACKING
-        // would leave it, and the ioctl fails: closing the object releases it.
-        gpu.ctrl.send(attach)?;
-        obj.create_mmap_offset()?;
+        })?;
         args.bo_handle = obj.create_handle(file)?;
         args.res_handle = obj.resource_id;
         Ok(0)
     }
+}
+
+/// Makes a classic resource with `size` bytes of guest memory: `create` encodes its creation
+/// for the id it is given. As the C driver's `virtio_gpu_object_create()`: the creation is
+/// fenced and the guest memory attached right behind it, both queued without waiting; the
+/// creation's fence is on the object's reservation. `dumb`: a dumb buffer, whose guest memory
+/// is the image and is uploaded before the host shows it.
+pub(crate) fn create_classic(
+    dev: &VirtioGpuDevice,
+    size: usize,
+    dumb: bool,
+    create: impl FnOnce(u32) -> Result<protocol::Encoded>,
+) -> Result<ARef<Object>> {
+    let gpu: &Arc<Gpu> = dev;
+    let pages = backing::alloc(gpu, size)?;
+    let (entries, nr_entries) = backing::mem_entries(&pages)?;
+    let id = gpu.alloc_resource_id()?;
+    let release = ReleaseCommands::new(id.get(), false)?;
+    let create = create(id.get())?;
+    let (create, out) = Command::on_device_timeline(gpu, create, Held::Nothing)?;
+    let attach = Command::new(
+        protocol::resource_attach_backing(id.get(), nr_entries)?,
+        Some(entries),
+        protocol::HDR_SIZE,
+        None,
+        Held::Nothing,
+    )?;
+    // The backing must be able to follow the creation: memory in more pieces than the queue
+    // takes in one command is `EINVAL` before the host is asked for anything.
+    gpu.ctrl.check_fits(&attach)?;
+
+    // The object is made before the host is asked, so that once it is, the object releases
+    // the resource (and only then its pages) whatever happens next.
+    let obj = Object::new_private(
+        dev,
+        size,
+        ObjectArgs {
+            id,
+            pages: Some(pages),
+            release,
+            blob_mem: 0,
+            blob_flags: 0,
+            classic: true,
+            dumb,
+        },
+    )?;
+    let mut objs = KVVec::with_capacity(1, GFP_KERNEL)?;
+    objs.push(obj.clone(), GFP_KERNEL)?;
+    let locked = match LockedReservations::lock(objs) {
+        Ok(l) => l,
+        Err(e) => {
+            obj.never_created();
+            return Err(e);
+        }
+    };
+    if let Err(e) = gpu.ctrl.send(create) {
+        obj.never_created();
+        return Err(e);
+    }
+    // From here on the host knows the resource: the object's release unreferences it.
+    locked.add_fence_and_unlock(&out, Usage::Write);
+    // The backing follows the creation on the queue; if it cannot be queued (a signal, the
+    // device gone), the resource stays without guest memory, as a failed ATTACH_BACKING
+    // would leave it, and the ioctl fails: closing the object releases it.
+    gpu.ctrl.send(attach)?;
+    obj.create_mmap_offset()?;
+    Ok(obj)
 }

@@ -10,6 +10,7 @@
 mod backing;
 mod coherency;
 mod debugfs;
+mod display;
 mod driver;
 mod fence;
 mod file;

@@ -265,20 +265,58 @@ fn control(command: &str) -> Result<bool, String> {
     }
 }
 
+/// What the host shows on its first scanout (QEMU's own picture, QMP `screendump`): the
+/// picture's size and the colour (`0xRRGGBB`) at each point asked for (`None` outside it).
+pub struct Picture {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: Vec<Option<u32>>,
+}
+
+/// Asks the rig for the host's picture at `points`; `Ok(None)` with QEMU's reason when the
+/// host has no picture to give (a GL scanout under SDL).
+pub fn pixels(points: &[(u32, u32)]) -> Result<Result<Picture, String>, String> {
+    let text: Vec<String> = points.iter().map(|(x, y)| format!("{x},{y}")).collect();
+    let answer = ask_raw("rig: pixels?", "rig-pixels", &text.join(" "))?;
+    let mut words = answer.split_whitespace();
+    let size = words.next().unwrap_or("");
+    if size == "none" {
+        return Ok(Err(words.collect::<Vec<_>>().join(" ")));
+    }
+    let (w, h) = size
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+        .ok_or_else(|| format!("the rig's picture answer is malformed: {answer}"))?;
+    let pixels: Vec<Option<u32>> = words.map(|p| u32::from_str_radix(p, 16).ok()).collect();
+    if pixels.len() != points.len() {
+        return Err(format!("the rig's picture answer is malformed: {answer}"));
+    }
+    Ok(Ok(Picture {
+        width: w,
+        height: h,
+        pixels,
+    }))
+}
+
 /// Prints `rig: host{mark} N{ text}` and returns the rig's answer (what follows `rig-host N `).
 fn ask(mark: &str, text: &str) -> Result<String, String> {
+    ask_raw(&format!("rig: host{mark}"), "rig-host", text)
+}
+
+/// Prints `{question} N{ text}` and returns the rig's answer (what follows `{answer} N `).
+fn ask_raw(question: &str, answer: &str, text: &str) -> Result<String, String> {
     let token = TOKEN.fetch_add(1, Ordering::Relaxed);
     {
         let mut o = std::io::stdout().lock();
         if text.is_empty() {
-            writeln!(o, "rig: host{mark} {token}")
+            writeln!(o, "{question} {token}")
         } else {
-            writeln!(o, "rig: host{mark} {token} {text}")
+            writeln!(o, "{question} {token} {text}")
         }
         .and_then(|()| o.flush())
         .map_err(|e| e.to_string())?;
     }
-    let want = format!("rig-host {token} ");
+    let want = format!("{answer} {token} ");
     let deadline = Instant::now() + Duration::from_secs(10);
     let stdin = std::io::stdin();
     loop {
@@ -291,9 +329,7 @@ fn ask(mark: &str, text: &str) -> Result<String, String> {
         // SAFETY: one valid pollfd.
         let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as libc::c_int) };
         if n == 0 {
-            return Err(format!(
-                "the rig did not answer `rig: host{mark}` within 10 s"
-            ));
+            return Err(format!("the rig did not answer `{question}` within 10 s"));
         }
         let mut line = String::new();
         match stdin.lock().read_line(&mut line) {
@@ -303,10 +339,10 @@ fn ask(mark: &str, text: &str) -> Result<String, String> {
             Err(e) => return Err(format!("reading the console: {e}")),
         }
         // Answers to earlier questions (a test that gave up waiting) are skipped.
-        let Some(answer) = line.trim_end().strip_prefix(&want) else {
+        let Some(got) = line.trim_end().strip_prefix(&want) else {
             continue;
         };
-        return Ok(answer.to_owned());
+        return Ok(got.to_owned());
     }
 }
 

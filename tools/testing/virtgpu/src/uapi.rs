@@ -518,3 +518,182 @@ mod tests {
         assert_eq!(DMA_BUF_IOCTL_IMPORT_SYNC_FILE, 0x4008_6203);
     }
 }
+
+// KMS (include/uapi/drm/drm_mode.h): what the display tests use.
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct DrmModeCardRes {
+    pub fb_id_ptr: u64,
+    pub crtc_id_ptr: u64,
+    pub connector_id_ptr: u64,
+    pub encoder_id_ptr: u64,
+    pub count_fbs: u32,
+    pub count_crtcs: u32,
+    pub count_connectors: u32,
+    pub count_encoders: u32,
+    pub min_width: u32,
+    pub max_width: u32,
+    pub min_height: u32,
+    pub max_height: u32,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct DrmModeModeinfo {
+    pub clock: u32,
+    pub hdisplay: u16,
+    pub hsync_start: u16,
+    pub hsync_end: u16,
+    pub htotal: u16,
+    pub hskew: u16,
+    pub vdisplay: u16,
+    pub vsync_start: u16,
+    pub vsync_end: u16,
+    pub vtotal: u16,
+    pub vscan: u16,
+    pub vrefresh: u32,
+    pub flags: u32,
+    pub type_: u32,
+    pub name: [u8; 32],
+}
+
+/// `DRM_MODE_TYPE_PREFERRED`.
+pub const DRM_MODE_TYPE_PREFERRED: u32 = 1 << 3;
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct DrmModeGetConnector {
+    pub encoders_ptr: u64,
+    pub modes_ptr: u64,
+    pub props_ptr: u64,
+    pub prop_values_ptr: u64,
+    pub count_modes: u32,
+    pub count_props: u32,
+    pub count_encoders: u32,
+    pub encoder_id: u32,
+    pub connector_id: u32,
+    pub connector_type: u32,
+    pub connector_type_id: u32,
+    pub connection: u32,
+    pub mm_width: u32,
+    pub mm_height: u32,
+    pub subpixel: u32,
+    pub pad: u32,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct DrmModeCreateDumb {
+    pub height: u32,
+    pub width: u32,
+    pub bpp: u32,
+    pub flags: u32,
+    pub handle: u32,
+    pub pitch: u32,
+    pub size: u64,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct DrmModeMapDumb {
+    pub handle: u32,
+    pub pad: u32,
+    pub offset: u64,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct DrmModeFbCmd2 {
+    pub fb_id: u32,
+    pub width: u32,
+    pub height: u32,
+    pub pixel_format: u32,
+    pub flags: u32,
+    pub handles: [u32; 4],
+    pub pitches: [u32; 4],
+    pub offsets: [u32; 4],
+    pub modifier: [u64; 4],
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct DrmModeCrtc {
+    pub set_connectors_ptr: u64,
+    pub count_connectors: u32,
+    pub crtc_id: u32,
+    pub fb_id: u32,
+    pub x: u32,
+    pub y: u32,
+    pub gamma_size: u32,
+    pub mode_valid: u32,
+    pub mode: DrmModeModeinfo,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct DrmClipRect {
+    pub x1: u16,
+    pub y1: u16,
+    pub x2: u16,
+    pub y2: u16,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct DrmModeFbDirtyCmd {
+    pub fb_id: u32,
+    pub flags: u32,
+    pub color: u32,
+    pub num_clips: u32,
+    pub clips_ptr: u64,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct DrmModeCrtcPageFlip {
+    pub crtc_id: u32,
+    pub fb_id: u32,
+    pub flags: u32,
+    pub reserved: u32,
+    pub user_data: u64,
+}
+
+/// `DRM_MODE_PAGE_FLIP_EVENT`.
+pub const DRM_MODE_PAGE_FLIP_EVENT: u32 = 0x01;
+/// `DRM_EVENT_FLIP_COMPLETE`.
+pub const DRM_EVENT_FLIP_COMPLETE: u32 = 0x02;
+
+/// `struct drm_event_vblank`.
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct DrmEventVblank {
+    pub type_: u32,
+    pub length: u32,
+    pub user_data: u64,
+    pub tv_sec: u32,
+    pub tv_usec: u32,
+    pub sequence: u32,
+    pub crtc_id: u32,
+}
+
+/// `DRM_FORMAT_XRGB8888`.
+pub const DRM_FORMAT_XRGB8888: u32 = u32::from_le_bytes(*b"XR24");
+/// `DRM_FORMAT_RGB565`.
+pub const DRM_FORMAT_RGB565: u32 = u32::from_le_bytes(*b"RG16");
+
+pub const DRM_IOCTL_SET_MASTER: u64 = iow_none(0x1e);
+pub const DRM_IOCTL_MODE_GETRESOURCES: u64 = iowr::<DrmModeCardRes>(0xa0);
+pub const DRM_IOCTL_MODE_GETCRTC: u64 = iowr::<DrmModeCrtc>(0xa1);
+pub const DRM_IOCTL_MODE_SETCRTC: u64 = iowr::<DrmModeCrtc>(0xa2);
+pub const DRM_IOCTL_MODE_GETCONNECTOR: u64 = iowr::<DrmModeGetConnector>(0xa7);
+pub const DRM_IOCTL_MODE_RMFB: u64 = iowr::<u32>(0xaf);
+pub const DRM_IOCTL_MODE_PAGE_FLIP: u64 = iowr::<DrmModeCrtcPageFlip>(0xb0);
+pub const DRM_IOCTL_MODE_DIRTYFB: u64 = iowr::<DrmModeFbDirtyCmd>(0xb1);
+pub const DRM_IOCTL_MODE_CREATE_DUMB: u64 = iowr::<DrmModeCreateDumb>(0xb2);
+pub const DRM_IOCTL_MODE_MAP_DUMB: u64 = iowr::<DrmModeMapDumb>(0xb3);
+pub const DRM_IOCTL_MODE_ADDFB2: u64 = iowr::<DrmModeFbCmd2>(0xb8);
+
+const fn iow_none(nr: u32) -> u64 {
+    ((DRM_IOCTL_BASE << IOC_TYPESHIFT) | (nr << IOC_NRSHIFT)) as u64
+}

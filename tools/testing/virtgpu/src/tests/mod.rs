@@ -7,6 +7,7 @@ use crate::ktap::Outcome;
 pub mod blob;
 mod blob_input;
 mod context;
+mod display;
 mod execbuffer;
 mod fault;
 mod fence;
@@ -77,6 +78,7 @@ pub fn all() -> Vec<Test> {
     all.extend(from_table(execbuffer::TESTS));
     all.extend(from_table(fence::TESTS));
     all.extend(from_table(resource::TESTS));
+    all.extend(from_table(display::TESTS));
     all.extend(from_table(fault::TESTS));
     all.extend(from_table(mesa::TESTS));
     all.extend(igt::tests());

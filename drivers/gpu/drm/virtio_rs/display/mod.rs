@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The display: for every scanout the device reports (at most 16), a CRTC, a primary plane, a
+//! virtual encoder and a virtual connector, as the C driver's `virtgpu_display.c` and
+//! `virtgpu_plane.c` make them.
+//!
+//! The device cannot set a mode apart from an image: a mode set only marks the scanout
+//! ([`Scanouts::mark_modeset`]); the primary plane's update then sends SET_SCANOUT, uploads the
+//! damaged part of a dumb buffer (TRANSFER_TO_HOST_2D) and has the host show it
+//! (RESOURCE_FLUSH). Vblank events come from a software timer, as in the C driver. A device
+//! without scanouts has no display at all (no KMS), as in the C driver.
+
+mod connector;
+mod crtc;
+mod framebuffer;
+mod plane;
+
+use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use kernel::{
+    drm::{
+        self,
+        kms::{
+            self,
+            connector::{Connector, ConnectorType},
+            crtc::Crtc,
+            encoder::Encoder,
+            plane::{Plane, PlaneType},
+        },
+    },
+    new_mutex,
+    prelude::*,
+    sync::{Arc, Mutex},
+    uapi,
+};
+
+use crate::{
+    driver::VirtioGpuDrmDriver,
+    gpu::Gpu,
+    protocol::{self, resp, DisplayOne},
+    queue::{Command, Held},
+};
+
+/// The C driver's mode config limits and default mode.
+const XRES_MIN: u32 = 32;
+const YRES_MIN: u32 = 32;
+const XRES_DEF: u32 = 1024;
+const YRES_DEF: u32 = 768;
+const XRES_MAX: u32 = 8192;
+const YRES_MAX: u32 = 8192;
+
+/// The most scanouts a device has (`VIRTIO_GPU_MAX_SCANOUTS`).
+pub(crate) const MAX_SCANOUTS: u32 = uapi::VIRTIO_GPU_MAX_SCANOUTS;
+
+/// How long probe and the display event wait for GET_DISPLAY_INFO (the C driver's 5 s).
+const DISPLAY_INFO_TIMEOUT_MS: u32 = 5000;
+
+/// What the driver knows of the device's scanouts.
+#[pin_data]
+pub(crate) struct Scanouts {
+    /// What the host last said of each scanout (GET_DISPLAY_INFO).
+    #[pin]
+    info: Mutex<[DisplayOne; MAX_SCANOUTS as usize]>,
+    /// Bit `i`: scanout `i`'s CRTC went through a mode set; its next plane update sends
+    /// SET_SCANOUT even for the same image.
+    needs_modeset: AtomicU32,
+}
+
+impl Scanouts {
+    /// Until the host says otherwise, scanout 0 is on with the default mode, as in the C
+    /// driver.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        let mut info = [DisplayOne::default(); MAX_SCANOUTS as usize];
+        info[0] = DisplayOne {
+            enabled: true,
+            width: XRES_DEF,
+            height: YRES_DEF,
+        };
+        pin_init!(Self {
+            info <- new_mutex!(info),
+            needs_modeset: AtomicU32::new(0),
+        })
+    }
+
+    /// What the host last said of scanout `i`.
+    fn info(&self, i: u32) -> DisplayOne {
+        self.info
+            .lock()
+            .get(i as usize)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn mark_modeset(&self, i: u32) {
+        self.needs_modeset.fetch_or(1 << i, Relaxed);
+    }
+
+    /// Whether scanout `i` went through a mode set since the last call.
+    fn take_modeset(&self, i: u32) -> bool {
+        self.needs_modeset.fetch_and(!(1 << i), Relaxed) & (1 << i) != 0
+    }
+}
+
+impl Gpu {
+    /// Asks the host for the scanouts' state and size (GET_DISPLAY_INFO), waiting at most 5 s
+    /// and not killably (probe and the device's display event, which nobody can kill).
+    pub(crate) fn refresh_display_info(&self) -> Result {
+        let info = self.ctrl.call(
+            protocol::get_display_info()?,
+            protocol::RESP_DISPLAY_INFO_SIZE,
+            resp::OK_DISPLAY_INFO,
+            Some(DISPLAY_INFO_TIMEOUT_MS),
+            |r| r.display_info(),
+        )?;
+        *self.scanouts.info.lock() = info;
+        Ok(())
+    }
+
+    /// Queues `cmd`, which needs nothing kept alive, without waiting for its answer; a device
+    /// that is gone is no error (the display is going away with it).
+    fn send_display_command(&self, cmd: Result<protocol::Encoded>) {
+        let sent = cmd
+            .and_then(|c| Command::new(c, None, protocol::HDR_SIZE, None, Held::Nothing))
+            .and_then(|c| self.ctrl.send(c));
+        if let Err(e) = sent {
+            if e != ENODEV {
+                pr_warn!("virtio_gpu_rs: a display command was not sent: {:?}\n", e);
+            }
+        }
+    }
+}
+
+/// Sets up the display of `dev` with `gpu.num_scanouts` outputs, before the device is
+/// registered; a device without scanouts gets no KMS.
+pub(crate) fn init(dev: &drm::UnregisteredDevice<VirtioGpuDrmDriver>, gpu: &Arc<Gpu>) -> Result {
+    let n = gpu.num_scanouts;
+    if n == 0 {
+        dev.disable_modeset();
+        return Ok(());
+    }
+    kms::mode_config_init(
+        dev,
+        &kms::ModeConfigInfo {
+            min_width: XRES_MIN,
+            min_height: YRES_MIN,
+            max_width: XRES_MAX,
+            max_height: YRES_MAX,
+            prefer_host_byte_order: true,
+        },
+    )?;
+    for index in 0..n {
+        let primary = Plane::new(
+            dev,
+            1 << index,
+            PlaneType::Primary,
+            plane::PrimaryPlane { gpu: gpu.clone() },
+        )?;
+        let crtc = Crtc::new(
+            dev,
+            primary,
+            crtc::ScanoutCrtc {
+                gpu: gpu.clone(),
+                index,
+            },
+        )?;
+        let connector = Connector::new(
+            dev,
+            ConnectorType::Virtual,
+            connector::ScanoutConnector {
+                gpu: gpu.clone(),
+                index,
+            },
+        )?;
+        let encoder = Encoder::new_virtual(dev, crtc.mask())?;
+        connector.attach_encoder(encoder)?;
+    }
+    kms::vblank_init(dev, n)?;
+    kms::mode_config_reset(dev);
+    Ok(())
+}

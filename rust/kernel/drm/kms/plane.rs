@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Planes: the images a CRTC composes.
+//!
+//! C header: [`include/drm/drm_plane.h`](srctree/include/drm/drm_plane.h)
+
+use super::{atomic::AtomicCommit, drmm_write};
+use crate::{bindings, drm, prelude::*, types::Opaque};
+use core::ops::Deref;
+
+/// The kind of a plane (`enum drm_plane_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlaneType {
+    /// The CRTC's main image.
+    Primary,
+    /// An image above the primary one.
+    Overlay,
+    /// The cursor.
+    Cursor,
+}
+
+impl PlaneType {
+    fn raw(self) -> bindings::drm_plane_type {
+        match self {
+            PlaneType::Primary => bindings::drm_plane_type_DRM_PLANE_TYPE_PRIMARY,
+            PlaneType::Overlay => bindings::drm_plane_type_DRM_PLANE_TYPE_OVERLAY,
+            PlaneType::Cursor => bindings::drm_plane_type_DRM_PLANE_TYPE_CURSOR,
+        }
+    }
+}
+
+/// A driver's hooks for its planes and the data it keeps with each.
+///
+/// A plane's framebuffer is prepared by the core's GEM helper
+/// (`drm_gem_plane_helper_prepare_fb()`): a commit waits for the plane's explicit fence
+/// (`IN_FENCE_FD`) or else for the framebuffer objects' implicit fences before the driver's
+/// [`DriverPlane::atomic_update`] runs.
+pub trait DriverPlane: Send + Sync + Sized + 'static {
+    /// The DRM driver.
+    type Driver: drm::Driver;
+
+    /// The formats the plane takes (fourcc codes).
+    const FORMATS: &'static [u32];
+
+    /// Checks the plane's new state in a commit.
+    fn atomic_check(plane: &Plane<Self>, commit: &AtomicCommit<'_, Self::Driver>) -> Result;
+
+    /// Shows the plane's new state, between the CRTC's enabling and its flush. Runs in the
+    /// commit's work, may sleep, and cannot fail: a commit that passed its check is applied.
+    fn atomic_update(plane: &Plane<Self>, commit: &AtomicCommit<'_, Self::Driver>);
+}
+
+/// A plane with the driver's data `T`.
+///
+/// # Invariants
+///
+/// `raw` is a plane initialised with `Plane::<T>::FUNCS` in memory the DRM device manages, and
+/// `inner` is initialised; both live as long as the device.
+#[repr(C)]
+pub struct Plane<T: DriverPlane> {
+    raw: Opaque<bindings::drm_plane>,
+    inner: T,
+}
+
+// SAFETY: The C plane is used under the core's modeset locks from any thread; `T` is `Send`.
+unsafe impl<T: DriverPlane> Send for Plane<T> {}
+// SAFETY: As above; `T` is `Sync`.
+unsafe impl<T: DriverPlane> Sync for Plane<T> {}
+
+impl<T: DriverPlane> Deref for Plane<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: DriverPlane> Plane<T> {
+    const FUNCS: bindings::drm_plane_funcs = bindings::drm_plane_funcs {
+        update_plane: Some(bindings::drm_atomic_helper_update_plane),
+        disable_plane: Some(bindings::drm_atomic_helper_disable_plane),
+        reset: Some(bindings::drm_atomic_helper_plane_reset),
+        atomic_duplicate_state: Some(bindings::drm_atomic_helper_plane_duplicate_state),
+        atomic_destroy_state: Some(bindings::drm_atomic_helper_plane_destroy_state),
+        // SAFETY: All-zero is a valid value for the remaining (optional) callbacks; `destroy`
+        // stays unset, as managed planes require.
+        ..unsafe { core::mem::zeroed() }
+    };
+
+    const HELPER_FUNCS: bindings::drm_plane_helper_funcs = bindings::drm_plane_helper_funcs {
+        prepare_fb: Some(bindings::drm_gem_plane_helper_prepare_fb),
+        atomic_check: Some(Self::atomic_check_callback),
+        atomic_update: Some(Self::atomic_update_callback),
+        // SAFETY: All-zero is a valid value for the remaining (optional) callbacks.
+        ..unsafe { core::mem::zeroed() }
+    };
+
+    /// Creates a plane of `ty` on `dev` that CRTCs of `possible_crtcs` (a mask of CRTC indices)
+    /// can use, with `data`, before the device is registered. The plane takes damage clips
+    /// (`FB_DAMAGE_CLIPS`). It lives as long as the device.
+    pub fn new<'a>(
+        dev: &'a drm::UnregisteredDevice<T::Driver>,
+        possible_crtcs: u32,
+        ty: PlaneType,
+        data: T,
+    ) -> Result<&'a Self> {
+        let formats = T::FORMATS;
+        // SAFETY: `dev` is a valid unregistered DRM device; `FUNCS` and `formats` live for the
+        // whole program; no modifiers; the name is null (the core makes one). The memory is
+        // managed by the device, zeroed, `size_of::<Self>()` bytes with the plane at offset 0.
+        let ptr = unsafe {
+            bindings::__drmm_universal_plane_alloc(
+                dev.as_raw(),
+                core::mem::size_of::<Self>(),
+                core::mem::offset_of!(Self, raw),
+                possible_crtcs,
+                const { &Self::FUNCS },
+                formats.as_ptr(),
+                formats.len() as u32,
+                core::ptr::null(),
+                ty.raw(),
+                core::ptr::null(),
+            )
+        };
+        let this = super::check_ptr(ptr)?.cast::<Self>();
+        // SAFETY: `this` is managed memory of the device with an initialised plane and room for
+        // `inner`, which holds no value yet.
+        unsafe { drmm_write(dev, &raw mut (*this).inner, data)? };
+        // SAFETY: The plane is initialised and not registered yet; `HELPER_FUNCS` lives for the
+        // whole program.
+        unsafe {
+            let raw = (*this).raw.get();
+            (*raw).helper_private = const { &Self::HELPER_FUNCS };
+            bindings::drm_plane_enable_fb_damage_clips(raw);
+        }
+        // SAFETY: Initialised above; lives as long as `dev` (type invariants).
+        Ok(unsafe { &*this })
+    }
+
+    /// The raw plane.
+    pub fn as_raw(&self) -> *mut bindings::drm_plane {
+        self.raw.get()
+    }
+
+    /// # Safety
+    ///
+    /// `ptr` must be a plane made by [`Plane::<T>::new`].
+    unsafe fn from_raw<'a>(ptr: *mut bindings::drm_plane) -> &'a Self {
+        // SAFETY: `raw` is at offset 0 of `Self` (`repr(C)`) and `ptr` is in a `Self`.
+        unsafe { &*ptr.cast::<Self>() }
+    }
+
+    extern "C" fn atomic_check_callback(
+        plane: *mut bindings::drm_plane,
+        state: *mut bindings::drm_atomic_commit,
+    ) -> core::ffi::c_int {
+        // SAFETY: Our helper functions are only installed on our planes; the core passes the
+        // commit being checked, valid and locked for the call.
+        let (this, commit) = unsafe { (Self::from_raw(plane), AtomicCommit::from_raw(state)) };
+        match T::atomic_check(this, &commit) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    extern "C" fn atomic_update_callback(
+        plane: *mut bindings::drm_plane,
+        state: *mut bindings::drm_atomic_commit,
+    ) {
+        // SAFETY: As in `atomic_check_callback`, for the commit being applied.
+        let (this, commit) = unsafe { (Self::from_raw(plane), AtomicCommit::from_raw(state)) };
+        T::atomic_update(this, &commit);
+    }
+}
