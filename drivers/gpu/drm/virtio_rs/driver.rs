@@ -243,6 +243,7 @@ impl drm::Driver for VirtioGpuDrmDriver {
     const FEAT_SYNCOBJ: bool = true;
     const FEAT_SYNCOBJ_TIMELINE: bool = true;
     const FEAT_MODESET: bool = true;
+    const FEAT_CURSOR_HOTSPOT: bool = true;
     const FBDEV_SHADOWED: bool = true;
 
     fn dumb_create(

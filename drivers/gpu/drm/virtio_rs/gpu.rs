@@ -86,8 +86,8 @@ struct CachedCapset {
 #[pin_data]
 pub(crate) struct Gpu {
     pub(crate) ctrl: CommandQueue,
-    /// The cursor queue: found as the device requires, not used yet (no cursor plane).
-    _cursor: Arc<virtio::Virtqueue<Command>>,
+    /// The cursor queue: the cursor planes' UPDATE_CURSOR and MOVE_CURSOR.
+    pub(crate) cursor: CommandQueue,
     /// The device's fences.
     pub(crate) fences: Arc<FenceDriver>,
     /// Signalled (`ENODEV`) when the device goes away: ends the waits inside ioctls on fences
@@ -232,7 +232,7 @@ impl Gpu {
         Arc::pin_init(
             try_pin_init!(Self {
                 ctrl,
-                _cursor: cursor,
+                cursor: CommandQueue::new(cursor),
                 fences: Arc::pin_init(FenceDriver::new(), GFP_KERNEL)?,
                 gone: DriverFence::new(dma_fence::alloc_contexts(1), 1)?,
                 features,

@@ -32,6 +32,8 @@ pub(crate) mod cmd {
     pub(crate) const SUBMIT_3D: u32 = 0x0207;
     pub(crate) const RESOURCE_MAP_BLOB: u32 = 0x0208;
     pub(crate) const RESOURCE_UNMAP_BLOB: u32 = 0x0209;
+    pub(crate) const UPDATE_CURSOR: u32 = 0x0300;
+    pub(crate) const MOVE_CURSOR: u32 = 0x0301;
 }
 
 /// `enum virtio_gpu_ctrl_type`: the responses.
@@ -95,6 +97,7 @@ wire!(
     virtio_gpu_set_scanout,
     virtio_gpu_resource_flush,
     virtio_gpu_resp_display_info,
+    virtio_gpu_update_cursor,
 );
 
 /// The header of command `ty` for context `ctx_id` (0: none), without a fence.
@@ -618,6 +621,46 @@ pub(crate) fn resource_flush(
             height: height.to_le(),
         },
         resource_id: resource_id.to_le(),
+        padding: 0,
+    })
+}
+
+/// What a cursor command does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CursorOp {
+    /// `VIRTIO_GPU_CMD_UPDATE_CURSOR`: a new image (resource 0: none) with its hotspot, at a
+    /// position.
+    Update {
+        resource_id: u32,
+        hot_x: u32,
+        hot_y: u32,
+    },
+    /// `VIRTIO_GPU_CMD_MOVE_CURSOR`: only the position.
+    Move,
+}
+
+/// A command of the cursor queue for scanout `scanout_id`, the cursor at `(x, y)`.
+pub(crate) fn cursor(scanout_id: u32, x: i32, y: i32, op: CursorOp) -> Result<Encoded> {
+    let (ty, resource_id, hot_x, hot_y) = match op {
+        CursorOp::Update {
+            resource_id,
+            hot_x,
+            hot_y,
+        } => (cmd::UPDATE_CURSOR, resource_id, hot_x, hot_y),
+        CursorOp::Move => (cmd::MOVE_CURSOR, 0, 0, 0),
+    };
+    encode(uapi::virtio_gpu_update_cursor {
+        hdr: hdr(ty, 0),
+        pos: uapi::virtio_gpu_cursor_pos {
+            scanout_id: scanout_id.to_le(),
+            // As the C driver: the position's bits as they are, negative ones too.
+            x: (x as u32).to_le(),
+            y: (y as u32).to_le(),
+            padding: 0,
+        },
+        resource_id: resource_id.to_le(),
+        hot_x: hot_x.to_le(),
+        hot_y: hot_y.to_le(),
         padding: 0,
     })
 }

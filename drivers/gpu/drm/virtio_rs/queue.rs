@@ -110,6 +110,9 @@ pub(crate) struct Command {
     link: BacklogLink<Command>,
     /// See [`Command::prepare_barrier`].
     barrier: bool,
+    /// The host answers the command (control queue); commands of the cursor queue get no
+    /// answer, and offer the device nothing to write ([`Command::cursor`]).
+    answered: bool,
 }
 
 // SAFETY: Every buffer listed is owned by the command, which is allocated with `kmalloc` (an
@@ -123,7 +126,10 @@ unsafe impl Request for Command {
         if let Some(payload) = &self.payload {
             segments.readable(payload)?;
         }
-        segments.writable(&self.resp)
+        if self.answered {
+            segments.writable(&self.resp)?;
+        }
+        Ok(())
     }
 
     fn backlog_link(&self) -> &BacklogLink<Self> {
@@ -199,6 +205,13 @@ impl Command {
         Self::build(cmd, payload, resp_len, fenced, held, false)
     }
 
+    /// A command of the cursor queue, which the device gives back without an answer (as the C
+    /// driver's, it offers the device no buffer to write).
+    pub(crate) fn cursor(cmd: protocol::Encoded) -> Result<Arc<Self>> {
+        let this = Self::build(cmd, None, 0, None, Held::Nothing, false)?;
+        Ok(this)
+    }
+
     fn build(
         cmd: protocol::Encoded,
         payload: Option<KVVec<u8>>,
@@ -207,6 +220,7 @@ impl Command {
         held: Held,
         barrier: bool,
     ) -> Result<Arc<Self>> {
+        let answered = resp_len != 0;
         let resp = DeviceBuffer::new(resp_len.max(protocol::HDR_SIZE), GFP_KERNEL | __GFP_NOWARN)?;
         let payload = payload.filter(|p| !p.is_empty());
         Arc::pin_init(
@@ -221,6 +235,7 @@ impl Command {
                 awaited: Atomic::new(false),
                 link: BacklogLink::new(),
                 barrier,
+                answered,
             }),
             GFP_KERNEL,
         )
@@ -262,8 +277,11 @@ impl Command {
         *self.held.lock() = held;
     }
 
-    /// The host's answer: `Ok` if it is a success.
+    /// The host's answer: `Ok` if it is a success (always, for a command without an answer).
     fn answer(&self, written: usize) -> Result {
+        if !self.answered {
+            return Ok(());
+        }
         // SAFETY: The queue gave the command back: the device no longer writes to it.
         let bytes = unsafe { self.resp.contents() };
         let r = Response::new(&bytes[..written.min(bytes.len())])?;

@@ -221,6 +221,35 @@ impl<'a, D: drm::Driver> PlaneState<'a, D> {
         }
     }
 
+    /// Whether the commit asked for an out-fence (`OUT_FENCE_PTR`) of the plane's CRTC, which
+    /// signals with the commit's vblank event. Only meaningful in the update hooks, before the
+    /// CRTC's flush takes the event.
+    pub fn crtc_out_fence_requested(&self) -> bool {
+        // SAFETY: The state holds the CRTC, which lives as long as the device; during the
+        // commit's hooks its current state is the new one, whose event the core set up and
+        // only the CRTC's flush takes, under the CRTC's lock, which the core holds.
+        unsafe {
+            self.ptr
+                .crtc
+                .as_ref()
+                .and_then(|c| c.state.as_ref())
+                .and_then(|s| s.event.as_ref())
+                .is_some_and(|e| !e.base.fence.is_null())
+        }
+    }
+
+    /// Where the plane is on its CRTC: `(x, y, width, height)`, the position may be negative.
+    pub fn crtc_rect(&self) -> (i32, i32, u32, u32) {
+        let s = self.ptr;
+        (s.crtc_x, s.crtc_y, s.crtc_w, s.crtc_h)
+    }
+
+    /// The cursor's hotspot in the framebuffer (`HOTSPOT_X`/`HOTSPOT_Y`, which cursor planes
+    /// of drivers with [`drm::Driver::FEAT_CURSOR_HOTSPOT`] have; 0 otherwise).
+    pub fn hotspot(&self) -> (i32, i32) {
+        (self.ptr.hotspot_x, self.ptr.hotspot_y)
+    }
+
     /// Whether the plane is visible (computed by the check).
     pub fn visible(&self) -> bool {
         self.ptr.visible

@@ -22,6 +22,16 @@ pub enum Status {
 /// A mode the core asks a connector about (`struct drm_display_mode`), read-only.
 pub struct DisplayMode<'a>(&'a bindings::drm_display_mode);
 
+impl<'a> DisplayMode<'a> {
+    /// # Safety
+    ///
+    /// `ptr` must be a valid mode for `'a`.
+    pub(crate) unsafe fn from_raw(ptr: *const bindings::drm_display_mode) -> Self {
+        // SAFETY: By the function's safety requirements.
+        Self(unsafe { &*ptr })
+    }
+}
+
 impl DisplayMode<'_> {
     /// Visible width.
     pub fn hdisplay(&self) -> u32 {
@@ -31,6 +41,19 @@ impl DisplayMode<'_> {
     /// Visible height.
     pub fn vdisplay(&self) -> u32 {
         u32::from(self.0.vdisplay)
+    }
+
+    /// How long one frame of the mode takes, in nanoseconds, from its pixel clock and totals
+    /// (as `drm_calc_timestamping_constants()` computes it, without overflow); `None` for a
+    /// mode without a clock or totals.
+    pub fn frame_ns(&self) -> Option<u64> {
+        let m = self.0;
+        let clock_khz = u64::try_from(m.clock).ok().filter(|&c| c > 0)?;
+        let pixels = u64::from(m.htotal) * u64::from(m.vtotal);
+        if pixels == 0 {
+            return None;
+        }
+        Some(pixels.saturating_mul(1_000_000) / clock_khz)
     }
 
     /// Whether the mode is a preferred one (`DRM_MODE_TYPE_PREFERRED`).
@@ -255,7 +278,7 @@ impl<T: DriverConnector> Connector<T> {
     ) -> bindings::drm_mode_status {
         // SAFETY: Our helper functions are only installed on our connectors; `mode` is valid
         // for the call.
-        let ok = unsafe { T::mode_valid(Self::from_raw(connector), &DisplayMode(&*mode)) };
+        let ok = unsafe { T::mode_valid(Self::from_raw(connector), &DisplayMode::from_raw(mode)) };
         if ok {
             bindings::drm_mode_status_MODE_OK
         } else {

@@ -4,7 +4,9 @@
 //!
 //! C header: [`include/drm/drm_crtc.h`](srctree/include/drm/drm_crtc.h)
 
-use super::{atomic::AtomicCommit, drmm_write, plane::DriverPlane, plane::Plane};
+use super::{
+    atomic::AtomicCommit, connector::DisplayMode, drmm_write, plane::DriverPlane, plane::Plane,
+};
 use crate::{bindings, drm, prelude::*, types::Opaque};
 use core::ops::Deref;
 
@@ -21,6 +23,12 @@ pub trait DriverCrtc: Send + Sync + Sized + 'static {
     /// Checks the CRTC's part of a commit.
     fn atomic_check(_crtc: &Crtc<Self>, _commit: &AtomicCommit<'_, Self::Driver>) -> Result {
         Ok(())
+    }
+
+    /// Whether the CRTC can show `mode` (`mode_valid`): asked for the modes the connectors
+    /// report and for every mode a commit sets.
+    fn mode_valid(_crtc: &Crtc<Self>, _mode: &DisplayMode<'_>) -> bool {
+        true
     }
 
     /// Sets the mode of the CRTC's new state (`mode_set_nofb`), when a commit changes it.
@@ -80,6 +88,7 @@ impl<T: DriverCrtc> Crtc<T> {
     };
 
     const HELPER_FUNCS: bindings::drm_crtc_helper_funcs = bindings::drm_crtc_helper_funcs {
+        mode_valid: Some(Self::mode_valid_callback),
         mode_set_nofb: Some(Self::mode_set_nofb_callback),
         atomic_check: Some(Self::atomic_check_callback),
         atomic_flush: Some(Self::atomic_flush_callback),
@@ -89,14 +98,16 @@ impl<T: DriverCrtc> Crtc<T> {
         ..unsafe { core::mem::zeroed() }
     };
 
-    /// Creates a CRTC on `dev` with `primary` as its primary plane and `data`, before the device
-    /// is registered. It lives as long as the device.
-    pub fn new<'a, P: DriverPlane<Driver = T::Driver>>(
+    /// Creates a CRTC on `dev` with `primary` as its primary plane, `cursor` (if any) as its
+    /// cursor plane, and `data`, before the device is registered. It lives as long as the
+    /// device.
+    pub fn new<'a, P: DriverPlane<Driver = T::Driver>, C: DriverPlane<Driver = T::Driver>>(
         dev: &'a drm::UnregisteredDevice<T::Driver>,
         primary: &'a Plane<P>,
+        cursor: Option<&'a Plane<C>>,
         data: T,
     ) -> Result<&'a Self> {
-        // SAFETY: `dev` is a valid unregistered DRM device and `primary` one of its planes;
+        // SAFETY: `dev` is a valid unregistered DRM device, `primary` and `cursor` its planes;
         // `FUNCS` lives for the whole program; the name is null (the core makes one). The
         // memory is managed by the device, zeroed, `size_of::<Self>()` bytes with the CRTC at
         // offset 0 (`repr(C)`).
@@ -106,7 +117,7 @@ impl<T: DriverCrtc> Crtc<T> {
                 core::mem::size_of::<Self>(),
                 core::mem::offset_of!(Self, raw),
                 primary.as_raw(),
-                core::ptr::null_mut(),
+                cursor.map_or(core::ptr::null_mut(), |c| c.as_raw()),
                 const { &Self::FUNCS },
                 core::ptr::null(),
             )
@@ -162,6 +173,20 @@ impl<T: DriverCrtc> Crtc<T> {
     unsafe fn from_raw<'a>(ptr: *mut bindings::drm_crtc) -> &'a Self {
         // SAFETY: `raw` is at offset 0 of `Self` (`repr(C)`) and `ptr` is in a `Self`.
         unsafe { &*ptr.cast::<Self>() }
+    }
+
+    extern "C" fn mode_valid_callback(
+        crtc: *mut bindings::drm_crtc,
+        mode: *const bindings::drm_display_mode,
+    ) -> bindings::drm_mode_status {
+        // SAFETY: Our helper functions are only installed on our CRTCs; `mode` is valid for the
+        // call.
+        let ok = unsafe { T::mode_valid(Self::from_raw(crtc), &DisplayMode::from_raw(mode)) };
+        if ok {
+            bindings::drm_mode_status_MODE_OK
+        } else {
+            bindings::drm_mode_status_MODE_BAD
+        }
     }
 
     extern "C" fn mode_set_nofb_callback(crtc: *mut bindings::drm_crtc) {

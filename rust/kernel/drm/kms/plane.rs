@@ -96,8 +96,10 @@ impl<T: DriverPlane> Plane<T> {
     };
 
     /// Creates a plane of `ty` on `dev` that CRTCs of `possible_crtcs` (a mask of CRTC indices)
-    /// can use, with `data`, before the device is registered. The plane takes damage clips
-    /// (`FB_DAMAGE_CLIPS`). It lives as long as the device.
+    /// can use, with `data`, before the device is registered. Primary and overlay planes take
+    /// damage clips (`FB_DAMAGE_CLIPS`); a cursor plane of a driver with
+    /// [`drm::Driver::FEAT_CURSOR_HOTSPOT`] gets the hotspot properties. It lives as long as
+    /// the device.
     pub fn new<'a>(
         dev: &'a drm::UnregisteredDevice<T::Driver>,
         possible_crtcs: u32,
@@ -131,7 +133,9 @@ impl<T: DriverPlane> Plane<T> {
         unsafe {
             let raw = (*this).raw.get();
             (*raw).helper_private = const { &Self::HELPER_FUNCS };
-            bindings::drm_plane_enable_fb_damage_clips(raw);
+            if ty != PlaneType::Cursor {
+                bindings::drm_plane_enable_fb_damage_clips(raw);
+            }
         }
         // SAFETY: Initialised above; lives as long as `dev` (type invariants).
         Ok(unsafe { &*this })

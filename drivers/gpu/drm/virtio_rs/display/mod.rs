@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The display: for every scanout the device reports (at most 16), a CRTC, a primary plane, a
-//! virtual encoder and a virtual connector, as the C driver's `virtgpu_display.c` and
+//! The display: for every scanout the device reports (at most 16), a CRTC, a primary and a
+//! cursor plane, a virtual encoder and a virtual connector, as the C driver's `virtgpu_display.c` and
 //! `virtgpu_plane.c` make them.
 //!
 //! The device cannot set a mode apart from an image: a mode set only marks the scanout
@@ -12,6 +12,7 @@
 
 mod connector;
 mod crtc;
+mod cursor;
 mod framebuffer;
 mod plane;
 
@@ -154,9 +155,16 @@ pub(crate) fn init(dev: &drm::UnregisteredDevice<VirtioGpuDrmDriver>, gpu: &Arc<
             PlaneType::Primary,
             plane::PrimaryPlane { gpu: gpu.clone() },
         )?;
+        let cursor = Plane::new(
+            dev,
+            1 << index,
+            PlaneType::Cursor,
+            cursor::CursorPlane { gpu: gpu.clone() },
+        )?;
         let crtc = Crtc::new(
             dev,
             primary,
+            Some(cursor),
             crtc::ScanoutCrtc {
                 gpu: gpu.clone(),
                 index,

@@ -19,9 +19,9 @@ use crate::{
     queue::{Command, Held},
 };
 
-/// How long a plane update waits for the host to answer its RESOURCE_FLUSH (the C driver's
-/// 50 ms): the commit's vblank event, and with it its out-fence, follows the answer unless
-/// the host takes longer.
+/// How long a plane update of a commit with an out-fence waits for the host to answer its
+/// RESOURCE_FLUSH (the C driver's 50 ms for its fenced flushes): the commit's vblank event,
+/// and with it its out-fence, follows the answer unless the host takes longer.
 const FLUSH_TIMEOUT_MS: u32 = 50;
 
 /// The primary plane of a scanout; which one is the CRTC's index.
@@ -32,9 +32,7 @@ pub(super) struct PrimaryPlane {
 impl DriverPlane for PrimaryPlane {
     type Driver = VirtioGpuDrmDriver;
 
-    /// The C driver's formats. The plane takes ARGB8888 framebuffers too (the mode config
-    /// accepts both), as the C driver's plane does not: they are refused at ADDFB2 only on
-    /// formats the device has no name for.
+    /// The C driver's format.
     const FORMATS: &'static [u32] = &[FORMAT_HOST_XRGB8888];
 
     /// The plane covers its whole CRTC and cannot scale; as the device uploads per buffer, a
@@ -108,13 +106,20 @@ impl DriverPlane for PrimaryPlane {
                 (src.x1 as u32, src.y1 as u32, src.width(), src.height()),
             ));
         }
-        let flushed = protocol::resource_flush(obj.resource_id, r)
-            .and_then(|c| Command::new(c, None, protocol::HDR_SIZE, None, Held::Nothing))
-            .and_then(|c| gpu.ctrl.send_pending(c))
-            .and_then(|p| {
+        let flush = protocol::resource_flush(obj.resource_id, r)
+            .and_then(|c| Command::new(c, None, protocol::HDR_SIZE, None, Held::Nothing));
+        let flushed = if new.crtc_out_fence_requested() {
+            // The out-fence says the frame is shown: it signals (with the vblank event) only
+            // once the host answered the flush.
+            flush.and_then(|c| gpu.ctrl.send_pending(c)).and_then(|p| {
                 p.wait_bounded(resp::OK_NODATA, FLUSH_TIMEOUT_MS)
                     .map(|_| ())
-            });
+            })
+        } else {
+            // As the C driver for dumb buffers: a page flip does not wait for the host, so a
+            // host slower than a frame does not halve the frame rate.
+            flush.and_then(|c| gpu.ctrl.send(c))
+        };
         match flushed {
             Ok(()) => {}
             // A slow host only makes the vblank event come before its answer.

@@ -17,7 +17,7 @@ use std::{
 
 use crate::{
     ktap::Outcome,
-    tests::{Ctx, Host, Test},
+    tests::{Ctx, Driver, Host, Test},
 };
 
 /// Where /init mounts the guest's root.
@@ -27,8 +27,11 @@ const LIBEXEC: &str = "/usr/libexec/igt-gpu-tools";
 /// The libdrm igt's package requires (newer than trixie's), for igt alone.
 const LIBS: &str = "/opt/igt/lib";
 
-/// The tests run: drm_virtgpu, and the core tests of drm-ci's list that a device without a
-/// display can run (core_hotunplug is on drm-ci's skip list for virtio_gpu).
+/// The tests run: drm_virtgpu, the core tests of drm-ci's list (core_hotunplug is on drm-ci's
+/// skip list for virtio_gpu), and the KMS tests of drm-ci's list that give an answer on a
+/// virtual display within the rig's time (no CRC, no i915; kms_flip and kms_vblank, which
+/// count vblanks against the clock, are not deterministic on an emulated CPU: on both drivers
+/// a slow host misses frames).
 const TESTS: &[&str] = &[
     "drm_virtgpu",
     "core_auth",
@@ -37,45 +40,127 @@ const TESTS: &[&str] = &[
     "core_getversion",
     "core_setmaster",
     "core_setmaster_vs_auth",
+    "kms_addfb_basic",
+    "kms_atomic",
+    "kms_atomic_transition",
+    "kms_flip_event_leak",
+    "kms_getfb",
+    "kms_invalid_mode",
+    "kms_lease",
+    "kms_prop_blob",
+    "kms_properties",
+    "kms_rmfb",
+    "kms_sequence",
+    "kms_setmode",
 ];
+
+/// Whether the KMS tests run on `ctx`'s host: on the virgl and 2D hosts, not on the virgl host
+/// with its BAR in the PCI hole, whose display is that of the virgl host.
+fn display_tested(ctx: &Ctx) -> bool {
+    !ctx.bar_in_pci_hole
+}
 
 /// How long one subtest may take.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Subtests that fail on both drivers on a host, for a reason that is igt's (as drm-ci's
-/// xfails files): the subtest, igt's words that must be in its output (so that a failure of
-/// another kind still fails), and why. Such a failure is reported as a skip that says so; a
-/// listed subtest that passes fails, so that the list stays true.
-const EXPECTED_FAILURES: &[(Host, &str, &str, &str)] = &[
+/// Subtests that fail, for a reason that is igt's or the listed driver's (as drm-ci's xfails
+/// files): the host (`None`: any), the driver (`None`: both), the subtest, igt's words that
+/// must be in its output (so that a failure of another kind still fails), and why. Such a
+/// failure is reported as a skip that says so; a listed subtest that passes fails, so that
+/// the list stays true.
+#[allow(clippy::type_complexity)]
+const EXPECTED_FAILURES: &[(Option<Host>, Option<Driver>, &str, &str, &str)] = &[
     (
-        Host::TwoD,
+        Some(Host::TwoD),
+        None,
         "drm_virtgpu@drm-virtgpu-execbuffer",
         "Last errno: 38,",
         "igt's drm_virtgpu assumes virgl: EXECBUFFER is ENOSYS on the 2D device",
     ),
     (
-        Host::TwoD,
+        Some(Host::TwoD),
+        None,
         "drm_virtgpu@drm-virtgpu-3d-transfer-from-host",
         "Last errno: 38,",
         "igt's drm_virtgpu assumes virgl: TRANSFER_FROM_HOST is ENOSYS on the 2D device",
     ),
     (
-        Host::TwoD,
+        Some(Host::TwoD),
+        None,
         "drm_virtgpu@drm-virtgpu-resource-create-blob",
         "Last errno: 22,",
         "igt's drm_virtgpu assumes blobs: RESOURCE_CREATE_BLOB is EINVAL on the 2D device",
     ),
     (
-        Host::TwoD,
+        Some(Host::TwoD),
+        None,
         "drm_virtgpu@drm-virtgpu-get-caps",
         "Last errno: 38,",
         "igt's drm_virtgpu assumes virgl: GET_CAPS is ENOSYS on the 2D device",
     ),
     (
-        Host::TwoD,
+        Some(Host::TwoD),
+        None,
         "drm_virtgpu@drm-virtgpu-context-init",
         "Last errno: 22,",
         "igt's drm_virtgpu assumes context init: CONTEXT_INIT is EINVAL on the 2D device",
+    ),
+    (
+        None,
+        None,
+        "kms_addfb_basic@size-max",
+        "Last errno: 2,",
+        "drm-ci's xfail: the largest framebuffer's object cannot be made, igt adds a \
+         framebuffer of a handle that is none (ENOENT, not what igt asks)",
+    ),
+    (
+        None,
+        None,
+        "kms_addfb_basic@too-high",
+        "Last errno: 2,",
+        "drm-ci's xfail: as size-max, the object of the too-high framebuffer cannot be made",
+    ),
+    (
+        None,
+        Some(Driver::C),
+        "kms_addfb_basic@bad-pitch-65536",
+        "error: 0 != -1",
+        "drm-ci's xfail for the C driver: it does not check the object's size against the \
+         layout, the Rust driver does (EINVAL)",
+    ),
+    (
+        None,
+        Some(Driver::C),
+        "kms_addfb_basic@bo-too-small",
+        "error: 0 != -1",
+        "drm-ci's xfail for the C driver: it accepts an object too small for the framebuffer, \
+         the Rust driver does not (EINVAL)",
+    ),
+    (
+        None,
+        None,
+        "kms_lease@lease-uevent",
+        "igt_lease_change_detected",
+        "drm-ci's xfail: the guest has no udev to see the lease's uevent",
+    ),
+];
+
+/// Subtests not run on a driver, because they make its kernel warn (which fails the boot):
+/// the driver, the subtest and why.
+const NOT_RUN: &[(Driver, &str, &str)] = &[
+    (
+        Driver::C,
+        "kms_invalid_mode@int-max-clock",
+        "drm-ci's xfail for the C driver: it takes a mode with a clock of INT_MAX kHz, whose \
+         vblank timer (a frame every 0.7 us) locks up a CPU and times out commits with a \
+         kernel warning; the Rust driver refuses the mode (EINVAL)",
+    ),
+    (
+        Driver::C,
+        "kms_invalid_mode@overflow-vrefresh",
+        "drm-ci's xfail for the C driver: it takes a mode whose refresh rate overflows, and \
+         its vblank timer times out commits with a kernel warning; the Rust driver refuses \
+         the mode (EINVAL)",
     ),
 ];
 
@@ -128,12 +213,25 @@ pub fn tests() -> Vec<Test> {
         .map(|(i, (name, test, run))| {
             let title = format!("igt {name}");
             let f = move |ctx: &Ctx| {
-                let result = match &run {
-                    Run::Whole => run_subtest(test, None),
-                    Run::Subtest(s) => run_subtest(test, Some(s)),
-                    Run::Unlisted(e) => Err(format!("listing the subtests: {e}")),
+                let not_run = NOT_RUN
+                    .iter()
+                    .find(|&&(d, n, _)| d == ctx.driver && n == name);
+                let result = if let Some((_, _, why)) = not_run {
+                    Ok(Outcome::Skip(format!("not run on this driver: {why}")))
+                } else if test.starts_with("kms_") && !display_tested(ctx) {
+                    Ok(Outcome::Skip(
+                        "the KMS tests run on the virgl and 2D hosts; this one differs only \
+                         in where its host-visible BAR is"
+                            .into(),
+                    ))
+                } else {
+                    match &run {
+                        Run::Whole => run_subtest(test, None),
+                        Run::Subtest(s) => run_subtest(test, Some(s)),
+                        Run::Unlisted(e) => Err(format!("listing the subtests: {e}")),
+                    }
                 };
-                let outcome = judge(ctx.host, &name, result);
+                let outcome = judge(ctx, &name, result);
                 if outcome == Outcome::Pass {
                     PASSED.fetch_add(1, Ordering::Relaxed);
                 }
@@ -193,19 +291,23 @@ fn list_subtests(test: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
-/// The outcome of `name` on `host` from what igt made of it (`Err`: a failure, with igt's
-/// output), with [`EXPECTED_FAILURES`] applied.
-fn judge(host: Host, name: &str, result: Result<Outcome, String>) -> Outcome {
-    let expected = EXPECTED_FAILURES
-        .iter()
-        .find(|&&(h, n, _, _)| h == host && n == name);
+/// The outcome of `name` on `ctx`'s host and driver from what igt made of it (`Err`: a
+/// failure, with igt's output), with [`EXPECTED_FAILURES`] applied.
+fn judge(ctx: &Ctx, name: &str, result: Result<Outcome, String>) -> Outcome {
+    let expected = EXPECTED_FAILURES.iter().find(|&&(h, d, n, _, _)| {
+        h.is_none_or(|h| h == ctx.host) && d.is_none_or(|d| d == ctx.driver) && n == name
+    });
     match (result, expected) {
-        (Ok(Outcome::Pass), Some((_, _, _, why))) => Outcome::Fail(format!(
+        (Ok(Outcome::Pass), Some((_, _, _, _, why))) => Outcome::Fail(format!(
             "passed, but is listed as failing here ({why}): take it off the list"
         )),
         (Ok(o), _) => o,
-        (Err(out), Some((_, _, words, why))) if out.contains(words) => {
-            Outcome::Skip(format!("expected failure on both drivers: {why}"))
+        (Err(out), Some((_, d, _, words, why))) if out.contains(words) => {
+            let on = match d {
+                None => "on both drivers".to_owned(),
+                Some(d) => format!("on the {} driver", d.name()),
+            };
+            Outcome::Skip(format!("expected failure {on}: {why}"))
         }
         (Err(out), _) => Outcome::Fail(out),
     }
@@ -298,10 +400,19 @@ mod tests {
 
     const LISTED: &str = "drm_virtgpu@drm-virtgpu-execbuffer";
 
+    fn ctx(host: Host, driver: Driver) -> Ctx {
+        Ctx {
+            host,
+            driver,
+            bar_in_pci_hole: false,
+            dev: crate::drm::Device::placeholder(),
+        }
+    }
+
     #[test]
     fn a_listed_failure_of_the_listed_kind_is_a_skip() {
         let o = judge(
-            Host::TwoD,
+            &ctx(Host::TwoD, Driver::Rust),
             LISTED,
             Err("x\nLast errno: 38, Function".into()),
         );
@@ -311,7 +422,7 @@ mod tests {
     #[test]
     fn a_listed_failure_of_another_kind_fails() {
         let o = judge(
-            Host::TwoD,
+            &ctx(Host::TwoD, Driver::Rust),
             LISTED,
             Err("Last errno: 14, Bad address".into()),
         );
@@ -320,15 +431,30 @@ mod tests {
 
     #[test]
     fn a_listed_subtest_that_passes_fails() {
-        let o = judge(Host::TwoD, LISTED, Ok(Outcome::Pass));
+        let o = judge(&ctx(Host::TwoD, Driver::C), LISTED, Ok(Outcome::Pass));
         assert!(matches!(o, Outcome::Fail(_)), "{o:?}");
     }
 
     #[test]
     fn the_list_is_per_host() {
-        let o = judge(Host::Gl, LISTED, Err("Last errno: 38,".into()));
+        let gl = ctx(Host::Gl, Driver::Rust);
+        let o = judge(&gl, LISTED, Err("Last errno: 38,".into()));
         assert!(matches!(o, Outcome::Fail(_)), "{o:?}");
-        assert_eq!(judge(Host::Gl, LISTED, Ok(Outcome::Pass)), Outcome::Pass);
+        assert_eq!(judge(&gl, LISTED, Ok(Outcome::Pass)), Outcome::Pass);
+    }
+
+    #[test]
+    fn the_list_is_per_driver() {
+        const C_ONLY: &str = "kms_addfb_basic@bo-too-small";
+        let failed = || Err("error: 0 != -1".into());
+        let c = judge(&ctx(Host::TwoD, Driver::C), C_ONLY, failed());
+        assert!(matches!(c, Outcome::Skip(_)), "{c:?}");
+        let rust = judge(&ctx(Host::TwoD, Driver::Rust), C_ONLY, failed());
+        assert!(matches!(rust, Outcome::Fail(_)), "{rust:?}");
+        assert_eq!(
+            judge(&ctx(Host::Gl, Driver::Rust), C_ONLY, Ok(Outcome::Pass)),
+            Outcome::Pass
+        );
     }
 
     #[test]
