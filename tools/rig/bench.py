@@ -52,6 +52,8 @@ FIGURES = [
     ("lifecycle-munmap", "blob lifecycle: munmap"),
     ("lifecycle-gem-close", "blob lifecycle: GEM close"),
     ("lifecycle-total", "blob lifecycle: all six phases"),
+    ("kms-page-flip", "page flip: atomic commit of another dumb fb until its OUT fence signals"),
+    ("kms-damage-64x64", "damage update: DIRTYFB of 64x64 pixels of the shown dumb fb"),
 ]
 
 

@@ -27,13 +27,15 @@ bad` for a malformed command, or `rig-host TOKEN none` when no shim runs.
 A line `rig: pixels? TOKEN X,Y [X,Y ...]` asks what the host shows: the rig takes
 QEMU's own picture of the first scanout (QMP `screendump`) and answers `rig-pixels
 TOKEN WxH RRGGBB ...` with the pixel at each point (`------` outside the picture),
-or `rig-pixels TOKEN none REASON` when QEMU has no picture (a GL scanout under
-SDL answers "no surface").
+or `rig-pixels TOKEN none REASON` when there is none. QEMU has no picture of a GL
+scanout (under SDL it answers "no surface"): then the rig reads QEMU's SDL window
+from the X screen, which Xvfb keeps in a file (-fbdir).
 """
 
 import argparse
 import json
 import socket
+import struct
 import os
 import re
 import select
@@ -51,11 +53,16 @@ QEMU = {
                "-vga", "none"],
 }
 CONSOLE = {"arm64": "ttyAMA0", "x86_64": "ttyS0"}
+# The virgl hosts' scanout size: QEMU's SDL window in GL mode keeps the size it was made with
+# (640x480, centred on the X screen) whatever mode the guest sets, so the guest is told that
+# size (xres/yres) and the window shows the scanout whole (see `read_gl_window`).
+GL_WINDOW = (640, 480)
 GPU = {
-    "gl": ["-device", "virtio-gpu-gl-pci,blob=on,hostmem=256M,venus=on"],
+    "gl": ["-device", "virtio-gpu-gl-pci,blob=on,hostmem=256M,venus=on,xres=640,yres=480"],
     # x86_64 only: the virgl host with its host-visible BAR in the 32-bit PCI hole, where
     # the MTRRs make write-back mappings uncached-minus.
-    "gl-hole": ["-device", "virtio-gpu-gl-pci,blob=on,hostmem=256M,venus=on"],
+    "gl-hole": ["-device",
+                "virtio-gpu-gl-pci,blob=on,hostmem=256M,venus=on,xres=640,yres=480"],
     "2d": ["-device", "virtio-gpu-pci"],
     # The 2D device on the virtio-mmio transport (arm64 "virt" only), modern
     # (virtio 1.0) as both drivers require.
@@ -83,7 +90,7 @@ exec chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
 
 # Runs inside the chroot: a private X server, then QEMU in the foreground.
 INSIDE = r"""
-Xvfb :0 -screen 0 1280x800x24 -nolisten tcp >/run/rig/xvfb.log 2>&1 &
+Xvfb :0 -screen 0 1280x800x24 -fbdir /run/rig -nolisten tcp >/run/rig/xvfb.log 2>&1 &
 for i in $(seq 100); do [ -e /tmp/.X11-unix/X0 ] && break; sleep 0.1; done
 export DISPLAY=:0
 {env}
@@ -96,7 +103,9 @@ def qemu_command(args, run_dir):
     cmd += ["-smp", "2", "-m", "1G", "-no-reboot", "-nodefaults",
             "-kernel", "/run/rig/kernel", "-initrd", "/run/rig/initrd",
             "-append", " ".join([
-                f"console={CONSOLE[args.arch]}", "panic=-1", "oops=panic",
+                # The kernel log on the display's console too (fbcon), and on the serial
+                # console, which stays /dev/console (the last one given).
+                "console=tty0", f"console={CONSOLE[args.arch]}", "panic=-1", "oops=panic",
                 f"rig.mode={args.mode}", f"rig.host={args.host}",
                 f"rig.driver={args.driver}",
             ] + args.append),
@@ -118,7 +127,7 @@ def qemu_command(args, run_dir):
 
 HOST_QUESTION = re.compile(rb"rig: host\? (\d+)")
 HOST_COMMAND = re.compile(rb"rig: host! (\d+) ([ -~]*)")
-PIXELS_QUESTION = re.compile(rb"rig: pixels\? (\d+)((?: \d{1,5},\d{1,5}){1,64})\s*$")
+PIXELS_QUESTION = re.compile(rb"rig: pixels\? (\d+)((?: \d{1,5},\d{1,5}){1,512})\s*$")
 
 
 def qmp_screendump(run_dir, timeout=20):
@@ -150,7 +159,7 @@ def qmp_screendump(run_dir, timeout=20):
 
 
 def read_ppm(path):
-    """(width, height, rgb bytes) of a binary PPM as QEMU writes it."""
+    """(width, height, pixel(x, y) -> RRGGBB hex) of a binary PPM as QEMU writes it."""
     with open(path, "rb") as f:
         data = f.read()
     fields = []
@@ -167,23 +176,52 @@ def read_ppm(path):
     if fields[0] != b"P6" or fields[3] != b"255":
         raise ValueError("not an 8-bit P6 picture")
     w, h = int(fields[1]), int(fields[2])
-    return w, h, data[pos:pos + 3 * w * h]
+
+    def pixel(x, y):
+        i = pos + 3 * (y * w + x)
+        return data[i:i + 3].hex()
+    return w, h, pixel
+
+
+def read_gl_window(path):
+    """(width, height, pixel(x, y) -> RRGGBB hex) of QEMU's SDL window on the X screen, which
+    Xvfb keeps in an XWD file (-fbdir): GL_WINDOW big, centred, as SDL places it without a
+    window manager."""
+    with open(path, "rb") as f:
+        data = f.read()
+    fields = struct.unpack(">25I", data[:100])
+    header_size, depth, sw, sh = fields[0], fields[3], fields[4], fields[5]
+    byte_order, bpp, bytes_per_line, ncolors = fields[7], fields[11], fields[12], fields[19]
+    if bpp != 32 or depth != 24:
+        raise ValueError(f"an X screen of depth {depth}, {bpp} bits per pixel")
+    start = header_size + 12 * ncolors
+    w, h = GL_WINDOW
+    x0, y0 = (sw - w) // 2, (sh - h) // 2
+
+    def pixel(x, y):
+        i = start + (y0 + y) * bytes_per_line + 4 * (x0 + x)
+        v = int.from_bytes(data[i:i + 4], "little" if byte_order == 0 else "big")
+        return f"{v & 0xffffff:06x}"
+    return w, h, pixel
 
 
 def pixels_answer(run_dir, token, points):
-    """The answer to `rig: pixels?`."""
+    """The answer to `rig: pixels?`: QEMU's picture of the scanout, or where QEMU has none (a
+    GL scanout under SDL), its SDL window on the X screen."""
     try:
         err = qmp_screendump(run_dir)
-        if err:
+        if err == "no surface":
+            w, h, pixel = read_gl_window(os.path.join(run_dir, "Xvfb_screen0"))
+        elif err:
             return f"rig-pixels {token} none {err}"
-        w, h, rgb = read_ppm(os.path.join(run_dir, "shot.ppm"))
-    except (OSError, ValueError) as e:
+        else:
+            w, h, pixel = read_ppm(os.path.join(run_dir, "shot.ppm"))
+        out = []
+        for p in points:
+            x, y = (int(v) for v in p.split(","))
+            out.append(pixel(x, y) if x < w and y < h else "------")
+    except (OSError, ValueError, struct.error) as e:
         return f"rig-pixels {token} none {type(e).__name__}"
-    out = []
-    for p in points:
-        x, y = (int(v) for v in p.split(","))
-        i = 3 * (y * w + x)
-        out.append(rgb[i:i + 3].hex() if x < w and y < h and i + 3 <= len(rgb) else "------")
     return f"rig-pixels {token} {w}x{h} " + " ".join(out)
 NAME = re.compile(r"[A-Za-z0-9._?-]{1,31}")
 

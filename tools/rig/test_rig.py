@@ -237,3 +237,31 @@ class MatrixTest(unittest.TestCase):
         for h in check.ARCH_HOSTS["x86_64"] + check.ARCH_HOSTS["arm64"]:
             # The guest runs the virgl tests on gl and gl-hole (src/main.rs).
             self.assertEqual(check.is_virgl(h), h.startswith("gl"), h)
+
+
+class HostPictureTest(unittest.TestCase):
+    """The rig's readers of the host's picture: QEMU's PPM and Xvfb's XWD screen."""
+
+    def test_ppm_pixels(self):
+        with tempfile.NamedTemporaryFile(suffix=".ppm") as f:
+            f.write(b"P6\n2 2\n255\n" + bytes([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]))
+            f.flush()
+            w, h, pixel = boot.read_ppm(f.name)
+        self.assertEqual((w, h), (2, 2))
+        self.assertEqual(pixel(1, 0), "040506")
+        self.assertEqual(pixel(0, 1), "070809")
+
+    def test_gl_window_is_the_centred_window(self):
+        import struct
+        sw, sh = boot.GL_WINDOW[0] + 4, boot.GL_WINDOW[1] + 2
+        fields = [100, 7, 2, 24, sw, sh, 0, 0, 32, 0, 32, 32, 4 * sw] + [0] * 12
+        screen = bytearray(4 * sw * sh)
+        # The window's first pixel is at (2, 1) of the screen.
+        screen[4 * (1 * sw + 2):4 * (1 * sw + 2) + 4] = (0x00ff8040).to_bytes(4, "little")
+        with tempfile.NamedTemporaryFile(suffix=".xwd") as f:
+            f.write(struct.pack(">25I", *fields) + bytes(screen))
+            f.flush()
+            w, h, pixel = boot.read_gl_window(f.name)
+        self.assertEqual((w, h), boot.GL_WINDOW)
+        self.assertEqual(pixel(0, 0), "ff8040")
+        self.assertEqual(pixel(1, 0), "000000")

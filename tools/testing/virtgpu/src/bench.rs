@@ -301,6 +301,51 @@ fn report(name: &str, fig: &Figure) {
     }
 }
 
+/// The display's figures on `out`: page flip, damage update.
+fn display_figures(out: &crate::kms::Output) -> (Figure, Figure) {
+    let (w, h) = out.size();
+    let setup = || -> Result<_, String> {
+        let a = crate::kms::Buffer::new(out)?;
+        let b = crate::kms::Buffer::new(out)?;
+        a.fill((0, 0, w, h), 0x202020);
+        b.fill((0, 0, w, h), 0x404040);
+        out.set(a.fb)?;
+        let flipper = crate::kms::Flipper::new(out)?;
+        Ok((a, b, flipper))
+    };
+    let (a, b, flipper) = match setup() {
+        Ok(s) => s,
+        Err(e) => return (Figure::Failed(e.clone()), Figure::Failed(e)),
+    };
+    let plan = Plan {
+        warmup: 3,
+        min: 20,
+        max: 200,
+        budget: Duration::from_secs(10),
+    };
+    let mut next = 1;
+    let [flip] = measure(plan, || {
+        let fb = if next == 1 { b.fb } else { a.fb };
+        next ^= 1;
+        let t0 = now();
+        let fence = flipper.flip(fb).map_err(Stop::Other)?;
+        let waited = wait_fence(fence);
+        close_fd(fence);
+        waited?;
+        Ok([now() - t0])
+    });
+    let shown = if next == 1 { &a } else { &b };
+    let mut colour = 0u32;
+    let [damage] = measure(plan, || {
+        colour = colour.wrapping_add(0x010203) & 0xffffff;
+        shown.fill((64, 64, 64, 64), colour);
+        let (r, t) = timed(|| shown.dirty((64, 64, 64, 64)));
+        r.map_err(Stop::Other)?;
+        Ok([t])
+    });
+    (flip, damage)
+}
+
 /// Runs every figure on a virgl2 context of a fresh file of the render node; the process's
 /// exit status: 0 when every figure was measured or is unsupported.
 pub fn run() -> i32 {
@@ -465,6 +510,16 @@ pub fn run() -> i32 {
     {
         show(name, f);
     }
+    // The display: a page flip (a non-blocking atomic commit of another dumb framebuffer,
+    // until its out-fence signals) and a damage update of 64x64 pixels (DIRTYFB, which
+    // returns once the commit is done).
+    let (flip, damage) = match crate::kms::Output::open() {
+        Ok(out) => display_figures(&out),
+        Err(e) => (Figure::Failed(e.clone()), Figure::Failed(e)),
+    };
+    ok &= !matches!(flip, Figure::Failed(_)) && !matches!(damage, Figure::Failed(_));
+    report("kms-page-flip", &flip);
+    report("kms-damage-64x64", &damage);
     println!("rig-bench: end");
     if ok {
         0

@@ -8,6 +8,7 @@ mod bench;
 mod drm;
 mod fuzz;
 mod host;
+mod kms;
 mod ktap;
 mod mapping;
 mod tests;

@@ -697,3 +697,70 @@ pub const DRM_IOCTL_MODE_ADDFB2: u64 = iowr::<DrmModeFbCmd2>(0xb8);
 const fn iow_none(nr: u32) -> u64 {
     ((DRM_IOCTL_BASE << IOC_TYPESHIFT) | (nr << IOC_NRSHIFT)) as u64
 }
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct DrmSetClientCap {
+    pub capability: u64,
+    pub value: u64,
+}
+
+/// `DRM_CLIENT_CAP_ATOMIC`.
+pub const DRM_CLIENT_CAP_ATOMIC: u64 = 3;
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct DrmModeGetPlaneRes {
+    pub plane_id_ptr: u64,
+    pub count_planes: u32,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct DrmModeObjGetProperties {
+    pub props_ptr: u64,
+    pub prop_values_ptr: u64,
+    pub count_props: u32,
+    pub obj_id: u32,
+    pub obj_type: u32,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct DrmModeGetProperty {
+    pub values_ptr: u64,
+    pub enum_blob_ptr: u64,
+    pub prop_id: u32,
+    pub flags: u32,
+    pub name: [u8; 32],
+    pub count_values: u32,
+    pub count_enum_blobs: u32,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct DrmModeAtomic {
+    pub flags: u32,
+    pub count_objs: u32,
+    pub objs_ptr: u64,
+    pub count_props_ptr: u64,
+    pub props_ptr: u64,
+    pub prop_values_ptr: u64,
+    pub reserved: u64,
+    pub user_data: u64,
+}
+
+/// `DRM_MODE_OBJECT_CRTC`.
+pub const DRM_MODE_OBJECT_CRTC: u32 = 0xcccccccc;
+/// `DRM_MODE_OBJECT_PLANE`.
+pub const DRM_MODE_OBJECT_PLANE: u32 = 0xeeeeeeee;
+/// `DRM_PLANE_TYPE_PRIMARY`, the value of a plane's `type` property.
+pub const DRM_PLANE_TYPE_PRIMARY: u64 = 1;
+/// `DRM_MODE_ATOMIC_NONBLOCK`.
+pub const DRM_MODE_ATOMIC_NONBLOCK: u32 = 0x0200;
+
+pub const DRM_IOCTL_SET_CLIENT_CAP: u64 = iow::<DrmSetClientCap>(0x0d);
+pub const DRM_IOCTL_MODE_GETPROPERTY: u64 = iowr::<DrmModeGetProperty>(0xaa);
+pub const DRM_IOCTL_MODE_GETPLANERESOURCES: u64 = iowr::<DrmModeGetPlaneRes>(0xb5);
+pub const DRM_IOCTL_MODE_OBJ_GETPROPERTIES: u64 = iowr::<DrmModeObjGetProperties>(0xb9);
+pub const DRM_IOCTL_MODE_ATOMIC: u64 = iowr::<DrmModeAtomic>(0xbc);

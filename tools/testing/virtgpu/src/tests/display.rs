@@ -6,211 +6,25 @@
 use super::{Ctx, Driver, Table};
 use crate::drm::Device;
 use crate::host;
+use crate::kms::{Buffer, Flipper, Output};
 use crate::ktap::Outcome;
-use crate::mapping::Mapping;
 use crate::uapi::*;
 use std::time::{Duration, Instant};
 
 pub const TESTS: Table = &[
+    ("display_console_shows_the_kernel_log", console_text),
     ("display_shows_a_dumb_buffer", dumb_pattern),
     ("display_damage_uploads_only_the_damaged_part", damage_only),
     (
         "display_page_flips_show_each_buffer_with_an_event",
         page_flips,
     ),
+    (
+        "display_atomic_flip_out_fence_signals_once_the_host_shows_it",
+        atomic_flip_out_fence,
+    ),
     ("display_framebuffer_bad_input", framebuffer_bad_input),
 ];
-
-/// The primary node with its first connector's preferred mode and CRTC.
-struct Output {
-    dev: Device,
-    crtc: u32,
-    connector: u32,
-    mode: DrmModeModeinfo,
-}
-
-impl Output {
-    /// Opens the primary node and becomes its master; `Err(Skip)` on a device without a
-    /// display.
-    fn open() -> Result<Self, Outcome> {
-        let dev = Device::open("/dev/dri/card0")
-            .map_err(|e| Outcome::Fail(format!("opening card0: {e}")))?;
-        // Whoever opened first may already be master; asking again is harmless.
-        let _ = dev.ioctl(DRM_IOCTL_SET_MASTER, &mut ());
-        let mut res = DrmModeCardRes::default();
-        dev.ioctl(DRM_IOCTL_MODE_GETRESOURCES, &mut res)
-            .map_err(|e| Outcome::Fail(format!("GETRESOURCES: errno {e}")))?;
-        if res.count_crtcs == 0 || res.count_connectors == 0 {
-            return Err(Outcome::Fail(
-                "the device's scanout has no CRTC or connector".into(),
-            ));
-        }
-        let mut crtcs = vec![0u32; res.count_crtcs as usize];
-        let mut connectors = vec![0u32; res.count_connectors as usize];
-        let mut res2 = DrmModeCardRes {
-            crtc_id_ptr: crtcs.as_mut_ptr() as u64,
-            connector_id_ptr: connectors.as_mut_ptr() as u64,
-            count_crtcs: res.count_crtcs,
-            count_connectors: res.count_connectors,
-            ..Default::default()
-        };
-        dev.ioctl(DRM_IOCTL_MODE_GETRESOURCES, &mut res2)
-            .map_err(|e| Outcome::Fail(format!("GETRESOURCES: errno {e}")))?;
-        let connector = connectors[0];
-        let mut c = DrmModeGetConnector {
-            connector_id: connector,
-            ..Default::default()
-        };
-        dev.ioctl(DRM_IOCTL_MODE_GETCONNECTOR, &mut c)
-            .map_err(|e| Outcome::Fail(format!("GETCONNECTOR: errno {e}")))?;
-        let mut modes = vec![DrmModeModeinfo::default(); c.count_modes as usize];
-        let mut c2 = DrmModeGetConnector {
-            connector_id: connector,
-            modes_ptr: modes.as_mut_ptr() as u64,
-            count_modes: c.count_modes,
-            ..Default::default()
-        };
-        dev.ioctl(DRM_IOCTL_MODE_GETCONNECTOR, &mut c2)
-            .map_err(|e| Outcome::Fail(format!("GETCONNECTOR: errno {e}")))?;
-        modes.truncate(c2.count_modes.min(c.count_modes) as usize);
-        if c2.connection != 1 {
-            return Err(Outcome::Fail(format!(
-                "the first scanout's connector is not connected ({})",
-                c2.connection
-            )));
-        }
-        let mode = modes
-            .iter()
-            .find(|m| m.type_ & DRM_MODE_TYPE_PREFERRED != 0)
-            .or(modes.first())
-            .copied()
-            .ok_or_else(|| Outcome::Fail("the connector has no modes".into()))?;
-        Ok(Output {
-            dev,
-            crtc: crtcs[0],
-            connector,
-            mode,
-        })
-    }
-
-    fn size(&self) -> (u32, u32) {
-        (u32::from(self.mode.hdisplay), u32::from(self.mode.vdisplay))
-    }
-
-    /// Shows `fb` on the output at its preferred mode (SETCRTC).
-    fn set(&self, fb: u32) -> Result<(), String> {
-        let mut conn = [self.connector];
-        let mut c = DrmModeCrtc {
-            set_connectors_ptr: conn.as_mut_ptr() as u64,
-            count_connectors: 1,
-            crtc_id: self.crtc,
-            fb_id: fb,
-            mode_valid: 1,
-            mode: self.mode,
-            ..Default::default()
-        };
-        self.dev
-            .ioctl(DRM_IOCTL_MODE_SETCRTC, &mut c)
-            .map_err(|e| format!("SETCRTC: errno {e}"))
-    }
-}
-
-/// A dumb buffer of the output's size, mapped, with a framebuffer.
-struct Buffer<'a> {
-    out: &'a Output,
-    handle: u32,
-    pitch: u32,
-    map: Mapping,
-    fb: u32,
-}
-
-impl<'a> Buffer<'a> {
-    fn new(out: &'a Output) -> Result<Self, String> {
-        let (w, h) = out.size();
-        let mut d = DrmModeCreateDumb {
-            width: w,
-            height: h,
-            bpp: 32,
-            ..Default::default()
-        };
-        out.dev
-            .ioctl(DRM_IOCTL_MODE_CREATE_DUMB, &mut d)
-            .map_err(|e| format!("CREATE_DUMB: errno {e}"))?;
-        if d.pitch != w * 4 || d.size < u64::from(d.pitch) * u64::from(h) {
-            return Err(format!(
-                "CREATE_DUMB: pitch {} size {} for {w}x{h}",
-                d.pitch, d.size
-            ));
-        }
-        let mut m = DrmModeMapDumb {
-            handle: d.handle,
-            ..Default::default()
-        };
-        out.dev
-            .ioctl(DRM_IOCTL_MODE_MAP_DUMB, &mut m)
-            .map_err(|e| format!("MAP_DUMB: errno {e}"))?;
-        let map = Mapping::new(out.dev.fd(), m.offset, d.size as usize)
-            .map_err(|e| format!("mmap of the dumb buffer: errno {e}"))?;
-        let mut f = DrmModeFbCmd2 {
-            width: w,
-            height: h,
-            pixel_format: DRM_FORMAT_XRGB8888,
-            ..Default::default()
-        };
-        f.handles[0] = d.handle;
-        f.pitches[0] = d.pitch;
-        out.dev
-            .ioctl(DRM_IOCTL_MODE_ADDFB2, &mut f)
-            .map_err(|e| format!("ADDFB2: errno {e}"))?;
-        Ok(Buffer {
-            out,
-            handle: d.handle,
-            pitch: d.pitch,
-            map,
-            fb: f.fb_id,
-        })
-    }
-
-    /// Fills `rect` (x, y, w, h) with `rgb` (0xRRGGBB).
-    fn fill(&self, (x, y, w, h): (u32, u32, u32, u32), rgb: u32) {
-        let base = self.map.addr() as *mut u32;
-        for row in y..y + h {
-            for col in x..x + w {
-                let i = (row * self.pitch / 4 + col) as usize;
-                // SAFETY: inside the mapping, which is pitch * height bytes at least.
-                unsafe { base.add(i).write_volatile(rgb) };
-            }
-        }
-    }
-
-    /// Tells the driver that `rect` changed (DIRTYFB with one clip).
-    fn dirty(&self, (x, y, w, h): (u32, u32, u32, u32)) -> Result<(), String> {
-        let mut clip = DrmClipRect {
-            x1: x as u16,
-            y1: y as u16,
-            x2: (x + w) as u16,
-            y2: (y + h) as u16,
-        };
-        let mut d = DrmModeFbDirtyCmd {
-            fb_id: self.fb,
-            num_clips: 1,
-            clips_ptr: &mut clip as *mut DrmClipRect as u64,
-            ..Default::default()
-        };
-        self.out
-            .dev
-            .ioctl(DRM_IOCTL_MODE_DIRTYFB, &mut d)
-            .map_err(|e| format!("DIRTYFB: errno {e}"))
-    }
-}
-
-impl Drop for Buffer<'_> {
-    fn drop(&mut self) {
-        let mut fb = self.fb;
-        let _ = self.out.dev.ioctl(DRM_IOCTL_MODE_RMFB, &mut fb);
-        let _ = self.out.dev.gem_close(self.handle);
-    }
-}
 
 /// Waits (up to 5 s) until the host shows `want` (0xRRGGBB) at each point; the last
 /// difference otherwise. `Ok(Err(reason))` when the host gives no picture.
@@ -267,7 +81,7 @@ macro_rules! out {
     () => {
         match Output::open() {
             Ok(o) => o,
-            Err(o) => return o,
+            Err(e) => return Outcome::Fail(e),
         }
     };
 }
@@ -277,6 +91,58 @@ const GREEN: u32 = 0x00ff00;
 const BLUE: u32 = 0x0000ff;
 const WHITE: u32 = 0xffffff;
 const GREY: u32 = 0x808080;
+
+/// fbcon's default text colour (VGA light grey) and background.
+const FBCON_TEXT: u32 = 0xaaaaaa;
+const FBCON_BACKGROUND: u32 = 0x000000;
+
+/// The kernel console (fbcon, on the fbdev emulation, with the kernel log: the rig boots with
+/// `console=tty0`) is what the host shows before any client takes the display: the first
+/// text line has fbcon's text and background colours and nothing else.
+fn console_text(ctx: &Ctx) -> Outcome {
+    let points: Vec<(u32, u32)> = (0..8)
+        .flat_map(|y| (0..64).map(move |x| (x, 4 + y)))
+        .collect();
+    let pic = match host::pixels(&points) {
+        Ok(Ok(p)) => p,
+        Ok(Err(reason)) => return Outcome::Skip(format!("the host gives no picture: {reason}")),
+        Err(e) => return Outcome::Fail(e),
+    };
+    let text = pic
+        .pixels
+        .iter()
+        .filter(|&&p| p == Some(FBCON_TEXT))
+        .count();
+    let background = pic
+        .pixels
+        .iter()
+        .filter(|&&p| p == Some(FBCON_BACKGROUND))
+        .count();
+    println!(
+        "rig: note {} console: {}x{}, first line {text} text and {background} background pixels \
+         of {}",
+        ctx.driver.name(),
+        pic.width,
+        pic.height,
+        points.len()
+    );
+    if text == 0 || background == 0 || text + background != points.len() {
+        let others: Vec<String> = pic
+            .pixels
+            .iter()
+            .filter(|&&p| p != Some(FBCON_TEXT) && p != Some(FBCON_BACKGROUND))
+            .take(5)
+            .map(|p| format!("{p:06x?}"))
+            .collect();
+        return Outcome::Fail(format!(
+            "the first text line is not fbcon's: {text} text, {background} background pixels \
+             of {}, others {}",
+            points.len(),
+            others.join(" ")
+        ));
+    }
+    Outcome::Pass
+}
 
 /// Four quadrants of four colours: the host shows each in its place.
 fn dumb_pattern(_ctx: &Ctx) -> Outcome {
@@ -392,6 +258,68 @@ fn page_flips(_ctx: &Ctx) -> Outcome {
         return Outcome::Fail(format!("{events} flip events for 6 flips"));
     }
     Outcome::Pass
+}
+
+/// Atomic flips with an out-fence: on the Rust driver the fence signals only once the host
+/// answered the flush, so the host shows the new buffer as soon as the fence signalled (no
+/// retry). The C driver's fence signals at the vblank after the commit, whether or not the
+/// host got to the flush: there the picture is waited for.
+fn atomic_flip_out_fence(ctx: &Ctx) -> Outcome {
+    let out = out!();
+    let (w, h) = out.size();
+    let colours = [GREEN, BLUE, WHITE];
+    let mut bufs = Vec::new();
+    for &c in &colours {
+        let b = tri!(Buffer::new(&out));
+        b.fill((0, 0, w, h), c);
+        bufs.push(b);
+    }
+    tri!(out.set(bufs[0].fb));
+    let flipper = tri!(Flipper::new(&out));
+    for round in 0..6 {
+        let i = (round + 1) % 3;
+        let fence = tri!(flipper.flip(bufs[i].fb));
+        let waited = wait_fd(fence, Duration::from_secs(2));
+        // SAFETY: the fence's descriptor, ours to close.
+        unsafe { libc::close(fence) };
+        if let Err(e) = waited {
+            return Outcome::Fail(format!("flip {round}: the out-fence: {e}"));
+        }
+        let want = [((w / 2, h / 2), colours[i])];
+        let shown = if ctx.driver == Driver::Rust {
+            match host::pixels(&[(w / 2, h / 2)]) {
+                Ok(Ok(p)) if p.pixels[0] == Some(colours[i]) => Ok(Ok(())),
+                Ok(Ok(p)) => Err(format!(
+                    "flip {round}: the out-fence signalled, the host shows {:06x?}, not {:06x}",
+                    p.pixels[0], colours[i]
+                )),
+                Ok(Err(reason)) => Ok(Err(reason)),
+                Err(e) => Err(e),
+            }
+        } else {
+            host_shows(&want)
+        };
+        match shown {
+            Ok(Ok(())) => {}
+            other => return judge(other),
+        }
+    }
+    Outcome::Pass
+}
+
+/// Waits until `fd` (a fence) is readable, within `within`.
+fn wait_fd(fd: libc::c_int, within: Duration) -> Result<(), String> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut pfd, 1, within.as_millis() as libc::c_int) };
+    if n != 1 {
+        return Err(format!("not signalled within {within:?}"));
+    }
+    Ok(())
 }
 
 /// Reads one flip-complete event from the file, within `within`.
