@@ -130,14 +130,22 @@ impl virtio::Driver for VirtioGpuDriver {
         })
     }
 
-    /// Ends the waits of ioctls on fences of other drivers ([`Gpu::going_away`]), then lets the
-    /// host answer what is still queued, for at most a second, before the device is reset: QEMU's virgl device was seen to crash when a reset overtook the unmapping of a
-    /// blob. Whatever is still queued afterwards is cancelled by the reset. A device that
-    /// asked for a reset answers nothing more: it is reset at once.
+    /// Ends the waits of ioctls on fences of other drivers ([`Gpu::going_away`]), gives the
+    /// display's buffers back and turns it off, then lets the host answer what is still
+    /// queued, for at most a second, before the device is reset: QEMU's virgl device was seen
+    /// to crash when a reset overtook the unmapping of a blob. Whatever is still queued
+    /// afterwards is cancelled by the reset. A device that asked for a reset answers nothing
+    /// more: it is reset at once.
     fn unbind<'bound>(vdev: &'bound virtio::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
         // Ioctls waiting on other drivers' fences return now: the DRM device is unplugged
         // only once every ioctl has.
         this.gpu.going_away();
+        // As the C driver's remove, which unplugs the DRM device first: the console's buffers
+        // go back to the host and the display is turned off while the device still answers,
+        // not with the device's reset (QEMU releases what a reset device held only when the
+        // device is used again).
+        this._reg.unregister_clients();
+        this._reg.device().shutdown_display();
         if !vdev.needs_reset() {
             this.gpu.ctrl.wait_idle(1000);
         }

@@ -104,9 +104,10 @@ impl File {
 
 /// Makes a classic resource with `size` bytes of guest memory: `create` encodes its creation
 /// for the id it is given. As the C driver's `virtio_gpu_object_create()`: the creation is
-/// fenced and the guest memory attached right behind it, both queued without waiting; the
-/// creation's fence is on the object's reservation. `dumb`: a dumb buffer, whose guest memory
-/// is the image and is uploaded before the host shows it.
+/// queued and the guest memory attached right behind it, without waiting; the creation of a
+/// resource for userspace's RESOURCE_CREATE is fenced and its fence put on the object's
+/// reservation. `dumb`: a dumb buffer, whose guest memory is the image and is uploaded before
+/// the host shows it.
 pub(crate) fn create_classic(
     dev: &VirtioGpuDevice,
     size: usize,
@@ -119,7 +120,19 @@ pub(crate) fn create_classic(
     let id = gpu.alloc_resource_id()?;
     let release = ReleaseCommands::new(id.get(), false)?;
     let create = create(id.get())?;
-    let (create, out) = Command::on_device_timeline(gpu, create, Held::Nothing)?;
+    // A dumb buffer's creation is not fenced, as in the C driver: nobody WAITs for a dumb
+    // buffer, and a fence on its reservation would hold the first commit that shows it (the
+    // GEM plane helper waits for implicit fences) behind a host that does not answer, with the
+    // device lock held when the commit is fbdev's, in probe.
+    let (create, out) = if dumb {
+        (
+            Command::new(create, None, protocol::HDR_SIZE, None, Held::Nothing)?,
+            None,
+        )
+    } else {
+        let (create, out) = Command::on_device_timeline(gpu, create, Held::Nothing)?;
+        (create, Some(out))
+    };
     let attach = Command::new(
         protocol::resource_attach_backing(id.get(), nr_entries)?,
         Some(entries),
@@ -160,7 +173,10 @@ pub(crate) fn create_classic(
         return Err(e);
     }
     // From here on the host knows the resource: the object's release unreferences it.
-    locked.add_fence_and_unlock(&out, Usage::Write);
+    let _objs = match &out {
+        Some(out) => locked.add_fence_and_unlock(out, Usage::Write),
+        None => locked.unlock(),
+    };
     // The backing follows the creation on the queue; if it cannot be queued (a signal, the
     // device gone), the resource stays without guest memory, as a failed ATTACH_BACKING
     // would leave it, and the ioctl fails: closing the object releases it.

@@ -223,6 +223,17 @@ impl<T: drm::Driver> drm::Registration<'_, T> {
     }
 }
 
+impl<T: drm::Driver> drm::Registration<'_, T> {
+    /// Unregisters the in-kernel clients (`drm_client_dev_unregister()`), which frees what they
+    /// hold (the fbdev emulation's framebuffer and buffer): for a driver whose device must get
+    /// those buffers back before it goes away, at unbind, while it still answers. Unregistering
+    /// the device does it again, with nothing left to do.
+    pub fn unregister_clients(&self) {
+        // SAFETY: The device is registered (`self`); the core's client list has its own lock.
+        unsafe { bindings::drm_client_dev_unregister(self.device().as_raw()) };
+    }
+}
+
 /// What a dumb buffer is asked for with (`struct drm_mode_create_dumb`).
 pub struct DumbRequest {
     /// Width in pixels.

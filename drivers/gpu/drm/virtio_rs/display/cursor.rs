@@ -16,8 +16,8 @@ use kernel::{
 use crate::{
     driver::VirtioGpuDrmDriver,
     gpu::Gpu,
-    protocol::{self, resp, CursorOp},
-    queue::{Command, Held},
+    protocol::{self, CursorOp},
+    queue::Command,
 };
 
 /// How long a cursor update waits for the host to take a new image (TRANSFER_TO_HOST_2D)
@@ -51,7 +51,7 @@ impl DriverPlane for CursorPlane {
         else {
             return;
         };
-        let Some(index) = new.crtc_index().or_else(|| old.crtc_index()) else {
+        let Some(index) = super::scanout_of(&new, &old) else {
             return;
         };
         let (x, y, w, h) = new.crtc_rect();
@@ -59,31 +59,7 @@ impl DriverPlane for CursorPlane {
         let new_image = !new.same_framebuffer(&old);
         if let (Some(obj), true) = (obj, new_image) {
             if obj.dumb {
-                let uploaded = KVVec::with_capacity(1, GFP_KERNEL)
-                    .and_then(|mut v| {
-                        v.push(obj.into(), GFP_KERNEL)?;
-                        Ok(v)
-                    })
-                    .map_err(Error::from)
-                    .and_then(|held| {
-                        Command::new(
-                            protocol::transfer_to_host_2d(obj.resource_id, 0, (0, 0, w, h))?,
-                            None,
-                            protocol::HDR_SIZE,
-                            None,
-                            Held::Objects { _objects: held },
-                        )
-                    })
-                    .and_then(|c| gpu.ctrl.send_pending(c))
-                    .and_then(|p| {
-                        p.wait_bounded(resp::OK_NODATA, UPLOAD_TIMEOUT_MS)
-                            .map(|_| ())
-                    });
-                if let Err(e) = uploaded {
-                    if e != ENODEV {
-                        pr_warn!("virtio_gpu_rs: scanout {}: cursor upload: {:?}\n", index, e);
-                    }
-                }
+                gpu.upload(index, obj, 0, (0, 0, w, h), Some(UPLOAD_TIMEOUT_MS));
             }
         }
         let op = if new_image {

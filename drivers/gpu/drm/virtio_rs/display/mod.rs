@@ -22,6 +22,7 @@ use kernel::{
         self,
         kms::{
             self,
+            atomic::PlaneState,
             connector::{Connector, ConnectorType},
             crtc::Crtc,
             encoder::Encoder,
@@ -36,6 +37,7 @@ use kernel::{
 
 use crate::{
     driver::VirtioGpuDrmDriver,
+    gem::Object,
     gpu::Gpu,
     protocol::{self, resp, DisplayOne},
     queue::{Command, Held},
@@ -116,6 +118,48 @@ impl Gpu {
         Ok(())
     }
 
+    /// Queues TRANSFER_TO_HOST_2D of `rect` (`x, y, width, height`) of the dumb buffer `obj`,
+    /// from `offset` in its guest memory, holding the object until the host answered; and
+    /// waits for the answer for at most `wait_ms`, if given. Failures are logged (but a device
+    /// that is gone and a host slower than `wait_ms`): an update of the display cannot fail.
+    fn upload(
+        &self,
+        index: u32,
+        obj: &Object,
+        offset: u64,
+        rect: (u32, u32, u32, u32),
+        wait_ms: Option<u32>,
+    ) {
+        let uploaded = KVVec::with_capacity(1, GFP_KERNEL)
+            .and_then(|mut held| {
+                held.push(obj.into(), GFP_KERNEL)?;
+                Ok(held)
+            })
+            .map_err(Error::from)
+            .and_then(|held| {
+                Command::new(
+                    protocol::transfer_to_host_2d(obj.resource_id, offset, rect)?,
+                    None,
+                    protocol::HDR_SIZE,
+                    None,
+                    Held::Objects { _objects: held },
+                )
+            })
+            .and_then(|c| match wait_ms {
+                None => self.ctrl.send(c),
+                Some(ms) => self
+                    .ctrl
+                    .send_pending(c)?
+                    .wait_bounded(resp::OK_NODATA, ms)
+                    .map(|_| ()),
+            });
+        match uploaded {
+            Ok(()) => {}
+            Err(e) if e == ENODEV || e == ETIMEDOUT => {}
+            Err(e) => pr_warn!("virtio_gpu_rs: scanout {}: upload failed: {:?}\n", index, e),
+        }
+    }
+
     /// Queues `cmd`, which needs nothing kept alive, without waiting for its answer; a device
     /// that is gone is no error (the display is going away with it).
     fn send_display_command(&self, cmd: Result<protocol::Encoded>) {
@@ -128,6 +172,12 @@ impl Gpu {
             }
         }
     }
+}
+
+/// The scanout a plane's update is for: its CRTC's index in the new state, or in the old one
+/// for a plane being turned off.
+fn scanout_of<D: drm::Driver>(new: &PlaneState<'_, D>, old: &PlaneState<'_, D>) -> Option<u32> {
+    new.crtc_index().or_else(|| old.crtc_index())
 }
 
 /// Sets up the display of `dev` with `gpu.num_scanouts` outputs, before the device is

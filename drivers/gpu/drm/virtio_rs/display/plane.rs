@@ -52,7 +52,7 @@ impl DriverPlane for PrimaryPlane {
         else {
             return;
         };
-        let Some(index) = new.crtc_index().or_else(|| old.crtc_index()) else {
+        let Some(index) = super::scanout_of(&new, &old) else {
             return;
         };
         let src = new.src();
@@ -77,25 +77,7 @@ impl DriverPlane for PrimaryPlane {
         if obj.dumb {
             let offset =
                 u64::from(r.0) * u64::from(fb.cpp()) + u64::from(r.1) * u64::from(fb.pitch(0));
-            let upload = KVVec::with_capacity(1, GFP_KERNEL)
-                .and_then(|mut v| {
-                    v.push(obj.into(), GFP_KERNEL)?;
-                    Ok(v)
-                })
-                .map_err(Error::from)
-                .and_then(|held| {
-                    Command::new(
-                        protocol::transfer_to_host_2d(obj.resource_id, offset, r)?,
-                        None,
-                        protocol::HDR_SIZE,
-                        None,
-                        Held::Objects { _objects: held },
-                    )
-                })
-                .and_then(|c| gpu.ctrl.send(c));
-            if let Err(e) = upload {
-                pr_warn!("virtio_gpu_rs: scanout {}: upload failed: {:?}\n", index, e);
-            }
+            gpu.upload(index, obj, offset, r, None);
         }
         // Always taken, so that a mode set is not remembered past this update.
         let modeset = gpu.scanouts.take_modeset(index);

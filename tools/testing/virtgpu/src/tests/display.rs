@@ -217,13 +217,7 @@ fn page_flips(_ctx: &Ctx) -> Outcome {
     let out = out!();
     let (w, h) = out.size();
     let colours = [RED, GREEN, BLUE];
-    let mut bufs = Vec::new();
-    for &c in &colours {
-        let b = tri!(Buffer::new(&out));
-        b.fill((0, 0, w, h), c);
-        bufs.push(b);
-    }
-    tri!(out.set(bufs[0].fb));
+    let bufs = tri!(solid_buffers(&out, &colours));
     let mut events = 0;
     for round in 0..6 {
         let i = (round + 1) % 3;
@@ -268,13 +262,7 @@ fn atomic_flip_out_fence(ctx: &Ctx) -> Outcome {
     let out = out!();
     let (w, h) = out.size();
     let colours = [GREEN, BLUE, WHITE];
-    let mut bufs = Vec::new();
-    for &c in &colours {
-        let b = tri!(Buffer::new(&out));
-        b.fill((0, 0, w, h), c);
-        bufs.push(b);
-    }
-    tri!(out.set(bufs[0].fb));
+    let bufs = tri!(solid_buffers(&out, &colours));
     let flipper = tri!(Flipper::new(&out));
     for round in 0..6 {
         let i = (round + 1) % 3;
@@ -320,6 +308,19 @@ fn wait_fd(fd: libc::c_int, within: Duration) -> Result<(), String> {
         return Err(format!("not signalled within {within:?}"));
     }
     Ok(())
+}
+
+/// One buffer of each colour, the first one shown.
+fn solid_buffers<'a>(out: &'a Output, colours: &[u32]) -> Result<Vec<Buffer<'a>>, String> {
+    let (w, h) = out.size();
+    let mut bufs = Vec::new();
+    for &c in colours {
+        let b = Buffer::new(out)?;
+        b.fill((0, 0, w, h), c);
+        bufs.push(b);
+    }
+    out.set(bufs[0].fb)?;
+    Ok(bufs)
 }
 
 /// Reads one flip-complete event from the file, within `within`.
