@@ -393,14 +393,19 @@ def judge_boot(rc, lines, results, kunit, timeout):
     missing = [k for k in kunit if k not in names]
     if missing:
         problems.append(f"KUnit suites that did not report: {' '.join(missing)}")
+    # The display's console keeps a buffer on the host while the device is bound (the guest
+    # counts its framebuffer devices): those are the only resources that may be live at the end.
+    console = [int(l.split()[-1]) for l in stripped
+               if re.fullmatch(r"rig: console buffers \d+", l)]
     for l in stripped:
         # "rig: host resources: created N released M reset R live L unknown U ctx-... "
         words = l.split()
         if words[:3] != ["rig:", "host", "resources:"]:
             continue
         c = host_counts(words[3:])
-        if c.get("live", 0) or c.get("ctx-live", 0):
-            problems.append(f"host resources or contexts leaked: {' '.join(words[3:])}")
+        if c.get("live", 0) != (console[-1] if console else 0) or c.get("ctx-live", 0):
+            problems.append(f"host resources or contexts leaked (the console holds "
+                            f"{console[-1] if console else 0}): {' '.join(words[3:])}")
         if c.get("unknown", 0) or c.get("ctx-unknown", 0):
             problems.append(f"host resources or contexts released twice or never made: "
                             f"{' '.join(words[3:])}")

@@ -97,6 +97,17 @@ class JudgeBootTest(unittest.TestCase):
         p = judge([l for l in CLEAN if not l.startswith("rig: done")], rc=124)
         self.assertIn("timed out after 120s", p)
 
+    def test_the_console_buffers_and_nothing_else_may_be_live_at_the_end(self):
+        def boot(live, console):
+            lines = [l.replace("live 0 unknown", f"live {live} unknown") for l in CLEAN]
+            if console is not None:
+                lines.insert(lines.index("rig: done"), f"rig: console buffers {console}")
+            return judge(lines)
+        self.assertEqual(boot(1, 1), [])
+        self.assertTrue(any("leaked" in x for x in boot(2, 1)))
+        self.assertTrue(any("leaked" in x for x in boot(1, None)))
+        self.assertTrue(any("leaked" in x for x in boot(0, 1)))
+
     def test_a_live_host_context_at_the_end_fails_the_boot(self):
         lines = [l.replace("ctx-live 0", "ctx-live 1") for l in CLEAN]
         self.assertTrue(any("leaked" in x for x in judge(lines)))

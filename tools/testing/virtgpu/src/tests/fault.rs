@@ -588,6 +588,16 @@ fn works_again(ctx: &Ctx) -> Outcome {
 /// give the next boots' checks a working device).
 fn host_reset(ctx: &Ctx) -> Outcome {
     virgl_or_skip!(ctx);
+    if ctx.driver == Driver::C {
+        // The C driver ignores DEVICE_NEEDS_RESET: its device stays silent until it is unbound,
+        // and with its display (DRM_VIRTIO_GPU_KMS) that unbind, with the blob's unmap never
+        // answered, warns (drm_mm_takedown).
+        return Outcome::Skip(
+            "C driver, known behaviour, not run: it ignores DEVICE_NEEDS_RESET, the device \
+             stays silent until it is unbound, and that unbind warns (drm_mm_takedown)"
+                .into(),
+        );
+    }
     let dev = ok_or_return!(Device::open_render_node("virtio_gpu").map_err(Outcome::Fail));
     let old = ok_or_return!(named_file(&dev.path, c"fault-reset").map_err(Outcome::Fail));
     let resets_before = ok_or_return!(host_report()).resets;
@@ -620,34 +630,6 @@ fn host_reset(ctx: &Ctx) -> Outcome {
             _ => std::thread::sleep(Duration::from_millis(50)),
         }
     };
-    if ctx.driver == Driver::C {
-        // What the C driver does: nothing. A submit's fence never signals.
-        let signalled = submit_signals(&old).unwrap_or(false);
-        drop(m);
-        drop(old);
-        drop(dev);
-        // Give the device back to the rest of the boot: unbinding resets it.
-        let path = ok_or_return!(Device::open_render_node("virtio_gpu").map_err(Outcome::Fail))
-            .path
-            .clone();
-        let (name, driver) =
-            ok_or_return!(super::unbind::device_and_driver(&path).map_err(Outcome::Fail));
-        let unbind = std::fs::write(driver.join("unbind"), &name);
-        let bind = std::fs::write(driver.join("bind"), &name);
-        check!(
-            unbind.is_ok() && bind.is_ok(),
-            "unbind/bind after the reset: {unbind:?} {bind:?}"
-        );
-        check!(
-            !gone && !signalled,
-            "the C driver reacted to DEVICE_NEEDS_RESET: update this test"
-        );
-        return Outcome::Skip(
-            "C driver, known behaviour: it ignores DEVICE_NEEDS_RESET, the device stays \
-             silent (a submit's fence never signalled) until it is unbound"
-                .into(),
-        );
-    }
     check!(
         gone,
         "the old file still works 10 s after the device asked for a reset"

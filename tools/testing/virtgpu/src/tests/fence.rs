@@ -1581,6 +1581,14 @@ fn lock_waits_killable(ctx: &Ctx) -> Outcome {
 /// them), and once the stall ends the new binding's fences signal.
 fn unbind_stalled(ctx: &Ctx) -> Outcome {
     gl_or_skip!(ctx);
+    if ctx.driver == Driver::C {
+        return Outcome::Skip(
+            "C driver, known behaviour, not run: with its display (DRM_VIRTIO_GPU_KMS) its \
+             remove releases the device while the stalled host still holds a blob's range, \
+             and warns (drm_mm_takedown), leaking the unanswered submit's fence"
+                .into(),
+        );
+    }
     let path = tri!(Device::open_render_node("virtio_gpu")).path.clone();
     let (name, driver) = tri!(super::unbind::device_and_driver(&path));
     let stall = tri!(Stall::start("stall all forever"));
