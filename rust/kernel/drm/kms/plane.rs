@@ -5,7 +5,7 @@
 //! C header: [`include/drm/drm_plane.h`](srctree/include/drm/drm_plane.h)
 
 use super::{atomic::AtomicCommit, drmm_write};
-use crate::{bindings, drm, prelude::*, types::Opaque};
+use crate::{bindings, drm, error::to_result, prelude::*, types::Opaque};
 use core::ops::Deref;
 
 /// The kind of a plane (`enum drm_plane_type`).
@@ -41,6 +41,11 @@ pub trait DriverPlane: Send + Sync + Sized + 'static {
 
     /// The formats the plane takes (fourcc codes).
     const FORMATS: &'static [u32];
+
+    /// The plane's alpha is premultiplied, and blended only so: the plane gets a
+    /// `pixel blend mode` property with that one mode, which planes with alpha formats must
+    /// state (the core warns about those without).
+    const PREMULTIPLIED_ALPHA_ONLY: bool = false;
 
     /// Checks the plane's new state in a commit.
     fn atomic_check(plane: &Plane<Self>, commit: &AtomicCommit<'_, Self::Driver>) -> Result;
@@ -136,6 +141,15 @@ impl<T: DriverPlane> Plane<T> {
             if ty != PlaneType::Cursor {
                 bindings::drm_plane_enable_fb_damage_clips(raw);
             }
+        }
+        if T::PREMULTIPLIED_ALPHA_ONLY {
+            // SAFETY: The plane is initialised and not registered yet.
+            to_result(unsafe {
+                bindings::drm_plane_create_blend_mode_property(
+                    (*this).raw.get(),
+                    1 << bindings::DRM_MODE_BLEND_PREMULTI,
+                )
+            })?;
         }
         // SAFETY: Initialised above; lives as long as `dev` (type invariants).
         Ok(unsafe { &*this })

@@ -33,8 +33,9 @@ pub(super) struct CursorPlane {
 impl DriverPlane for CursorPlane {
     type Driver = VirtioGpuDrmDriver;
 
-    /// The C driver's cursor format.
+    /// The C driver's cursor format, premultiplied, as the C driver states it.
     const FORMATS: &'static [u32] = &[FORMAT_HOST_ARGB8888];
+    const PREMULTIPLIED_ALPHA_ONLY: bool = true;
 
     /// The cursor cannot scale, and may be anywhere on its CRTC.
     fn atomic_check(plane: &Plane<Self>, commit: &AtomicCommit<'_, VirtioGpuDrmDriver>) -> Result {
