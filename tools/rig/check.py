@@ -87,6 +87,7 @@ def wants_root(arch, host):
 class Report:
     def __init__(self):
         self.counts = {"pass": 0, "fail": 0, "skip": 0}
+        self.failed = []
 
     def add(self, name, status, detail=(), reason=""):
         self.counts[status] += 1
@@ -96,6 +97,7 @@ class Report:
             line += f" ({reason})"
         print(line, flush=True)
         if status == "fail":
+            self.failed.append(name)
             for d in detail:
                 print(f"    {d}", flush=True)
 
@@ -545,6 +547,9 @@ def main():
     # Not tests: the Mesa programs' timings on both drivers, from the boots above.
     for row in figures_table():
         print(row, flush=True)
+    # The failures once more, next to the count, where a reader of the log's tail finds them.
+    for name in rep.failed:
+        print(f"FAILED {name}", flush=True)
     print(rep.summary(), flush=True)
     sys.exit(1 if rep.counts["fail"] else 0)
 
