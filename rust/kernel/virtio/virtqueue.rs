@@ -763,6 +763,42 @@ impl<R: Request> Virtqueue<R> {
         }
     }
 
+    /// Puts `req` on the queue and notifies the device from a panic (drm_panic): never waits,
+    /// never sleeps, and takes the queue's lock only if it is free (`EBUSY` otherwise: the
+    /// panicking CPU may have stopped another in the middle of an add). A request of one
+    /// buffer needs one descriptor, which the ring takes without allocating an indirect table;
+    /// a longer one may have the ring allocate one (`GFP_ATOMIC`). `ENOSPC` if the queue is
+    /// full or waits on its barrier, `ENODEV` once it is stopped; `req` is then dropped.
+    pub fn submit_in_panic(&self, req: Arc<R>) -> Result {
+        if !req.backlog_link().claim() {
+            return Err(EBUSY);
+        }
+        let added = Prepared::new(&*req).and_then(|mut prepared| {
+            let mut guard = self.state.try_lock().ok_or(EBUSY)?;
+            let token = req.clone().into_foreign();
+            match self.add_locked(&mut guard, &mut prepared, &req, token) {
+                Ok(()) => {
+                    let kick = self.kick_locked(&mut guard);
+                    drop(guard);
+                    self.notify(kick);
+                    Ok(())
+                }
+                Err(e) => {
+                    // SAFETY: The queue refused `token`, so we own it again.
+                    drop(unsafe { Arc::<R>::from_foreign(token) });
+                    Err(match e {
+                        AddError::Full => ENOSPC,
+                        AddError::Never(e) => e,
+                    })
+                }
+            }
+        });
+        if added.is_err() {
+            req.backlog_link().release();
+        }
+        added
+    }
+
     /// Gives `req`, which left the queue without reaching the device, to [`Request::cancel`].
     fn cancel(req: Arc<R>) {
         req.backlog_link().release();

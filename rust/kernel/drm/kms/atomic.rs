@@ -168,7 +168,7 @@ impl<'a, D: drm::Driver> PlaneState<'a, D> {
     /// # Safety
     ///
     /// `ptr` must be null or a valid plane state of a device of driver `D`, valid for `'a`.
-    unsafe fn from_raw(ptr: *mut bindings::drm_plane_state) -> Option<Self> {
+    pub(super) unsafe fn from_raw(ptr: *mut bindings::drm_plane_state) -> Option<Self> {
         // SAFETY: By the function's safety requirements.
         let ptr = unsafe { ptr.as_ref()? };
         Some(Self {

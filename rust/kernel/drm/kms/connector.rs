@@ -70,6 +70,38 @@ pub struct ModeProbe<'a> {
 }
 
 impl ModeProbe<'_> {
+    /// Takes `edid` (the display's EDID as its device gave it, blocks of 128 bytes; `None` for
+    /// none) as the connector's EDID: reads it as `drm_edid_read_custom()` does (invalid
+    /// blocks left out, `None` if the base block is invalid), updates the connector's EDID
+    /// property and display info (`drm_edid_connector_update()`) and adds the EDID's modes
+    /// (`drm_edid_connector_add_modes()`); returns how many modes it added.
+    pub fn update_edid(&mut self, edid: Option<&[u8]>) -> u32 {
+        let drm_edid = match edid {
+            Some(bytes) => {
+                let mut src = bytes;
+                // SAFETY: The connector is being probed (type invariant); `read_block` only
+                // reads `src`, which outlives the call.
+                unsafe {
+                    bindings::drm_edid_read_custom(
+                        self.connector,
+                        Some(read_edid_block),
+                        (&raw mut src).cast(),
+                    )
+                }
+            }
+            None => core::ptr::null(),
+        };
+        // SAFETY: The connector is being probed under the mode config's lock (type
+        // invariant); `drm_edid` is null or an EDID made above, freed once the connector
+        // copied it into its property.
+        let n = unsafe {
+            bindings::drm_edid_connector_update(self.connector, drm_edid);
+            bindings::drm_edid_free(drm_edid);
+            bindings::drm_edid_connector_add_modes(self.connector)
+        };
+        n.max(0) as u32
+    }
+
     /// Adds the standard modes up to `max_width` x `max_height`, as for a display without EDID
     /// (`drm_add_modes_noedid()`); returns how many.
     pub fn add_modes_noedid(&mut self, max_width: u32, max_height: u32) -> u32 {
@@ -115,6 +147,30 @@ impl ModeProbe<'_> {
         }
         Ok(())
     }
+}
+
+/// `read_block_fn` of `drm_edid_read_custom()` over a byte slice: copies `len` bytes of block
+/// `block` into `buf`, `-EINVAL` past the slice's end.
+///
+/// # Safety
+///
+/// `context` points to a `&[u8]`; `buf` has room for `len` bytes.
+unsafe extern "C" fn read_edid_block(
+    context: *mut core::ffi::c_void,
+    buf: *mut u8,
+    block: core::ffi::c_uint,
+    len: usize,
+) -> core::ffi::c_int {
+    // SAFETY: By the function's safety requirements.
+    let src: &[u8] = unsafe { *context.cast::<&[u8]>() };
+    let start = (block as usize).saturating_mul(bindings::EDID_LENGTH as usize);
+    let Some(data) = start.checked_add(len).and_then(|end| src.get(start..end)) else {
+        return EINVAL.to_errno();
+    };
+    // SAFETY: `buf` has room for `len` bytes, the length of `data`; they do not overlap
+    // (`data` is the driver's).
+    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), buf, len) };
+    0
 }
 
 /// A driver's hooks for its connectors and the data it keeps with each.
@@ -235,6 +291,13 @@ impl<T: DriverConnector> Connector<T> {
         to_result(unsafe {
             bindings::drm_connector_attach_encoder(self.as_raw(), encoder.as_raw())
         })
+    }
+
+    /// Gives the connector the EDID property (`drm_connector_attach_edid_property()`), for a
+    /// driver that reads its displays' EDID; before the device is registered.
+    pub fn attach_edid_property(&self) {
+        // SAFETY: The connector is initialised.
+        unsafe { bindings::drm_connector_attach_edid_property(self.as_raw()) };
     }
 
     /// The raw connector.

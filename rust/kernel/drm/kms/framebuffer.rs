@@ -31,6 +31,11 @@ impl<'a, D: drm::Driver> Framebuffer<'a, D> {
         })
     }
 
+    /// The raw framebuffer.
+    pub fn as_raw(&self) -> *const bindings::drm_framebuffer {
+        self.ptr
+    }
+
     /// The pixel format (fourcc).
     pub fn format(&self) -> u32 {
         // SAFETY: A framebuffer's format info is set at creation and never changes.

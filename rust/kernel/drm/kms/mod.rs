@@ -24,6 +24,7 @@ pub mod connector;
 pub mod crtc;
 pub mod encoder;
 pub mod framebuffer;
+pub mod panic;
 pub mod plane;
 
 use crate::{

@@ -4,7 +4,11 @@
 //!
 //! C header: [`include/drm/drm_plane.h`](srctree/include/drm/drm_plane.h)
 
-use super::{atomic::AtomicCommit, drmm_write};
+use super::{
+    atomic::{AtomicCommit, PlaneState},
+    drmm_write,
+    panic::PanicBuffer,
+};
 use crate::{bindings, drm, error::to_result, prelude::*, types::Opaque};
 use core::ops::Deref;
 
@@ -53,6 +57,24 @@ pub trait DriverPlane: Send + Sync + Sized + 'static {
     /// Shows the plane's new state, between the CRTC's enabling and its flush. Runs in the
     /// commit's work, may sleep, and cannot fail: a commit that passed its check is applied.
     fn atomic_update(plane: &Plane<Self>, commit: &AtomicCommit<'_, Self::Driver>);
+
+    /// Whether the plane shows the panic screen (drm_panic): the core then calls
+    /// [`DriverPlane::panic_buffer`] and [`DriverPlane::panic_flush`] when the kernel panics.
+    const PANIC: bool = false;
+
+    /// In a panic (see [`super::panic`]: no sleeping, allocating or waiting for a lock): where
+    /// the framebuffer of `state`, the plane's current and visible state, is mapped for
+    /// drm_panic to draw into; an error if it is not.
+    fn panic_buffer(
+        _plane: &Plane<Self>,
+        _state: &PlaneState<'_, Self::Driver>,
+    ) -> Result<PanicBuffer> {
+        Err(ENODEV)
+    }
+
+    /// In a panic, once drm_panic drew into the buffer [`DriverPlane::panic_buffer`] gave: has
+    /// the device show it. Same restrictions.
+    fn panic_flush(_plane: &Plane<Self>, _state: &PlaneState<'_, Self::Driver>) {}
 }
 
 /// A plane with the driver's data `T`.
@@ -96,6 +118,16 @@ impl<T: DriverPlane> Plane<T> {
         prepare_fb: Some(bindings::drm_gem_plane_helper_prepare_fb),
         atomic_check: Some(Self::atomic_check_callback),
         atomic_update: Some(Self::atomic_update_callback),
+        get_scanout_buffer: if T::PANIC {
+            Some(Self::get_scanout_buffer_callback)
+        } else {
+            None
+        },
+        panic_flush: if T::PANIC {
+            Some(Self::panic_flush_callback)
+        } else {
+            None
+        },
         // SAFETY: All-zero is a valid value for the remaining (optional) callbacks.
         ..unsafe { core::mem::zeroed() }
     };
@@ -188,5 +220,49 @@ impl<T: DriverPlane> Plane<T> {
         // SAFETY: As in `atomic_check_callback`, for the commit being applied.
         let (this, commit) = unsafe { (Self::from_raw(plane), AtomicCommit::from_raw(state)) };
         T::atomic_update(this, &commit);
+    }
+
+    /// The plane's current state, for the panic hooks.
+    ///
+    /// # Safety
+    ///
+    /// `plane` must be one of our planes, with the mode config's panic lock held (which keeps
+    /// its current state from being replaced).
+    unsafe fn panic_state<'a>(
+        plane: *mut bindings::drm_plane,
+    ) -> Option<(&'a Self, PlaneState<'a, T::Driver>)> {
+        // SAFETY: By the function's safety requirements.
+        unsafe { Some((Self::from_raw(plane), PlaneState::from_raw((*plane).state)?)) }
+    }
+
+    extern "C" fn get_scanout_buffer_callback(
+        plane: *mut bindings::drm_plane,
+        sb: *mut bindings::drm_scanout_buffer,
+    ) -> core::ffi::c_int {
+        // SAFETY: Our helper functions are only installed on our planes; drm_panic holds the
+        // panic lock during the call.
+        let Some((this, state)) = (unsafe { Self::panic_state(plane) }) else {
+            return ENODEV.to_errno();
+        };
+        let Some(fb) = state.framebuffer().filter(|_| state.visible()) else {
+            return ENODEV.to_errno();
+        };
+        match T::panic_buffer(this, &state) {
+            Ok(buf) => {
+                // SAFETY: drm_panic passes a buffer to fill in; `fb` is the state's
+                // framebuffer, whose object `buf` maps (`PanicBuffer::new`'s requirements).
+                unsafe { buf.fill(sb, fb.as_raw()) };
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    extern "C" fn panic_flush_callback(plane: *mut bindings::drm_plane) {
+        // SAFETY: As in `get_scanout_buffer_callback`: drm_panic holds the panic lock across
+        // both calls, so this is the state it drew into.
+        if let Some((this, state)) = unsafe { Self::panic_state(plane) } {
+            T::panic_flush(this, &state);
+        }
     }
 }
