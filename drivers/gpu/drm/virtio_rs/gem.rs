@@ -20,7 +20,7 @@ use kernel::{
     page::{Page, PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
     sync::{
-        atomic::{Acquire, Atomic, Release},
+        atomic::{Acquire, Atomic, Relaxed, Release},
         Arc, Mutex,
     },
     uapi,
@@ -128,10 +128,10 @@ pub(crate) struct VirtioGpuObject {
     guest: bool,
     #[pin]
     map: Mutex<MapState>,
-    /// Classic resources and guest blobs mapped into the kernel (fbdev): the address of the
-    /// mapping of all pages ([`VirtioGpuObject::vmap`]), 0 before; kept until the object goes.
-    #[pin]
-    vmapped: Mutex<usize>,
+    /// Classic resources and guest blobs mapped into the kernel (fbdev, the panic screen): the
+    /// address of the mapping of all pages ([`VirtioGpuObject::vmap`]), 0 before; made with
+    /// `pages` locked, kept until the object goes, read without a lock (in a panic).
+    vmapped: Atomic<usize>,
     /// The first page frame of the blob once it may be mapped (placed, with its memory type
     /// reserved), 0 before: faults read it without the lock.
     pfn_base: Atomic<usize>,
@@ -155,7 +155,7 @@ impl gem::DriverObject for VirtioGpuObject {
             owned <- new_mutex!(Some((args.id, args.release))),
             pages <- new_mutex!(args.pages),
             map <- new_mutex!(MapState::Unmapped),
-            vmapped <- new_mutex!(0),
+            vmapped: Atomic::new(0),
             pfn_base: Atomic::new(0),
         })
     }
@@ -403,12 +403,15 @@ impl VirtioGpuObject {
     /// mapping stays until the object is gone, so the fbdev emulation, which maps its buffer
     /// for every damage it copies, does not map it again each time. `EOPNOTSUPP` for host
     /// blobs, as the C driver.
-    fn vmap(&self) -> Result<NonNull<u8>> {
-        let mut vmapped = self.vmapped.lock();
-        if let Some(addr) = NonNull::new(*vmapped as *mut u8) {
+    pub(crate) fn vmap(&self) -> Result<NonNull<u8>> {
+        if let Some(addr) = self.kernel_mapping() {
             return Ok(addr);
         }
         let pages = self.pages.lock();
+        // Made by someone else while we waited for the lock.
+        if let Some(addr) = self.kernel_mapping() {
+            return Ok(addr);
+        }
         let pages = pages.as_deref().ok_or(EOPNOTSUPP)?;
         let mut raw = KVVec::with_capacity(pages.len(), GFP_KERNEL)?;
         for p in pages {
@@ -419,8 +422,14 @@ impl VirtioGpuObject {
         // where the mapping is removed first.
         let addr = unsafe { bindings::vm_map_ram(raw.as_mut_ptr(), count, bindings::NUMA_NO_NODE) };
         let addr = NonNull::new(addr.cast::<u8>()).ok_or(ENOMEM)?;
-        *vmapped = addr.as_ptr() as usize;
+        self.vmapped.store(addr.as_ptr() as usize, Release);
         Ok(addr)
+    }
+
+    /// The kernel mapping [`VirtioGpuObject::vmap`] made, if it did: never waits, so it may be
+    /// asked in a panic.
+    pub(crate) fn kernel_mapping(&self) -> Option<NonNull<u8>> {
+        NonNull::new(self.vmapped.load(Acquire) as *mut u8)
     }
 
     /// Guest memory (classic resources, guest blobs) is ordinary RAM: its pages are mapped
@@ -446,7 +455,7 @@ impl PinnedDrop for VirtioGpuObject {
             return;
         };
         let pages = self.pages.lock().take();
-        let vmapped = core::mem::take(&mut *self.vmapped.lock());
+        let vmapped = self.vmapped.xchg(0, Relaxed);
         if let (true, Some(p)) = (vmapped != 0, &pages) {
             // SAFETY: `vmapped` is the mapping of all of `p` that `vmap` made, which nothing
             // uses any more: the object is gone.

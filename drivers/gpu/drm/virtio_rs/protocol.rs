@@ -21,7 +21,9 @@ pub(crate) mod cmd {
     pub(crate) const RESOURCE_ATTACH_BACKING: u32 = 0x0106;
     pub(crate) const GET_CAPSET_INFO: u32 = 0x0108;
     pub(crate) const GET_CAPSET: u32 = 0x0109;
+    pub(crate) const GET_EDID: u32 = 0x010a;
     pub(crate) const RESOURCE_CREATE_BLOB: u32 = 0x010c;
+    pub(crate) const SET_SCANOUT_BLOB: u32 = 0x010d;
     pub(crate) const CTX_CREATE: u32 = 0x0200;
     pub(crate) const CTX_DESTROY: u32 = 0x0201;
     pub(crate) const CTX_ATTACH_RESOURCE: u32 = 0x0202;
@@ -42,6 +44,7 @@ pub(crate) mod resp {
     pub(crate) const OK_DISPLAY_INFO: u32 = 0x1101;
     pub(crate) const OK_CAPSET_INFO: u32 = 0x1102;
     pub(crate) const OK_CAPSET: u32 = 0x1103;
+    pub(crate) const OK_EDID: u32 = 0x1104;
     pub(crate) const OK_MAP_INFO: u32 = 0x1106;
     pub(crate) const ERR_UNSPEC: u32 = 0x1200;
     pub(crate) const ERR_OUT_OF_MEMORY: u32 = 0x1201;
@@ -95,6 +98,8 @@ wire!(
     virtio_gpu_resp_capset_info,
     virtio_gpu_resp_map_info,
     virtio_gpu_set_scanout,
+    virtio_gpu_set_scanout_blob,
+    virtio_gpu_cmd_get_edid,
     virtio_gpu_resource_flush,
     virtio_gpu_resp_display_info,
     virtio_gpu_update_cursor,
@@ -606,6 +611,56 @@ pub(crate) fn set_scanout(
     })
 }
 
+/// How a blob holds an image, for SET_SCANOUT_BLOB: the device's format and the framebuffer's
+/// size, strides and offsets (per plane, unused ones 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BlobImage {
+    pub(crate) format: u32,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) strides: [u32; 4],
+    pub(crate) offsets: [u32; 4],
+}
+
+/// `VIRTIO_GPU_CMD_SET_SCANOUT_BLOB`: scanout `scanout_id` shows `rect` of the image `image`
+/// in blob `resource_id`, as the C driver's `virtio_gpu_cmd_set_scanout_blob()` fills it.
+pub(crate) fn set_scanout_blob(
+    scanout_id: u32,
+    resource_id: u32,
+    image: &BlobImage,
+    (x, y, width, height): (u32, u32, u32, u32),
+) -> Result<Encoded> {
+    encode(uapi::virtio_gpu_set_scanout_blob {
+        hdr: hdr(cmd::SET_SCANOUT_BLOB, 0),
+        r: uapi::virtio_gpu_rect {
+            x: x.to_le(),
+            y: y.to_le(),
+            width: width.to_le(),
+            height: height.to_le(),
+        },
+        scanout_id: scanout_id.to_le(),
+        resource_id: resource_id.to_le(),
+        width: image.width.to_le(),
+        height: image.height.to_le(),
+        format: image.format.to_le(),
+        padding: 0,
+        strides: image.strides.map(u32::to_le),
+        offsets: image.offsets.map(u32::to_le),
+    })
+}
+
+/// `VIRTIO_GPU_CMD_GET_EDID`: the EDID of scanout `scanout`.
+pub(crate) fn get_edid(scanout: u32) -> Result<Encoded> {
+    encode(uapi::virtio_gpu_cmd_get_edid {
+        hdr: hdr(cmd::GET_EDID, 0),
+        scanout: scanout.to_le(),
+        padding: 0,
+    })
+}
+
+/// Size of `struct virtio_gpu_resp_edid`.
+pub(crate) const RESP_EDID_SIZE: usize = size_of::<uapi::virtio_gpu_resp_edid>();
+
 /// `VIRTIO_GPU_CMD_RESOURCE_FLUSH`: the host shows what changed in `rect` of the resource
 /// wherever it is scanned out.
 pub(crate) fn resource_flush(
@@ -695,6 +750,27 @@ impl Response<'_> {
     }
 }
 
+impl Response<'_> {
+    /// `struct virtio_gpu_resp_edid`: the EDID's bytes, as many as the device says it has (at
+    /// most the 1024 the response holds); `EIO` for a response too short for them.
+    pub(crate) fn edid(&self) -> Result<KVec<u8>> {
+        const SIZE_AT: usize = core::mem::offset_of!(uapi::virtio_gpu_resp_edid, size);
+        const EDID_AT: usize = core::mem::offset_of!(uapi::virtio_gpu_resp_edid, edid);
+        const EDID_MAX: usize = RESP_EDID_SIZE - EDID_AT;
+        let size = self
+            .bytes
+            .get(SIZE_AT..SIZE_AT + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .ok_or(EIO)?;
+        let len = (size as usize).min(EDID_MAX);
+        let edid = self.bytes.get(EDID_AT..EDID_AT + len).ok_or(EIO)?;
+        let mut out = KVec::with_capacity(len, GFP_KERNEL)?;
+        out.extend_from_slice(edid, GFP_KERNEL)?;
+        Ok(out)
+    }
+}
+
 /// Size of `struct virtio_gpu_resp_map_info`.
 pub(crate) const RESP_MAP_INFO_SIZE: usize = size_of::<uapi::virtio_gpu_resp_map_info>();
 
@@ -771,6 +847,52 @@ mod tests {
                 size_of::<uapi::virtio_gpu_transfer_host_3d>()
             );
         }
+        Ok(())
+    }
+
+    /// SET_SCANOUT_BLOB as the C driver fills it: the rectangle after the header, then the
+    /// scanout, resource, size, format, padding, four strides and four offsets.
+    #[test]
+    fn set_scanout_blob_carries_the_framebuffer_layout() -> Result {
+        let image = BlobImage {
+            format: 2,
+            width: 640,
+            height: 480,
+            strides: [2560, 0, 0, 0],
+            offsets: [4096, 0, 0, 0],
+        };
+        let c = set_scanout_blob(1, 7, &image, (8, 16, 320, 240))?;
+        assert_eq!(c.len(), size_of::<uapi::virtio_gpu_set_scanout_blob>());
+        assert_eq!(&c[0..4], &cmd::SET_SCANOUT_BLOB.to_le_bytes());
+        let words: KVec<u32> = {
+            let mut v = KVec::new();
+            for w in c[HDR_SIZE..].chunks_exact(4) {
+                v.push(u32::from_le_bytes([w[0], w[1], w[2], w[3]]), GFP_KERNEL)?;
+            }
+            v
+        };
+        assert_eq!(
+            &words[..],
+            &[8, 16, 320, 240, 1, 7, 640, 480, 2, 0, 2560, 0, 0, 0, 4096, 0, 0, 0]
+        );
+        Ok(())
+    }
+
+    /// A GET_EDID answer gives as many bytes as it says it has, at most the 1024 it holds.
+    #[test]
+    fn edid_answers_give_their_size() -> Result {
+        let mut r = [0u8; RESP_EDID_SIZE];
+        r[0..4].copy_from_slice(&resp::OK_EDID.to_le_bytes());
+        r[24..28].copy_from_slice(&256u32.to_le_bytes());
+        r[32] = 0x00;
+        r[33] = 0xff;
+        r[32 + 255] = 0x5a;
+        let e = Response::new(&r)?.edid()?;
+        assert_eq!(e.len(), 256);
+        assert_eq!((e[1], e[255]), (0xff, 0x5a));
+        r[24..28].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(Response::new(&r)?.edid()?.len(), 1024);
+        assert!(Response::new(&r[..RESP_EDID_SIZE - 1])?.edid().is_err());
         Ok(())
     }
 

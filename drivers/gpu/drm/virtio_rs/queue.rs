@@ -34,7 +34,7 @@ use kernel::{
     sync::aref::ARef,
     sync::{
         atomic::{Acquire, Atomic},
-        Arc, Completion, SpinLock,
+        Arc, Completion, SpinLock, UniqueArc,
     },
     virtio::{BacklogLink, DeviceBuffer, Release, Request, Segments, Virtqueue},
 };
@@ -66,6 +66,16 @@ impl CommandBytes {
         // right before the command is added; no reference from here is alive then (the queue
         // keeps raw pointers only).
         unsafe { &*self.0.get() }
+    }
+
+    /// Replaces the bytes with `cmd`.
+    ///
+    /// # Safety
+    ///
+    /// No reference to the bytes is alive and the device does not read them yet.
+    unsafe fn set(&self, cmd: protocol::Encoded) {
+        // SAFETY: By the safety requirements the write races with nothing.
+        unsafe { *self.0.get() = cmd };
     }
 
     /// Writes the fence id into the header.
@@ -111,7 +121,7 @@ pub(crate) struct Command {
     /// See [`Command::prepare_barrier`].
     barrier: bool,
     /// The host answers the command (control queue); commands of the cursor queue get no
-    /// answer, and offer the device nothing to write ([`Command::cursor`]).
+    /// answer, and offer the device nothing to write ([`Command::unanswered`]).
     answered: bool,
 }
 
@@ -205,11 +215,20 @@ impl Command {
         Self::build(cmd, payload, resp_len, fenced, held, false)
     }
 
-    /// A command of the cursor queue, which the device gives back without an answer (as the C
-    /// driver's, it offers the device no buffer to write).
-    pub(crate) fn cursor(cmd: protocol::Encoded) -> Result<Arc<Self>> {
-        let this = Self::build(cmd, None, 0, None, Held::Nothing, false)?;
-        Ok(this)
+    /// A command that offers the device no buffer to write an answer to: one descriptor on the
+    /// queue. The cursor queue's commands (which the device gives back without an answer, as
+    /// to the C driver) and the panic screen's ([`Command::rewrite`]).
+    pub(crate) fn unanswered(cmd: protocol::Encoded) -> Result<Arc<Self>> {
+        Self::build(cmd, None, 0, None, Held::Nothing, false)
+    }
+
+    /// Makes `this`, a command nobody else holds (so it is on no queue), send `cmd` instead:
+    /// for commands made ahead of the time they are sent, when nothing may be allocated (a
+    /// panic).
+    pub(crate) fn rewrite(this: &Pin<UniqueArc<Self>>, cmd: protocol::Encoded) {
+        // SAFETY: `this` is the only reference to the command, which is thus on no queue: no
+        // reference to its bytes is alive and the device does not read them.
+        unsafe { this.cmd.set(cmd) };
     }
 
     fn build(
@@ -362,6 +381,12 @@ impl CommandQueue {
     /// room on the queue.
     pub(crate) fn send(&self, cmd: Arc<Command>) -> Result {
         self.vq.submit(cmd)
+    }
+
+    /// Queues `cmd` from a panic: see [`Virtqueue::submit_in_panic`] (an unanswered command
+    /// takes one descriptor, and the ring nothing it would allocate).
+    pub(crate) fn send_in_panic(&self, cmd: Arc<Command>) -> Result {
+        self.vq.submit_in_panic(cmd)
     }
 
     /// Whether `cmd` could be queued at all: `EINVAL` if it lists more pieces of memory than

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! A scanout's connector: connected while the host says the scanout is enabled, with the
-//! host's size as the preferred mode.
+//! modes of the EDID the host gives, or else the host's size as the preferred mode.
 
 use kernel::{
     drm::kms::connector::{Connector, DisplayMode, DriverConnector, ModeProbe, Status},
@@ -28,9 +28,17 @@ impl DriverConnector for ScanoutConnector {
         }
     }
 
-    /// As the C driver without EDID: the standard modes up to the maximum, and the host's size
-    /// at 60 Hz as the preferred one (the default mode if the host gave none).
+    /// As the C driver: the modes of the EDID the host gave, if it gave one with modes;
+    /// otherwise the standard modes up to the maximum, and the host's size at 60 Hz as the
+    /// preferred one (the default mode if the host gave none).
     fn get_modes(connector: &Connector<Self>, probe: &mut ModeProbe<'_>) -> u32 {
+        let scanouts = &connector.gpu.scanouts;
+        if connector.gpu.features.edid {
+            let count = scanouts.with_edid(connector.index, |edid| probe.update_edid(edid));
+            if count > 0 {
+                return count;
+            }
+        }
         let info = connector.gpu.scanouts.info(connector.index);
         let count = probe.add_modes_noedid(XRES_MAX, YRES_MAX);
         if info.width == 0 || info.height == 0 {

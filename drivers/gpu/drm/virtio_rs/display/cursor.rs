@@ -74,7 +74,7 @@ impl DriverPlane for CursorPlane {
             CursorOp::Move
         };
         let sent = protocol::cursor(index, x, y, op)
-            .and_then(Command::cursor)
+            .and_then(Command::unanswered)
             .and_then(|c| gpu.cursor.send(c));
         if let Err(e) = sent {
             if e != ENODEV {

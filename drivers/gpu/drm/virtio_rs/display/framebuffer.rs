@@ -15,6 +15,7 @@ use kernel::{
     prelude::*,
 };
 
+use super::VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM;
 use crate::{
     driver::{VirtioGpuDevice, VirtioGpuDrmDriver},
     file::File,
@@ -23,25 +24,17 @@ use crate::{
     resource,
 };
 
-/// `VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM`: the device's name for `DRM_FORMAT_HOST_XRGB8888` on a
-/// little-endian guest (the C driver's `virtio_gpu_translate_format()`).
-const VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM: u32 = 2;
-
 impl KmsDriver for VirtioGpuDrmDriver {
     /// As the C driver: the host-order XRGB8888 and ARGB8888 formats only (`ENOENT`), and an
-    /// object the file has (`EINVAL`). Only classic resources (dumb buffers, virgl's render
-    /// targets) are scanned out with SET_SCANOUT; a blob needs SET_SCANOUT_BLOB, which this
-    /// driver does not send yet (`EINVAL`). The core then checks the object's size against
-    /// the layout, which the C driver does not.
+    /// object the file has (`EINVAL`): a classic resource (a dumb buffer, virgl's render
+    /// target), scanned out with SET_SCANOUT, or a blob, scanned out with SET_SCANOUT_BLOB. The
+    /// core then checks the object's size against the layout, which the C driver does not.
     fn check_framebuffer(_dev: &drm::Device<Self>, req: &FramebufferRequest<'_, Self>) -> Result {
         if req.format() != FORMAT_HOST_XRGB8888 && req.format() != FORMAT_HOST_ARGB8888 {
             return Err(ENOENT);
         }
         let handle = req.handle(0).ok_or(EINVAL)?;
-        let obj = Object::lookup_handle(req.file(), handle).map_err(|_| EINVAL)?;
-        if !obj.classic {
-            return Err(EINVAL);
-        }
+        Object::lookup_handle(req.file(), handle).map_err(|_| EINVAL)?;
         Ok(())
     }
 }

@@ -29,9 +29,9 @@ use kernel::{
             plane::{Plane, PlaneType},
         },
     },
-    new_mutex,
+    new_mutex, new_spinlock,
     prelude::*,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, SpinLock},
     uapi,
 };
 
@@ -51,6 +51,12 @@ const YRES_DEF: u32 = 768;
 const XRES_MAX: u32 = 8192;
 const YRES_MAX: u32 = 8192;
 
+/// `VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM` and `_B8G8R8X8_UNORM`: the device's names for the
+/// host-order ARGB8888 and XRGB8888 formats on a little-endian guest (the C driver's
+/// `virtio_gpu_translate_format()`).
+const VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM: u32 = 1;
+const VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM: u32 = 2;
+
 /// The most scanouts a device has (`VIRTIO_GPU_MAX_SCANOUTS`).
 pub(crate) const MAX_SCANOUTS: u32 = uapi::VIRTIO_GPU_MAX_SCANOUTS;
 
@@ -63,9 +69,17 @@ pub(crate) struct Scanouts {
     /// What the host last said of each scanout (GET_DISPLAY_INFO).
     #[pin]
     info: Mutex<[DisplayOne; MAX_SCANOUTS as usize]>,
+    /// What the host last said each scanout's EDID is (GET_EDID, with `VIRTIO_GPU_F_EDID`;
+    /// empty: none).
+    #[pin]
+    edids: Mutex<[KVec<u8>; MAX_SCANOUTS as usize]>,
     /// Bit `i`: scanout `i`'s CRTC went through a mode set; its next plane update sends
     /// SET_SCANOUT even for the same image.
     needs_modeset: AtomicU32,
+    /// The panic screen's TRANSFER_TO_HOST_2D and RESOURCE_FLUSH, made when the display is set
+    /// up and taken by the first panic, which cannot allocate ([`Gpu::show_panic`]).
+    #[pin]
+    panic: SpinLock<Option<(Arc<Command>, Arc<Command>)>>,
 }
 
 impl Scanouts {
@@ -80,7 +94,9 @@ impl Scanouts {
         };
         pin_init!(Self {
             info <- new_mutex!(info),
+            edids <- new_mutex!([const { KVec::new() }; MAX_SCANOUTS as usize]),
             needs_modeset: AtomicU32::new(0),
+            panic <- new_spinlock!(None),
         })
     }
 
@@ -91,6 +107,15 @@ impl Scanouts {
             .get(i as usize)
             .copied()
             .unwrap_or_default()
+    }
+
+    /// Runs `f` on what the host last said scanout `i`'s EDID is (`None`: none).
+    fn with_edid<R>(&self, i: u32, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+        let edids = self.edids.lock();
+        f(edids
+            .get(i as usize)
+            .filter(|e| !e.is_empty())
+            .map(|e| &e[..]))
     }
 
     fn mark_modeset(&self, i: u32) {
@@ -104,9 +129,28 @@ impl Scanouts {
 }
 
 impl Gpu {
-    /// Asks the host for the scanouts' state and size (GET_DISPLAY_INFO), waiting at most 5 s
-    /// and not killably (probe and the device's display event, which nobody can kill).
+    /// Asks the host for the scanouts' EDIDs (GET_EDID, if the device has them), then for
+    /// their state and size (GET_DISPLAY_INFO), as the C driver does at probe and on the
+    /// device's display event; each answer is waited for at most 5 s and not killably (nobody
+    /// can kill probe or the event). A scanout whose EDID the host did not give keeps none.
     pub(crate) fn refresh_display_info(&self) -> Result {
+        if self.features.edid {
+            for i in 0..self.num_scanouts {
+                let edid = self
+                    .ctrl
+                    .call(
+                        protocol::get_edid(i)?,
+                        protocol::RESP_EDID_SIZE,
+                        resp::OK_EDID,
+                        Some(DISPLAY_INFO_TIMEOUT_MS),
+                        |r| r.edid(),
+                    )
+                    .unwrap_or_default();
+                if let Some(e) = self.scanouts.edids.lock().get_mut(i as usize) {
+                    *e = edid;
+                }
+            }
+        }
         let info = self.ctrl.call(
             protocol::get_display_info()?,
             protocol::RESP_DISPLAY_INFO_SIZE,
@@ -116,6 +160,33 @@ impl Gpu {
         )?;
         *self.scanouts.info.lock() = info;
         Ok(())
+    }
+
+    /// In a panic, once drm_panic drew into `obj`, the framebuffer scanout `index` shows:
+    /// uploads `rect` of it if it is a dumb buffer (TRANSFER_TO_HOST_2D) and has the host show
+    /// `src` of it (RESOURCE_FLUSH), with the commands made ahead for this, without waiting,
+    /// allocating, or taking a lock that is held. Once: a second panic finds no commands.
+    fn show_panic(&self, obj: &Object, rect: (u32, u32, u32, u32), src: (u32, u32, u32, u32)) {
+        let Some((transfer, flush)) = self.scanouts.panic.try_lock().and_then(|mut p| p.take())
+        else {
+            return;
+        };
+        let send = |cmd: Arc<Command>, bytes: Result<protocol::Encoded>| -> Result {
+            // Unique: made for this, and never sent before.
+            let cmd = Arc::into_unique_or_drop(cmd).ok_or(EBUSY)?;
+            Command::rewrite(&cmd, bytes?);
+            self.ctrl.send_in_panic(cmd.into())
+        };
+        if obj.dumb
+            && send(
+                transfer,
+                protocol::transfer_to_host_2d(obj.resource_id, 0, rect),
+            )
+            .is_err()
+        {
+            return;
+        }
+        let _ = send(flush, protocol::resource_flush(obj.resource_id, src));
     }
 
     /// Queues TRANSFER_TO_HOST_2D of `rect` (`x, y, width, height`) of the dumb buffer `obj`,
@@ -228,9 +299,16 @@ pub(crate) fn init(dev: &drm::UnregisteredDevice<VirtioGpuDrmDriver>, gpu: &Arc<
                 index,
             },
         )?;
+        if gpu.features.edid {
+            connector.attach_edid_property();
+        }
         let encoder = Encoder::new_virtual(dev, crtc.mask())?;
         connector.attach_encoder(encoder)?;
     }
+    *gpu.scanouts.panic.lock() = Some((
+        Command::unanswered(protocol::transfer_to_host_2d(0, 0, (0, 0, 0, 0))?)?,
+        Command::unanswered(protocol::resource_flush(0, (0, 0, 0, 0))?)?,
+    ));
     kms::vblank_init(dev, n)?;
     kms::mode_config_reset(dev);
     Ok(())
