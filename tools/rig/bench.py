@@ -54,6 +54,8 @@ FIGURES = [
     ("lifecycle-total", "blob lifecycle: all six phases"),
     ("kms-page-flip", "page flip: atomic commit of another dumb fb until its OUT fence signals"),
     ("kms-damage-64x64", "damage update: DIRTYFB of 64x64 pixels of the shown dumb fb"),
+    ("kms-blob-page-flip", "page flip of guest blobs (SET_SCANOUT_BLOB) until its OUT fence"),
+    ("kms-cursor-move", "cursor move: legacy CURSOR ioctl, DRM_MODE_CURSOR_MOVE"),
 ]
 
 

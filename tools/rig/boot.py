@@ -24,12 +24,22 @@ shim through its control file and answers `rig-host TOKEN ok` once the file is
 in place (the shim reads it before it creates the next fence), `rig-host TOKEN
 bad` for a malformed command, or `rig-host TOKEN none` when no shim runs.
 
-A line `rig: pixels? TOKEN X,Y [X,Y ...]` asks what the host shows: the rig takes
-QEMU's own picture of the first scanout (QMP `screendump`) and answers `rig-pixels
-TOKEN WxH RRGGBB ...` with the pixel at each point (`------` outside the picture),
+A line `rig: pixels? TOKEN [@HEAD] X,Y [X,Y ...]` asks what the host shows: the rig takes
+QEMU's own picture of the first scanout, or of scanout HEAD (QMP `screendump`), and
+answers `rig-pixels TOKEN WxH RRGGBB ...` with the pixel at each point (`------` outside the picture),
 or `rig-pixels TOKEN none REASON` when there is none. QEMU has no picture of a GL
 scanout (under SDL it answers "no surface"): then the rig reads QEMU's SDL window
 from the X screen, which Xvfb keeps in a file (-fbdir).
+
+A line `rig: resize? TOKEN W H` has the rig resize QEMU's SDL window to W x H, as a user
+would (QEMU then tells the guest, VIRTIO_GPU_EVENT_DISPLAY); the answer is `rig-resize TOKEN
+ok` or `rig-resize TOKEN none REASON`.
+
+The panic boot (`--mode panic`): the guest shows a buffer, says `rig: panic screen WxH` and
+panics; the kernel is told to stay down (`panic=0`). A few seconds after the kernel's panic
+message the rig takes its picture of the scanout and logs it as `rig: panic picture WxH
+RRGGBB ...` (or `rig: panic picture none REASON`) at the points `panic_points` lists, then
+ends the boot.
 """
 
 import argparse
@@ -65,9 +75,13 @@ GPU = {
                 "virtio-gpu-gl-pci,blob=on,hostmem=256M,venus=on,xres=640,yres=480"],
     "2d": ["-device", "virtio-gpu-pci"],
     # The 2D device on the virtio-mmio transport (arm64 "virt" only), modern
-    # (virtio 1.0) as both drivers require.
-    "mmio": ["-global", "virtio-mmio.force-legacy=false", "-device", "virtio-gpu-device"],
+    # (virtio 1.0) as both drivers require, with two scanouts (QEMU's SDL window shows the
+    # first; the rig's picture of the second comes from QMP, which finds it by the id).
+    "mmio": ["-global", "virtio-mmio.force-legacy=false",
+             "-device", "virtio-gpu-device,max_outputs=2,id=gpu"],
 }
+# The id of the device with more than one scanout, for QMP.
+GPU_ID = "gpu"
 
 # Runs as PID 1 of the new namespaces, on the build machine's side.
 OUTER = r"""
@@ -77,7 +91,10 @@ mount --make-rprivate /
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
 mount --rbind /dev "$root/dev"
-mount -t tmpfs tmpfs "$root/tmp"
+# QEMU's /tmp, with the X server's socket, in the run directory: the rig talks to the X
+# server from outside (`x_resize`).
+mkdir -p "$run/tmp"
+mount --bind "$run/tmp" "$root/tmp"
 mkdir -p "$root/run/rig"
 mount --bind "$run" "$root/run/rig"
 if [ -n "$disk" ]; then
@@ -105,7 +122,10 @@ def qemu_command(args, run_dir):
             "-append", " ".join([
                 # The kernel log on the display's console too (fbcon), and on the serial
                 # console, which stays /dev/console (the last one given).
-                "console=tty0", f"console={CONSOLE[args.arch]}", "panic=-1", "oops=panic",
+                # A panic ends the boot (QEMU does not reboot), but in the panic boot, where
+                # the guest stays down until the rig took its picture of the panic screen.
+                "console=tty0", f"console={CONSOLE[args.arch]}",
+                "panic=0" if args.mode == "panic" else "panic=-1", "oops=panic",
                 f"rig.mode={args.mode}", f"rig.host={args.host}",
                 f"rig.driver={args.driver}",
             ] + args.append),
@@ -127,12 +147,98 @@ def qemu_command(args, run_dir):
 
 HOST_QUESTION = re.compile(rb"rig: host\? (\d+)")
 HOST_COMMAND = re.compile(rb"rig: host! (\d+) ([ -~]*)")
-PIXELS_QUESTION = re.compile(rb"rig: pixels\? (\d+)((?: \d{1,5},\d{1,5}){1,512})\s*$")
+PIXELS_QUESTION = re.compile(
+    rb"rig: pixels\? (\d+)(?: @(\d{1,2}))?((?: \d{1,5},\d{1,5}){1,512})\s*$")
+# The panic boot: the guest says what it shows before it panics, then the kernel panics.
+PANIC_SCREEN = re.compile(rb"rig: panic screen (\d{1,5})x(\d{1,5})")
+KERNEL_PANIC = re.compile(rb"Kernel panic - not syncing")
+# How long after the kernel's panic message the rig takes its picture: drm_panic draws before
+# it prints its last lines, and QEMU needs a moment to show what the guest flushed.
+PANIC_PICTURE_DELAY = 3
 
 
-def qmp_screendump(run_dir, timeout=20):
-    """Has QEMU write its picture of the first scanout to run_dir/shot.ppm through QMP;
-    returns None, or QEMU's error."""
+RESIZE_QUESTION = re.compile(rb"rig: resize\? (\d+) (\d{2,4}) (\d{2,4})\s*$")
+
+
+def x_resize(run_dir, width, height, timeout=5):
+    """Resizes QEMU's SDL window (the largest window on the X screen; without a window manager
+    the X server applies the request itself) to width x height, as a user would: QEMU tells the
+    guest the new size (VIRTIO_GPU_EVENT_DISPLAY). Speaks the X11 protocol over the server's
+    socket, which the chroot's /tmp keeps in the run directory. Returns None, or why not."""
+    path = os.path.join(run_dir, "tmp", ".X11-unix", "X0")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+
+        def read(n):
+            data = b""
+            while len(data) < n:
+                chunk = s.recv(n - len(data))
+                if not chunk:
+                    raise OSError("the X server closed the connection")
+                data += chunk
+            return data
+
+        def reply():
+            """The next reply (errors are replies too: first byte 0); events are skipped."""
+            while True:
+                head = read(32)
+                if head[0] in (0, 1):
+                    extra = struct.unpack_from("<I", head, 4)[0] if head[0] == 1 else 0
+                    return head + read(4 * extra)
+
+        # Connection setup, little-endian, protocol 11.0, no authorisation.
+        s.sendall(struct.pack("<BxHHHHxx", 0x6C, 11, 0, 0, 0))
+        head = read(8)
+        if head[0] != 1:
+            return "the X server refused the connection"
+        setup = read(4 * struct.unpack_from("<H", head, 6)[0])
+        vendor_len, = struct.unpack_from("<H", setup, 16)
+        n_formats = setup[21]
+        root_at = 32 + (vendor_len + 3) // 4 * 4 + 8 * n_formats
+        root, = struct.unpack_from("<I", setup, root_at)
+        # QueryTree(root): its children.
+        s.sendall(struct.pack("<BxHI", 15, 2, root))
+        r = reply()
+        if r[0] != 1:
+            return "QueryTree failed"
+        n, = struct.unpack_from("<H", r, 16)
+        children = struct.unpack_from(f"<{n}I", r, 32)
+        best, area = None, 0
+        for w in children:
+            # GetGeometry(w).
+            s.sendall(struct.pack("<BxHI", 14, 2, w))
+            g = reply()
+            if g[0] != 1:
+                continue
+            gw, gh = struct.unpack_from("<HH", g, 16)
+            if gw * gh > area:
+                best, area = w, gw * gh
+        if best is None:
+            return "no window on the X screen"
+        # ConfigureWindow(best, width | height), then GetInputFocus as a round trip.
+        s.sendall(struct.pack("<BxHIHxxII", 12, 5, best, 0x4 | 0x8, width, height))
+        s.sendall(struct.pack("<BxH", 43, 1))
+        r = reply()
+        if r[0] != 1:
+            return f"ConfigureWindow failed (X error {r[1]})"
+    return None
+
+
+def panic_points(w, h):
+    """Where the rig looks at the panic screen of a w x h scanout: a 16 x 12 grid over the
+    whole picture (drm_panic clears it all), then a dense 48 x 16 grid over the middle, where
+    drm_panic centres its message."""
+    points = [(w * (2 * i + 1) // 32, h * (2 * j + 1) // 24) for j in range(12) for i in range(16)]
+    cw, ch = min(w, 320), min(h, 96)
+    x0, y0 = (w - cw) // 2, (h - ch) // 2
+    points += [(x0 + cw * i // 48, y0 + ch * j // 16) for j in range(16) for i in range(48)]
+    return [f"{x},{y}" for x, y in points]
+
+
+def qmp_screendump(run_dir, head=0, timeout=20):
+    """Has QEMU write its picture of scanout `head` to run_dir/shot.ppm through QMP; returns
+    None, or QEMU's error."""
     path = os.path.join(run_dir, "shot.ppm")
     try:
         os.unlink(path)
@@ -155,7 +261,8 @@ def qmp_screendump(run_dir, timeout=20):
 
         json.loads(f.readline())  # the greeting
         err = call("qmp_capabilities")
-        return err or call("screendump", filename="/run/rig/shot.ppm", format="ppm")
+        where = {"device": GPU_ID, "head": head} if head else {}
+        return err or call("screendump", filename="/run/rig/shot.ppm", format="ppm", **where)
 
 
 def read_ppm(path):
@@ -205,12 +312,12 @@ def read_gl_window(path):
     return w, h, pixel
 
 
-def pixels_answer(run_dir, token, points):
-    """The answer to `rig: pixels?`: QEMU's picture of the scanout, or where QEMU has none (a
-    GL scanout under SDL), its SDL window on the X screen."""
+def pixels_answer(run_dir, token, points, head=0):
+    """The answer to `rig: pixels?`: QEMU's picture of scanout `head`, or where QEMU has none
+    (a GL scanout under SDL), its SDL window on the X screen (the first scanout's only)."""
     try:
-        err = qmp_screendump(run_dir)
-        if err == "no surface":
+        err = qmp_screendump(run_dir, head)
+        if err == "no surface" and head == 0:
             w, h, pixel = read_gl_window(os.path.join(run_dir, "Xvfb_screen0"))
         elif err:
             return f"rig-pixels {token} none {err}"
@@ -314,6 +421,10 @@ def boot(args):
     serial = proc.stdout.fileno()
     partial = {serial: b"", proc.stderr.fileno(): b""}
     control_seq = 0
+    # The panic boot: the size the guest showed its buffer at, and when the kernel panicked.
+    panic_size = None
+    panicked_at = None
+    pictured = False
 
     def emit(line):
         log.write(line)
@@ -327,9 +438,17 @@ def boot(args):
         c = HOST_COMMAND.search(line)
         q = HOST_QUESTION.search(line)
         px = PIXELS_QUESTION.search(line)
-        if px:
+        rs = RESIZE_QUESTION.search(line)
+        if rs:
+            try:
+                err = x_resize(run_dir, int(rs.group(2)), int(rs.group(3)))
+            except (OSError, struct.error) as e:
+                err = type(e).__name__
+            answer = f"rig-resize {rs.group(1).decode()} {'ok' if err is None else 'none ' + err}\n"
+        elif px:
             answer = pixels_answer(run_dir, px.group(1).decode(),
-                                   px.group(2).decode().split()) + "\n"
+                                   px.group(3).decode().split(),
+                                   int(px.group(2) or 0)) + "\n"
         elif c:
             command = shim_command(c.group(2).decode())
             if not (args.shim and args.host.startswith("gl")):
@@ -356,6 +475,13 @@ def boot(args):
 
     try:
         while partial:
+            if panicked_at is not None and time.monotonic() > panicked_at + PANIC_PICTURE_DELAY:
+                w, h = panic_size or (0, 0)
+                # "rig-pixels 0 WxH RRGGBB ..." without its first two words.
+                picture = pixels_answer(run_dir, "0", panic_points(w, h)).split(" ", 2)[2]
+                emit(f"rig: panic picture {picture}\n".encode())
+                pictured = True
+                break
             left = deadline - time.monotonic()
             if serial not in partial:
                 # The guest is gone: what QEMU still says (why it exited) within 2 s.
@@ -376,6 +502,11 @@ def boot(args):
                     emit(line + b"\n")
                     if fd == serial:
                         answer_host(line)
+                        if args.mode == "panic":
+                            if m := PANIC_SCREEN.search(line):
+                                panic_size = (int(m.group(1)), int(m.group(2)))
+                            if KERNEL_PANIC.search(line) and panicked_at is None:
+                                panicked_at = time.monotonic()
     finally:
         # SIGTERM is not enough under SDL: kill the whole group; the PID
         # namespace takes every other process with it.
@@ -411,14 +542,15 @@ def boot(args):
         if args.echo:
             print(msg, end="")
         return 124
-    return proc.returncode
+    # The panic boot ends with the rig's picture, QEMU killed.
+    return 0 if pictured else proc.returncode
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--arch", choices=QEMU, required=True)
     p.add_argument("--host", choices=GPU, required=True)
-    p.add_argument("--mode", choices=["test", "run", "bench"], required=True)
+    p.add_argument("--mode", choices=["test", "run", "bench", "panic"], required=True)
     p.add_argument("--driver", choices=["c", "rust"], required=True)
     p.add_argument("--kernel", required=True)
     p.add_argument("--initrd", required=True)

@@ -314,6 +314,46 @@ def run_boot(rep, arch, variant, driver, host, kernel, initrd, chroot, shim, kun
             else "pass", problems)
 
 
+def run_panic_boot(rep, arch, driver, kernel, initrd, chroot):
+    """The panic boot (on the 2D host, whose picture QEMU gives): the guest shows a blue buffer
+    and panics; drm_panic must have drawn its screen over all of it: no blue left anywhere,
+    black (its background) and white (its text) where its message is."""
+    tag = f"{arch}/{driver}/2d"
+    logfile = os.path.join(OUT, f"console-{arch}-{driver}-2d-panic.log")
+    log(f"booting {tag} to panic (console: {os.path.relpath(logfile, ROOT)})")
+    rc, lines = boot_once(arch, driver, "2d", kernel, initrd, chroot, None, logfile, 120,
+                          mode="panic")
+    problems = judge_panic(rc, lines)
+    rep.add(f"{tag}: panic_screen_drawn_over_the_shown_buffer",
+            "fail" if problems else "pass", problems)
+
+
+def judge_panic(rc, lines):
+    """What is wrong with a panic boot (an empty list: nothing): the guest showed its blue
+    buffer, the kernel panicked, and the rig's picture after it has no blue anywhere, black
+    (drm_panic's background) at most of the points spread over it, and white (its text) in
+    the middle."""
+    stripped = [ktap.strip(l) for l in lines]
+    shown = [l for l in stripped if l.startswith("rig: panic screen ")]
+    picture = [l.split()[3:] for l in stripped if l.startswith("rig: panic picture ")]
+    if rc != 0 or not shown or not picture or not picture[-1]:
+        return [f"boot status {rc}", "last console lines:"] + stripped[-25:]
+    words = picture[-1]
+    if words[0] == "none":
+        return ["the host gives no picture: " + " ".join(words[1:])]
+    pixels = words[1:]
+    grid = pixels[:16 * 12]
+    middle = pixels[16 * 12:]
+    blue = sum(1 for p in pixels if p == "0000ff")
+    black = sum(1 for p in grid if p == "000000")
+    white = sum(1 for p in middle if p == "ffffff")
+    if blue or black < len(grid) // 2 or not white:
+        return [f"{shown[-1]}; the host then shows {words[0]}: {blue} blue points of "
+                f"{len(pixels)}, {black} black of the {len(grid)} spread over it, {white} "
+                f"white of the {len(middle)} in the middle"]
+    return []
+
+
 # Figures the guest printed (`rig: figure DRIVER NAME VALUE UNIT`, the Mesa programs' medians):
 # {(arch, variant, host): {name: (value, unit)}}. Reported side by side, not judged.
 FIGURES = {}
@@ -542,6 +582,11 @@ def main():
                      timeout)
         else:
             rep.add(f"{arch}/{variant}/{host}: boot", "fail", ["not built"])
+    # The panic screen, in boots of their own, each driver's plain kernel on the 2D host.
+    for arch, variant, driver, host in boots:
+        if host == "2d" and variant == driver and (arch, variant) in built and chroot:
+            kernel, initrd, _ = built[arch, variant]
+            run_panic_boot(rep, arch, driver, kernel, initrd, chroot)
 
     log(f"total {time.monotonic() - t0:.0f}s")
     # Not tests: the Mesa programs' timings on both drivers, from the boots above.

@@ -253,6 +253,18 @@ class MatrixTest(unittest.TestCase):
 class HostPictureTest(unittest.TestCase):
     """The rig's readers of the host's picture: QEMU's PPM and Xvfb's XWD screen."""
 
+    def test_pixels_question_may_name_a_scanout(self):
+        m = boot.PIXELS_QUESTION.search(b"rig: pixels? 7 @1 3,4 5,6")
+        self.assertEqual((m.group(1), m.group(2), m.group(3).split()),
+                         (b"7", b"1", [b"3,4", b"5,6"]))
+        m = boot.PIXELS_QUESTION.search(b"rig: pixels? 8 3,4")
+        self.assertEqual((m.group(2), m.group(3).split()), (None, [b"3,4"]))
+
+    def test_panic_points_lie_in_the_picture(self):
+        points = [tuple(map(int, p.split(","))) for p in boot.panic_points(1280, 800)]
+        self.assertEqual(len(points), 16 * 12 + 48 * 16)
+        self.assertTrue(all(0 <= x < 1280 and 0 <= y < 800 for x, y in points))
+
     def test_ppm_pixels(self):
         with tempfile.NamedTemporaryFile(suffix=".ppm") as f:
             f.write(b"P6\n2 2\n255\n" + bytes([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]))
@@ -276,3 +288,38 @@ class HostPictureTest(unittest.TestCase):
         self.assertEqual((w, h), boot.GL_WINDOW)
         self.assertEqual(pixel(0, 0), "ff8040")
         self.assertEqual(pixel(1, 0), "000000")
+
+
+class PanicBootTest(unittest.TestCase):
+    """check.py's judgement of the panic boot's picture."""
+
+    def lines(self, grid, middle, shown=True):
+        return (["rig: panic screen 1280x800"] if shown else []) + [
+            "[    1.5] Kernel panic - not syncing: sysrq triggered crash",
+            "rig: panic picture 1280x800 " + " ".join(grid + middle)]
+
+    def test_drawn_screen_passes(self):
+        grid = ["000000"] * 191 + ["ffffff"]
+        middle = ["000000"] * 700 + ["ffffff"] * 68
+        self.assertEqual(check.judge_panic(0, self.lines(grid, middle)), [])
+
+    def test_blue_left_fails(self):
+        grid = ["000000"] * 191 + ["0000ff"]
+        middle = ["000000"] * 700 + ["ffffff"] * 68
+        self.assertIn("1 blue points", check.judge_panic(0, self.lines(grid, middle))[0])
+
+    def test_no_text_fails(self):
+        grid = ["000000"] * 192
+        middle = ["000000"] * 768
+        self.assertIn("0 white", check.judge_panic(0, self.lines(grid, middle))[0])
+
+    def test_buffer_never_shown_fails(self):
+        grid = ["000000"] * 191 + ["ffffff"]
+        middle = ["ffffff"] * 768
+        self.assertEqual(check.judge_panic(0, self.lines(grid, middle, shown=False))[0],
+                         "boot status 0")
+
+    def test_no_picture_fails(self):
+        p = check.judge_panic(0, ["rig: panic screen 1280x800",
+                                  "rig: panic picture none no surface"])
+        self.assertEqual(p, ["the host gives no picture: no surface"])

@@ -301,6 +301,96 @@ fn report(name: &str, fig: &Figure) {
     }
 }
 
+/// A page flip of guest blobs (SET_SCANOUT_BLOB, without a copy) on `out`, on a device with
+/// blobs; as `kms-page-flip` otherwise.
+fn blob_flip_figure(out: &crate::kms::Output) -> Figure {
+    let (w, h) = out.size();
+    let setup = || -> Result<_, String> {
+        let a = crate::kms::Buffer::guest_blob(out)?;
+        let b = crate::kms::Buffer::guest_blob(out)?;
+        a.fill((0, 0, w, h), 0x202020);
+        b.fill((0, 0, w, h), 0x404040);
+        out.set(a.fb)?;
+        let flipper = crate::kms::Flipper::new(out)?;
+        Ok((a, b, flipper))
+    };
+    let (a, b, flipper) = match setup() {
+        Ok(s) => s,
+        Err(e) => return Figure::Failed(e),
+    };
+    let mut next = 1;
+    let [flip] = measure(DISPLAY_PLAN, || {
+        let fb = if next == 1 { b.fb } else { a.fb };
+        next ^= 1;
+        let t0 = now();
+        let fence = flipper.flip(fb).map_err(Stop::Other)?;
+        let waited = wait_fence(fence);
+        close_fd(fence);
+        waited?;
+        Ok([now() - t0])
+    });
+    flip
+}
+
+/// A cursor move on `out`: the legacy CURSOR ioctl with `DRM_MODE_CURSOR_MOVE` (as X moves
+/// its cursor), a 64x64 ARGB cursor of a dumb buffer set once before.
+fn cursor_move_figure(out: &crate::kms::Output) -> Figure {
+    let mut d = DrmModeCreateDumb {
+        width: 64,
+        height: 64,
+        bpp: 32,
+        ..Default::default()
+    };
+    if let Err(e) = out.dev.ioctl(DRM_IOCTL_MODE_CREATE_DUMB, &mut d) {
+        return Figure::Failed(format!("CREATE_DUMB: errno {e}"));
+    }
+    let mut set = DrmModeCursor {
+        flags: DRM_MODE_CURSOR_BO,
+        crtc_id: out.crtc,
+        width: 64,
+        height: 64,
+        handle: d.handle,
+        ..Default::default()
+    };
+    let figure = match out.dev.ioctl(DRM_IOCTL_MODE_CURSOR, &mut set) {
+        Err(e) => Figure::Failed(format!("CURSOR with a buffer: errno {e}")),
+        Ok(()) => {
+            let (w, h) = out.size();
+            let mut step = 0u32;
+            let [moved] = measure(DISPLAY_PLAN, || {
+                step = step.wrapping_add(7);
+                let mut m = DrmModeCursor {
+                    flags: DRM_MODE_CURSOR_MOVE,
+                    crtc_id: out.crtc,
+                    x: (step % (w - 64)) as i32,
+                    y: (step / 3 % (h - 64)) as i32,
+                    ..Default::default()
+                };
+                let (r, t) = timed(|| out.dev.ioctl(DRM_IOCTL_MODE_CURSOR, &mut m));
+                r.map_err(|e| Stop::Errno("CURSOR move", e))?;
+                Ok([t])
+            });
+            moved
+        }
+    };
+    let mut off = DrmModeCursor {
+        flags: DRM_MODE_CURSOR_BO,
+        crtc_id: out.crtc,
+        ..Default::default()
+    };
+    let _ = out.dev.ioctl(DRM_IOCTL_MODE_CURSOR, &mut off);
+    let _ = out.dev.gem_close(d.handle);
+    figure
+}
+
+/// How long the display's figures take their samples.
+const DISPLAY_PLAN: Plan = Plan {
+    warmup: 3,
+    min: 20,
+    max: 200,
+    budget: Duration::from_secs(10),
+};
+
 /// The display's figures on `out`: page flip, damage update.
 fn display_figures(out: &crate::kms::Output) -> (Figure, Figure) {
     let (w, h) = out.size();
@@ -317,12 +407,7 @@ fn display_figures(out: &crate::kms::Output) -> (Figure, Figure) {
         Ok(s) => s,
         Err(e) => return (Figure::Failed(e.clone()), Figure::Failed(e)),
     };
-    let plan = Plan {
-        warmup: 3,
-        min: 20,
-        max: 200,
-        budget: Duration::from_secs(10),
-    };
+    let plan = DISPLAY_PLAN;
     let mut next = 1;
     let [flip] = measure(plan, || {
         let fb = if next == 1 { b.fb } else { a.fb };
@@ -513,13 +598,32 @@ pub fn run() -> i32 {
     // The display: a page flip (a non-blocking atomic commit of another dumb framebuffer,
     // until its out-fence signals) and a damage update of 64x64 pixels (DIRTYFB, which
     // returns once the commit is done).
-    let (flip, damage) = match crate::kms::Output::open() {
-        Ok(out) => display_figures(&out),
-        Err(e) => (Figure::Failed(e.clone()), Figure::Failed(e)),
+    // A page flip of guest blobs, and a cursor move (the legacy CURSOR ioctl, which returns
+    // once the commit is done).
+    let figures = match crate::kms::Output::open() {
+        Ok(out) => {
+            let (flip, damage) = display_figures(&out);
+            [
+                flip,
+                damage,
+                blob_flip_figure(&out),
+                cursor_move_figure(&out),
+            ]
+        }
+        Err(e) => [0; 4].map(|_| Figure::Failed(e.clone())),
     };
-    ok &= !matches!(flip, Figure::Failed(_)) && !matches!(damage, Figure::Failed(_));
-    report("kms-page-flip", &flip);
-    report("kms-damage-64x64", &damage);
+    ok &= !figures.iter().any(|f| matches!(f, Figure::Failed(_)));
+    for (name, f) in [
+        "kms-page-flip",
+        "kms-damage-64x64",
+        "kms-blob-page-flip",
+        "kms-cursor-move",
+    ]
+    .iter()
+    .zip(&figures)
+    {
+        report(name, f);
+    }
     println!("rig-bench: end");
     if ok {
         0

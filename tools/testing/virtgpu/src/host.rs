@@ -276,7 +276,15 @@ pub struct Picture {
 /// Asks the rig for the host's picture at `points`; `Ok(None)` with QEMU's reason when the
 /// host has no picture to give (a GL scanout under SDL).
 pub fn pixels(points: &[(u32, u32)]) -> Result<Result<Picture, String>, String> {
-    let text: Vec<String> = points.iter().map(|(x, y)| format!("{x},{y}")).collect();
+    pixels_of(0, points)
+}
+
+/// As [`pixels`], of scanout `head`.
+pub fn pixels_of(head: u32, points: &[(u32, u32)]) -> Result<Result<Picture, String>, String> {
+    let mut text: Vec<String> = points.iter().map(|(x, y)| format!("{x},{y}")).collect();
+    if head != 0 {
+        text.insert(0, format!("@{head}"));
+    }
     let answer = ask_raw("rig: pixels?", "rig-pixels", &text.join(" "))?;
     let mut words = answer.split_whitespace();
     let size = words.next().unwrap_or("");
@@ -344,6 +352,17 @@ fn ask_raw(question: &str, answer: &str, text: &str) -> Result<String, String> {
         };
         return Ok(got.to_owned());
     }
+}
+
+/// Has the rig resize the host's window of the first scanout to `width` x `height`, as a user
+/// would; `Ok(Err(reason))` if it cannot (no window it can resize).
+pub fn resize(width: u32, height: u32) -> Result<Result<(), String>, String> {
+    let answer = ask_raw("rig: resize?", "rig-resize", &format!("{width} {height}"))?;
+    Ok(match answer.strip_prefix("none") {
+        None if answer == "ok" => Ok(()),
+        None => return Err(format!("the rig's resize answer is malformed: {answer}")),
+        Some(reason) => Err(reason.trim().to_owned()),
+    })
 }
 
 /// Asks until `done` holds for the report or `within` passed; returns the last report. For a

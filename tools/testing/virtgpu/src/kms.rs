@@ -5,40 +5,89 @@
 use crate::drm::Device;
 use crate::mapping::Mapping;
 use crate::uapi::*;
+use std::rc::Rc;
+
+/// The device's CRTCs and connectors (GETRESOURCES), in the order of their scanouts.
+fn resources(dev: &Device) -> Result<(Vec<u32>, Vec<u32>), String> {
+    let mut res = DrmModeCardRes::default();
+    dev.ioctl(DRM_IOCTL_MODE_GETRESOURCES, &mut res)
+        .map_err(|e| format!("GETRESOURCES: errno {e}"))?;
+    if res.count_crtcs == 0 || res.count_connectors == 0 {
+        return Err("the device's scanout has no CRTC or connector".into());
+    }
+    let mut crtcs = vec![0u32; res.count_crtcs as usize];
+    let mut connectors = vec![0u32; res.count_connectors as usize];
+    let mut res2 = DrmModeCardRes {
+        crtc_id_ptr: crtcs.as_mut_ptr() as u64,
+        connector_id_ptr: connectors.as_mut_ptr() as u64,
+        count_crtcs: res.count_crtcs,
+        count_connectors: res.count_connectors,
+        ..Default::default()
+    };
+    dev.ioctl(DRM_IOCTL_MODE_GETRESOURCES, &mut res2)
+        .map_err(|e| format!("GETRESOURCES: errno {e}"))?;
+    crtcs.truncate(res2.count_crtcs.min(res.count_crtcs) as usize);
+    connectors.truncate(res2.count_connectors.min(res.count_connectors) as usize);
+    Ok((crtcs, connectors))
+}
 
 /// The primary node with its first connector's preferred mode and CRTC.
 pub struct Output {
-    pub dev: Device,
+    /// Shared by the outputs of one file ([`Output::other`]): the master's.
+    pub dev: Rc<Device>,
     pub crtc: u32,
     pub connector: u32,
     pub mode: DrmModeModeinfo,
 }
 
 impl Output {
-    /// Opens the primary node and becomes its master; `Err(Skip)` on a device without a
-    /// display.
+    /// The bytes of property blob `id` (GETPROPBLOB).
+    pub fn blob(&self, id: u32) -> Result<Vec<u8>, String> {
+        let mut b = DrmModeGetBlob {
+            blob_id: id,
+            ..Default::default()
+        };
+        self.dev
+            .ioctl(DRM_IOCTL_MODE_GETPROPBLOB, &mut b)
+            .map_err(|e| format!("GETPROPBLOB: errno {e}"))?;
+        let mut data = vec![0u8; b.length as usize];
+        b.data = data.as_mut_ptr() as u64;
+        self.dev
+            .ioctl(DRM_IOCTL_MODE_GETPROPBLOB, &mut b)
+            .map_err(|e| format!("GETPROPBLOB: errno {e}"))?;
+        data.truncate(b.length as usize);
+        Ok(data)
+    }
+
+    /// Opens the primary node and becomes its master: the first output, which must be
+    /// connected, at its preferred mode.
     pub fn open() -> Result<Self, String> {
         let dev = Device::open("/dev/dri/card0").map_err(|e| format!("opening card0: {e}"))?;
         // Whoever opened first may already be master; asking again is harmless.
         let _ = dev.ioctl(DRM_IOCTL_SET_MASTER, &mut ());
-        let mut res = DrmModeCardRes::default();
-        dev.ioctl(DRM_IOCTL_MODE_GETRESOURCES, &mut res)
-            .map_err(|e| format!("GETRESOURCES: errno {e}"))?;
-        if res.count_crtcs == 0 || res.count_connectors == 0 {
-            return Err("the device's scanout has no CRTC or connector".into());
-        }
-        let mut crtcs = vec![0u32; res.count_crtcs as usize];
-        let mut connectors = vec![0u32; res.count_connectors as usize];
-        let mut res2 = DrmModeCardRes {
-            crtc_id_ptr: crtcs.as_mut_ptr() as u64,
-            connector_id_ptr: connectors.as_mut_ptr() as u64,
-            count_crtcs: res.count_crtcs,
-            count_connectors: res.count_connectors,
-            ..Default::default()
+        Self::at(Rc::new(dev), 0, None)
+    }
+
+    /// How many outputs (CRTCs, one per scanout) the device has.
+    pub fn count(&self) -> Result<usize, String> {
+        Ok(resources(&self.dev)?.0.len())
+    }
+
+    /// Output `index` (its CRTC and connector) on the same file: at its preferred mode if its
+    /// connector is connected, else at `mode` if given.
+    pub fn other(&self, index: usize, mode: Option<DrmModeModeinfo>) -> Result<Self, String> {
+        Self::at(self.dev.clone(), index, mode)
+    }
+
+    fn at(
+        dev: Rc<Device>,
+        index: usize,
+        fallback: Option<DrmModeModeinfo>,
+    ) -> Result<Self, String> {
+        let (crtcs, connectors) = resources(&dev)?;
+        let (Some(&crtc), Some(&connector)) = (crtcs.get(index), connectors.get(index)) else {
+            return Err(format!("the device has no output {index}"));
         };
-        dev.ioctl(DRM_IOCTL_MODE_GETRESOURCES, &mut res2)
-            .map_err(|e| format!("GETRESOURCES: errno {e}"))?;
-        let connector = connectors[0];
         let mut c = DrmModeGetConnector {
             connector_id: connector,
             ..Default::default()
@@ -55,21 +104,24 @@ impl Output {
         dev.ioctl(DRM_IOCTL_MODE_GETCONNECTOR, &mut c2)
             .map_err(|e| format!("GETCONNECTOR: errno {e}"))?;
         modes.truncate(c2.count_modes.min(c.count_modes) as usize);
-        if c2.connection != 1 {
-            return Err(format!(
-                "the first scanout's connector is not connected ({})",
-                c2.connection
-            ));
-        }
-        let mode = modes
-            .iter()
-            .find(|m| m.type_ & DRM_MODE_TYPE_PREFERRED != 0)
-            .or(modes.first())
-            .copied()
-            .ok_or_else(|| "the connector has no modes".to_owned())?;
+        let mode = if c2.connection == 1 {
+            modes
+                .iter()
+                .find(|m| m.type_ & DRM_MODE_TYPE_PREFERRED != 0)
+                .or(modes.first())
+                .copied()
+                .ok_or_else(|| format!("output {index}'s connector has no modes"))?
+        } else {
+            fallback.ok_or_else(|| {
+                format!(
+                    "output {index}'s connector is not connected ({})",
+                    c2.connection
+                )
+            })?
+        };
         Ok(Output {
             dev,
-            crtc: crtcs[0],
+            crtc,
             connector,
             mode,
         })
@@ -107,6 +159,7 @@ pub struct Buffer<'a> {
 }
 
 impl<'a> Buffer<'a> {
+    /// A dumb buffer (MODE_CREATE_DUMB).
     pub fn new(out: &'a Output) -> Result<Self, String> {
         let (w, h) = out.size();
         let mut d = DrmModeCreateDumb {
@@ -131,23 +184,64 @@ impl<'a> Buffer<'a> {
         out.dev
             .ioctl(DRM_IOCTL_MODE_MAP_DUMB, &mut m)
             .map_err(|e| format!("MAP_DUMB: errno {e}"))?;
-        let map = Mapping::new(out.dev.fd(), m.offset, d.size as usize)
-            .map_err(|e| format!("mmap of the dumb buffer: errno {e}"))?;
+        Self::with_framebuffer(out, d.handle, d.pitch, m.offset, d.size)
+    }
+
+    /// A guest blob (RESOURCE_CREATE_BLOB of guest memory, mappable and shareable, as Mesa
+    /// makes scanout buffers on a device without virgl), scanned out without a copy.
+    pub fn guest_blob(out: &'a Output) -> Result<Self, String> {
+        let (w, h) = out.size();
+        let size = (u64::from(w * 4) * u64::from(h)).next_multiple_of(4096);
+        let (handle, _) = out
+            .dev
+            .create_blob(
+                VIRTGPU_BLOB_MEM_GUEST,
+                VIRTGPU_BLOB_FLAG_USE_MAPPABLE | VIRTGPU_BLOB_FLAG_USE_SHAREABLE,
+                size,
+                0,
+                &[],
+            )
+            .map_err(|e| format!("RESOURCE_CREATE_BLOB: errno {e}"))?;
+        let offset = out
+            .dev
+            .map_offset(handle)
+            .map_err(|e| format!("MAP: errno {e}"))?;
+        Self::with_framebuffer(out, handle, w * 4, offset, size)
+    }
+
+    /// Maps object `handle` (`size` bytes at `offset` on the node) and makes it a framebuffer
+    /// of the output's size with `pitch`.
+    fn with_framebuffer(
+        out: &'a Output,
+        handle: u32,
+        pitch: u32,
+        offset: u64,
+        size: u64,
+    ) -> Result<Self, String> {
+        let (w, h) = out.size();
+        let map = match Mapping::new(out.dev.fd(), offset, size as usize) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = out.dev.gem_close(handle);
+                return Err(format!("mmap of the buffer: errno {e}"));
+            }
+        };
         let mut f = DrmModeFbCmd2 {
             width: w,
             height: h,
             pixel_format: DRM_FORMAT_XRGB8888,
             ..Default::default()
         };
-        f.handles[0] = d.handle;
-        f.pitches[0] = d.pitch;
-        out.dev
-            .ioctl(DRM_IOCTL_MODE_ADDFB2, &mut f)
-            .map_err(|e| format!("ADDFB2: errno {e}"))?;
+        f.handles[0] = handle;
+        f.pitches[0] = pitch;
+        if let Err(e) = out.dev.ioctl(DRM_IOCTL_MODE_ADDFB2, &mut f) {
+            let _ = out.dev.gem_close(handle);
+            return Err(format!("ADDFB2: errno {e}"));
+        }
         Ok(Buffer {
             out,
-            handle: d.handle,
-            pitch: d.pitch,
+            handle,
+            pitch,
             map,
             fb: f.fb_id,
         })
@@ -269,7 +363,7 @@ impl<'a> Flipper<'a> {
 }
 
 /// The id and value of property `name` of object `id` of `ty`.
-fn property(dev: &Device, id: u32, ty: u32, name: &str) -> Result<(u32, u64), String> {
+pub fn property(dev: &Device, id: u32, ty: u32, name: &str) -> Result<(u32, u64), String> {
     let mut q = DrmModeObjGetProperties {
         obj_id: id,
         obj_type: ty,

@@ -11,6 +11,7 @@ mod host;
 mod kms;
 mod ktap;
 mod mapping;
+mod panic_screen;
 mod tests;
 mod uapi;
 
@@ -89,6 +90,10 @@ fn main() {
         let args: Vec<String> = std::env::args().skip(2).collect();
         std::process::exit(fuzz::main(&args));
     }
+    // `panic-screen`: the panic boot's guest side (src/panic_screen.rs).
+    if std::env::args().nth(1).as_deref() == Some("panic-screen") {
+        std::process::exit(panic_screen::run());
+    }
     // `bench`: the figures of `make bench` (src/bench.rs), not tests.
     if std::env::args().nth(1).as_deref() == Some("bench") {
         std::process::exit(bench::run());
@@ -119,13 +124,13 @@ fn main() {
     }
     host::quiet_console();
     // `rig.only=PREFIX[,PREFIX...]`: only the tests whose names start with one of them (make
-    // fuzz).
+    // fuzz); a `+` in a prefix stands for a space (`igt+kms_rmfb`).
     let only = cmdline_value("only").ok().flatten();
     let all: Vec<tests::Test> = tests::all()
         .into_iter()
         .filter(|(name, _)| {
             only.as_deref()
-                .is_none_or(|p| p.split(',').any(|p| name.starts_with(p)))
+                .is_none_or(|p| p.split(',').any(|p| name.starts_with(&p.replace('+', " "))))
         })
         .collect();
     let ok = ktap::run(&ctx, &all, tests::host_accounted);

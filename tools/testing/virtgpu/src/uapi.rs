@@ -750,8 +750,36 @@ pub struct DrmModeAtomic {
     pub user_data: u64,
 }
 
+/// `struct drm_mode_cursor`.
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct DrmModeCursor {
+    pub flags: u32,
+    pub crtc_id: u32,
+    pub x: i32,
+    pub y: i32,
+    pub width: u32,
+    pub height: u32,
+    pub handle: u32,
+}
+
+/// `DRM_MODE_CURSOR_BO`, `DRM_MODE_CURSOR_MOVE`.
+pub const DRM_MODE_CURSOR_BO: u32 = 0x01;
+pub const DRM_MODE_CURSOR_MOVE: u32 = 0x02;
+
+/// `struct drm_mode_get_blob`.
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct DrmModeGetBlob {
+    pub blob_id: u32,
+    pub length: u32,
+    pub data: u64,
+}
+
 /// `DRM_MODE_OBJECT_CRTC`.
 pub const DRM_MODE_OBJECT_CRTC: u32 = 0xcccccccc;
+/// `DRM_MODE_OBJECT_CONNECTOR`.
+pub const DRM_MODE_OBJECT_CONNECTOR: u32 = 0xc0c0c0c0;
 /// `DRM_MODE_OBJECT_PLANE`.
 pub const DRM_MODE_OBJECT_PLANE: u32 = 0xeeeeeeee;
 /// `DRM_PLANE_TYPE_PRIMARY`, the value of a plane's `type` property.
@@ -761,6 +789,8 @@ pub const DRM_MODE_ATOMIC_NONBLOCK: u32 = 0x0200;
 
 pub const DRM_IOCTL_SET_CLIENT_CAP: u64 = iow::<DrmSetClientCap>(0x0d);
 pub const DRM_IOCTL_MODE_GETPROPERTY: u64 = iowr::<DrmModeGetProperty>(0xaa);
+pub const DRM_IOCTL_MODE_CURSOR: u64 = iowr::<DrmModeCursor>(0xa3);
+pub const DRM_IOCTL_MODE_GETPROPBLOB: u64 = iowr::<DrmModeGetBlob>(0xac);
 pub const DRM_IOCTL_MODE_GETPLANERESOURCES: u64 = iowr::<DrmModeGetPlaneRes>(0xb5);
 pub const DRM_IOCTL_MODE_OBJ_GETPROPERTIES: u64 = iowr::<DrmModeObjGetProperties>(0xb9);
 pub const DRM_IOCTL_MODE_ATOMIC: u64 = iowr::<DrmModeAtomic>(0xbc);

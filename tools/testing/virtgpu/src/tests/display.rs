@@ -6,7 +6,7 @@
 use super::{Ctx, Driver, Host, Table};
 use crate::drm::Device;
 use crate::host;
-use crate::kms::{Buffer, Flipper, Output};
+use crate::kms::{property, Buffer, Flipper, Output};
 use crate::ktap::Outcome;
 use crate::uapi::*;
 use std::time::{Duration, Instant};
@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 pub const TESTS: Table = &[
     ("display_console_shows_the_kernel_log", console_text),
     ("display_shows_a_dumb_buffer", dumb_pattern),
+    (
+        "display_shows_a_guest_blob_without_a_copy",
+        guest_blob_pattern,
+    ),
     ("display_damage_uploads_only_the_damaged_part", damage_only),
     (
         "display_page_flips_show_each_buffer_with_an_event",
@@ -24,12 +28,26 @@ pub const TESTS: Table = &[
         atomic_flip_out_fence,
     ),
     ("display_framebuffer_bad_input", framebuffer_bad_input),
+    (
+        "display_connector_has_the_hosts_edid_and_its_preferred_mode",
+        connector_edid,
+    ),
+    ("display_two_scanouts_show_their_own_buffers", two_scanouts),
+    (
+        "display_host_resize_is_a_hotplug_with_a_new_preferred_mode",
+        host_resize,
+    ),
 ];
 
 /// Waits (up to 5 s) until the host shows `want` (0xRRGGBB) at each point; the last
 /// difference otherwise. `Ok(Err(reason))` when the host gives no picture.
 fn host_shows(want: &[((u32, u32), u32)]) -> Result<Result<(), String>, String> {
     host_shows_poked(want, &|| {})
+}
+
+/// As [`host_shows`], on scanout `head`.
+fn host_shows_on(head: u32, want: &[((u32, u32), u32)]) -> Result<Result<(), String>, String> {
+    host_shows_at(head, want, &|| {})
 }
 
 /// As [`host_shows`], calling `poke` (which flushes what the host should show again) every
@@ -41,11 +59,19 @@ fn host_shows_poked(
     want: &[((u32, u32), u32)],
     poke: &dyn Fn(),
 ) -> Result<Result<(), String>, String> {
+    host_shows_at(0, want, poke)
+}
+
+fn host_shows_at(
+    head: u32,
+    want: &[((u32, u32), u32)],
+    poke: &dyn Fn(),
+) -> Result<Result<(), String>, String> {
     let points: Vec<(u32, u32)> = want.iter().map(|&(p, _)| p).collect();
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut polls = 0;
     loop {
-        let pic = match host::pixels(&points)? {
+        let pic = match host::pixels_of(head, &points)? {
             Ok(p) => p,
             Err(reason) => return Ok(Err(reason)),
         };
@@ -164,8 +190,48 @@ fn console_text(ctx: &Ctx) -> Outcome {
 /// Four quadrants of four colours: the host shows each in its place.
 fn dumb_pattern(_ctx: &Ctx) -> Outcome {
     let out = out!();
-    let (w, h) = out.size();
     let buf = tri!(Buffer::new(&out));
+    quadrants(&out, &buf)
+}
+
+/// The quadrants of a guest blob: scanned out with SET_SCANOUT_BLOB, the host reads them
+/// from the guest's memory. On devices with blobs (both drivers).
+fn guest_blob_pattern(ctx: &Ctx) -> Outcome {
+    if ctx.host != Host::Gl {
+        return Outcome::Skip("the device has no blobs".into());
+    }
+    let out = out!();
+    let buf = tri!(Buffer::guest_blob(&out));
+    match quadrants(&out, &buf) {
+        // QEMU's virgl device shows a blob only through a dma-buf of it, which for a guest
+        // blob it makes with udmabuf: a build machine without /dev/udmabuf answers
+        // SET_SCANOUT_BLOB with ERR_UNSPEC (in QEMU's log), and the scanout shows nothing.
+        // Anything else on the picture is a failure.
+        Outcome::Fail(e) if shows_nothing(&out) => Outcome::Skip(format!(
+            "the host shows nothing for the blob (QEMU's virgl device needs udmabuf on the \
+             build machine to show blobs): {e}"
+        )),
+        o => o,
+    }
+}
+
+/// Whether the host shows black at the four corners and the centre of `out`.
+fn shows_nothing(out: &Output) -> bool {
+    let (w, h) = out.size();
+    let points = [
+        (0, 0),
+        (w - 1, 0),
+        (0, h - 1),
+        (w - 1, h - 1),
+        (w / 2, h / 2),
+    ];
+    matches!(host::pixels(&points), Ok(Ok(p)) if p.pixels.iter().all(|&c| c == Some(0)))
+}
+
+/// Fills `buf` with four quadrants of four colours and shows it: the host shows each in its
+/// place.
+fn quadrants(out: &Output, buf: &Buffer<'_>) -> Outcome {
+    let (w, h) = out.size();
     let (hw, hh) = (w / 2, h / 2);
     buf.fill((0, 0, hw, hh), RED);
     buf.fill((hw, 0, w - hw, hh), GREEN);
@@ -432,6 +498,198 @@ fn framebuffer_bad_input(ctx: &Ctx) -> Outcome {
         return Outcome::Fail(format!(
             "16 bpp dumb: {bpp:?} (EINVAL), RGB565: {format:?} (ENOENT), too small: \
              {too_small:?} ({want_small:?}), fitting: {fits:?}"
+        ));
+    }
+    Outcome::Pass
+}
+
+/// QEMU gives every scanout an EDID (`VIRTIO_GPU_F_EDID`, on by default): the connector has
+/// it as its `EDID` property, a valid base block (header, checksum) whose first detailed
+/// timing, the host's preferred size, is the connector's preferred mode. Both drivers.
+fn connector_edid(_ctx: &Ctx) -> Outcome {
+    let out = out!();
+    let (_, blob) = tri!(property(
+        &out.dev,
+        out.connector,
+        DRM_MODE_OBJECT_CONNECTOR,
+        "EDID"
+    ));
+    if blob == 0 {
+        return Outcome::Fail("the connector's EDID property is empty".into());
+    }
+    let edid = tri!(out.blob(blob as u32));
+    if edid.len() < 128 || edid.len() % 128 != 0 {
+        return Outcome::Fail(format!("an EDID of {} bytes", edid.len()));
+    }
+    let base = &edid[..128];
+    if base[..8] != [0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0] {
+        return Outcome::Fail(format!("the EDID's header is {:02x?}", &base[..8]));
+    }
+    let sum = base.iter().fold(0u8, |a, &b| a.wrapping_add(b));
+    if sum != 0 {
+        return Outcome::Fail(format!("the EDID's base block sums to {sum:#x}, not 0"));
+    }
+    // The first detailed timing descriptor (bytes 54..72): its pixel clock is not 0, and its
+    // active size is in bytes 2/4 (low bits) and 4/7 (high nibbles).
+    let d = &base[54..72];
+    if d[0] == 0 && d[1] == 0 {
+        return Outcome::Fail("the EDID has no detailed timing first".into());
+    }
+    let w = u32::from(d[2]) | (u32::from(d[4] >> 4) << 8);
+    let h = u32::from(d[5]) | (u32::from(d[7] >> 4) << 8);
+    if (w, h) != out.size() {
+        return Outcome::Fail(format!(
+            "the EDID prefers {w}x{h}, the connector {}x{}",
+            out.size().0,
+            out.size().1
+        ));
+    }
+    Outcome::Pass
+}
+
+/// A device with two scanouts (the rig's virtio-mmio host): each output shows its own buffer,
+/// and the host shows each on its own scanout. The second output's connector may be
+/// disconnected (QEMU enables a scanout once its window is shown): it gets the first's mode.
+fn two_scanouts(_ctx: &Ctx) -> Outcome {
+    let first = out!();
+    if tri!(first.count()) < 2 {
+        return Outcome::Skip("the device has one scanout".into());
+    }
+    let second = tri!(first.other(1, Some(first.mode)));
+    let a = tri!(Buffer::new(&first));
+    let b = tri!(Buffer::new(&second));
+    let (w, h) = first.size();
+    let (w2, h2) = second.size();
+    a.fill((0, 0, w, h), RED);
+    b.fill((0, 0, w2, h2), GREEN);
+    b.fill((0, 0, w2 / 2, h2 / 2), BLUE);
+    tri!(first.set(a.fb));
+    tri!(second.set(b.fb));
+    let one = host_shows(&[((0, 0), RED), ((w - 1, h - 1), RED), ((w / 2, h / 2), RED)]);
+    if !matches!(one, Ok(Ok(()))) {
+        return judge(one);
+    }
+    judge(host_shows_on(
+        1,
+        &[
+            ((0, 0), BLUE),
+            ((w2 / 2 - 1, h2 / 2 - 1), BLUE),
+            ((w2 / 2, h2 / 2), GREEN),
+            ((w2 - 1, h2 - 1), GREEN),
+        ],
+    ))
+}
+
+/// The kernel's uevents (`NETLINK_KOBJECT_UEVENT`, the group udev listens to).
+struct Uevents(libc::c_int);
+
+impl Uevents {
+    fn open() -> Result<Self, String> {
+        // SAFETY: plain socket creation.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                libc::NETLINK_KOBJECT_UEVENT,
+            )
+        };
+        if fd < 0 {
+            return Err(format!(
+                "uevent socket: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let this = Uevents(fd);
+        // SAFETY: an all-zero sockaddr_nl is valid; the fields are set below.
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        addr.nl_family = libc::AF_NETLINK as u16;
+        addr.nl_groups = 1;
+        // SAFETY: `addr` is a sockaddr_nl of the size given.
+        let r = unsafe {
+            libc::bind(
+                fd,
+                &addr as *const libc::sockaddr_nl as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_nl>() as u32,
+            )
+        };
+        if r < 0 {
+            return Err(format!("uevent bind: {}", std::io::Error::last_os_error()));
+        }
+        Ok(this)
+    }
+
+    /// Waits up to `within` for a DRM hotplug event (`SUBSYSTEM=drm`, `HOTPLUG=1`).
+    fn hotplug(&self, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        let mut buf = vec![0u8; 8192];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!("no hotplug uevent within {within:?}"));
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.0,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            if unsafe { libc::poll(&mut pfd, 1, left.as_millis() as libc::c_int) } <= 0 {
+                continue;
+            }
+            // SAFETY: `buf` is writable for its length.
+            let n = unsafe { libc::recv(self.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n <= 0 {
+                continue;
+            }
+            let fields: Vec<&[u8]> = buf[..n as usize].split(|&b| b == 0).collect();
+            if fields.contains(&&b"SUBSYSTEM=drm"[..]) && fields.contains(&&b"HOTPLUG=1"[..]) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl Drop for Uevents {
+    fn drop(&mut self) {
+        // SAFETY: our descriptor.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// A user resizes the host's window of the first scanout (the rig, as a user would): the guest
+/// gets a hotplug uevent and the connector's preferred mode is the window's new size (from the
+/// display info and, with EDID, the EDID QEMU makes for it); resized back, the old one again.
+/// On the hosts whose window follows a resize (not the virgl hosts': their SDL window keeps
+/// its first size). Both drivers.
+fn host_resize(ctx: &Ctx) -> Outcome {
+    if ctx.host == Host::Gl {
+        return Outcome::Skip("the virgl host's window keeps its size".into());
+    }
+    let out = out!();
+    let before = out.size();
+    let events = tri!(Uevents::open());
+    let resize_to = |(w, h): (u32, u32)| -> Result<(u32, u32), String> {
+        match host::resize(w, h)? {
+            Ok(()) => {}
+            Err(reason) => return Err(format!("the rig cannot resize: {reason}")),
+        }
+        // QEMU passes a resize on after a second.
+        events.hotplug(Duration::from_secs(10))?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let now = out.other(0, None)?.size();
+            if now == (w, h) || Instant::now() > deadline {
+                return Ok(now);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let want = (1024, 600);
+    let got = tri!(resize_to(want));
+    let back = tri!(resize_to(before));
+    if got != want || back != before {
+        return Outcome::Fail(format!(
+            "resized to {want:?} the preferred mode is {got:?}; back to {before:?}, {back:?}"
         ));
     }
     Outcome::Pass

@@ -52,7 +52,30 @@ const TESTS: &[&str] = &[
     "kms_properties",
     "kms_rmfb",
     "kms_sequence",
+    "kms_cursor_legacy",
 ];
+
+/// Tests of which only some subtests run, and why: of kms_cursor_legacy's others, those that
+/// count vblanks or cursor updates per frame against the clock fail on an emulated CPU with
+/// both drivers (the same ones), nonblocking-modeset-vs-cursor-atomic and its long variant
+/// fail on both too (the software vblank timer's event of the nonblocking modeset is there
+/// already when igt first polls for it), and the rest need a second output or CRCs, which the
+/// virtual display does not have (drm-ci skips the whole test on the C driver for a
+/// use-after-free in its fence event path, which these subtests did not hit in the rig). igt's other cursor and plane tests of
+/// drm-ci's list (kms_cursor_crc, kms_cursor_edge_walk, kms_plane, kms_plane_cursor,
+/// kms_universal_plane) need CRCs in every subtest and are not run.
+const ONLY_SUBTESTS: &[(&str, &[&str])] = &[(
+    "kms_cursor_legacy",
+    &[
+        "single-bo",
+        "single-move",
+        "forked-bo",
+        "forked-move",
+        "torture-bo",
+        "torture-move",
+        "modeset-atomic-cursor-hotspot",
+    ],
+)];
 
 /// Whether the KMS tests run on `ctx`'s host: on the virgl and 2D hosts, not on the virgl host
 /// with its BAR in the PCI hole, whose display is that of the virgl host.
@@ -200,8 +223,11 @@ pub fn tests() -> Vec<Test> {
         match list_subtests(test) {
             Ok(subtests) if subtests.is_empty() => all.push((test.into(), test, Run::Whole)),
             Ok(subtests) => {
+                let only = ONLY_SUBTESTS.iter().find(|&&(t, _)| t == test);
                 for s in subtests {
-                    all.push((format!("{test}@{s}"), test, Run::Subtest(s)));
+                    if only.is_none_or(|(_, keep)| keep.contains(&s.as_str())) {
+                        all.push((format!("{test}@{s}"), test, Run::Subtest(s)));
+                    }
                 }
             }
             Err(e) => all.push((test.into(), test, Run::Unlisted(e))),
