@@ -693,27 +693,41 @@ impl<R: Request> Virtqueue<R> {
         }
     }
 
+    /// Adds `req`, whose buffers are `prepared`, with the queue locked by `guard`; once it is
+    /// added, drops the lock and notifies the device. If the queue refuses it, the caller gets
+    /// the lock back with the reason.
+    fn add_and_notify<'a>(
+        &'a self,
+        mut guard: SpinLockGuard<'a, QueueState<R>>,
+        prepared: &mut Prepared,
+        req: &Arc<R>,
+    ) -> core::result::Result<(), (SpinLockGuard<'a, QueueState<R>>, AddError)> {
+        let token = req.clone().into_foreign();
+        match self.add_locked(&mut guard, prepared, req, token) {
+            Ok(()) => {
+                let kick = self.kick_locked(&mut guard);
+                drop(guard);
+                self.notify(kick);
+                Ok(())
+            }
+            Err(e) => {
+                // SAFETY: The queue refused `token`, so we own it again.
+                drop(unsafe { Arc::<R>::from_foreign(token) });
+                Err((guard, e))
+            }
+        }
+    }
+
     fn submit_claimed(&self, req: &Arc<R>) -> Result {
         let mut prepared = Prepared::new(&**req)?;
         let mut guard = self.state.lock();
         loop {
             if guard.backlog.is_empty() || guard.dead {
-                let token = req.clone().into_foreign();
-                match self.add_locked(&mut guard, &mut prepared, req, token) {
-                    Ok(()) => {
-                        let kick = self.kick_locked(&mut guard);
-                        drop(guard);
-                        self.notify(kick);
-                        return Ok(());
-                    }
-                    Err(e) => {
-                        // SAFETY: The queue refused `token`, so we own it again.
-                        drop(unsafe { Arc::<R>::from_foreign(token) });
-                        if let AddError::Never(e) = e {
-                            return Err(e);
-                        }
-                    }
-                }
+                guard = match self.add_and_notify(guard, &mut prepared, req) {
+                    Ok(()) => return Ok(()),
+                    Err((_, AddError::Never(e))) => return Err(e),
+                    Err((guard, AddError::Full)) => guard,
+                };
             }
             // Full, or older requests wait: wait until the device gives buffers back.
             if self.space.wait_interruptible(&mut guard) {
@@ -741,24 +755,13 @@ impl<R: Request> Virtqueue<R> {
             Ok(p) => p,
             Err(_) => return self.give_up(req),
         };
-        let mut guard = self.state.lock();
-        let token = req.clone().into_foreign();
-        match self.add_locked(&mut guard, &mut prepared, &req, token) {
-            Ok(()) => {
-                let kick = self.kick_locked(&mut guard);
+        let guard = self.state.lock();
+        match self.add_and_notify(guard, &mut prepared, &req) {
+            Ok(()) => {}
+            Err((mut guard, AddError::Full)) => guard.backlog.push(req),
+            Err((guard, AddError::Never(_))) => {
                 drop(guard);
-                self.notify(kick);
-            }
-            Err(e) => {
-                // SAFETY: The queue refused `token`, so we own it again.
-                drop(unsafe { Arc::<R>::from_foreign(token) });
-                match e {
-                    AddError::Full => guard.backlog.push(req),
-                    AddError::Never(_) => {
-                        drop(guard);
-                        self.give_up(req);
-                    }
-                }
+                self.give_up(req);
             }
         }
     }
@@ -774,24 +777,12 @@ impl<R: Request> Virtqueue<R> {
             return Err(EBUSY);
         }
         let added = Prepared::new(&*req).and_then(|mut prepared| {
-            let mut guard = self.state.try_lock().ok_or(EBUSY)?;
-            let token = req.clone().into_foreign();
-            match self.add_locked(&mut guard, &mut prepared, &req, token) {
-                Ok(()) => {
-                    let kick = self.kick_locked(&mut guard);
-                    drop(guard);
-                    self.notify(kick);
-                    Ok(())
-                }
-                Err(e) => {
-                    // SAFETY: The queue refused `token`, so we own it again.
-                    drop(unsafe { Arc::<R>::from_foreign(token) });
-                    Err(match e {
-                        AddError::Full => ENOSPC,
-                        AddError::Never(e) => e,
-                    })
-                }
-            }
+            let guard = self.state.try_lock().ok_or(EBUSY)?;
+            self.add_and_notify(guard, &mut prepared, &req)
+                .map_err(|(_, e)| match e {
+                    AddError::Full => ENOSPC,
+                    AddError::Never(e) => e,
+                })
         });
         if added.is_err() {
             req.backlog_link().release();

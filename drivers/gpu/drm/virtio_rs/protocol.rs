@@ -105,6 +105,19 @@ wire!(
     virtio_gpu_update_cursor,
 );
 
+/// A rectangle of a resource or scanout: `(x, y, width, height)`.
+pub(crate) type Rect = (u32, u32, u32, u32);
+
+/// `struct virtio_gpu_rect` of `(x, y, width, height)`, little-endian.
+fn rect((x, y, width, height): Rect) -> uapi::virtio_gpu_rect {
+    uapi::virtio_gpu_rect {
+        x: x.to_le(),
+        y: y.to_le(),
+        width: width.to_le(),
+        height: height.to_le(),
+    }
+}
+
 /// The header of command `ty` for context `ctx_id` (0: none), without a fence.
 fn hdr(ty: u32, ctx_id: u32) -> uapi::virtio_gpu_ctrl_hdr {
     uapi::virtio_gpu_ctrl_hdr {
@@ -433,19 +446,10 @@ pub(crate) fn resource_attach_backing(resource_id: u32, nr_entries: u32) -> Resu
 
 /// `VIRTIO_GPU_CMD_TRANSFER_TO_HOST_2D` of the rectangle `(x, y, width, height)` from `offset`
 /// in the resource's guest memory.
-pub(crate) fn transfer_to_host_2d(
-    resource_id: u32,
-    offset: u64,
-    (x, y, width, height): (u32, u32, u32, u32),
-) -> Result<Encoded> {
+pub(crate) fn transfer_to_host_2d(resource_id: u32, offset: u64, r: Rect) -> Result<Encoded> {
     encode(uapi::virtio_gpu_transfer_to_host_2d {
         hdr: hdr(cmd::TRANSFER_TO_HOST_2D, 0),
-        r: uapi::virtio_gpu_rect {
-            x: x.to_le(),
-            y: y.to_le(),
-            width: width.to_le(),
-            height: height.to_le(),
-        },
+        r: rect(r),
         offset: offset.to_le(),
         resource_id: resource_id.to_le(),
         padding: 0,
@@ -593,19 +597,10 @@ pub(crate) fn get_display_info() -> Result<Encoded> {
 
 /// `VIRTIO_GPU_CMD_SET_SCANOUT`: scanout `scanout_id` shows `rect` of resource `resource_id`
 /// (0: nothing).
-pub(crate) fn set_scanout(
-    scanout_id: u32,
-    resource_id: u32,
-    (x, y, width, height): (u32, u32, u32, u32),
-) -> Result<Encoded> {
+pub(crate) fn set_scanout(scanout_id: u32, resource_id: u32, r: Rect) -> Result<Encoded> {
     encode(uapi::virtio_gpu_set_scanout {
         hdr: hdr(cmd::SET_SCANOUT, 0),
-        r: uapi::virtio_gpu_rect {
-            x: x.to_le(),
-            y: y.to_le(),
-            width: width.to_le(),
-            height: height.to_le(),
-        },
+        r: rect(r),
         scanout_id: scanout_id.to_le(),
         resource_id: resource_id.to_le(),
     })
@@ -628,16 +623,11 @@ pub(crate) fn set_scanout_blob(
     scanout_id: u32,
     resource_id: u32,
     image: &BlobImage,
-    (x, y, width, height): (u32, u32, u32, u32),
+    r: Rect,
 ) -> Result<Encoded> {
     encode(uapi::virtio_gpu_set_scanout_blob {
         hdr: hdr(cmd::SET_SCANOUT_BLOB, 0),
-        r: uapi::virtio_gpu_rect {
-            x: x.to_le(),
-            y: y.to_le(),
-            width: width.to_le(),
-            height: height.to_le(),
-        },
+        r: rect(r),
         scanout_id: scanout_id.to_le(),
         resource_id: resource_id.to_le(),
         width: image.width.to_le(),
@@ -663,18 +653,10 @@ pub(crate) const RESP_EDID_SIZE: usize = size_of::<uapi::virtio_gpu_resp_edid>()
 
 /// `VIRTIO_GPU_CMD_RESOURCE_FLUSH`: the host shows what changed in `rect` of the resource
 /// wherever it is scanned out.
-pub(crate) fn resource_flush(
-    resource_id: u32,
-    (x, y, width, height): (u32, u32, u32, u32),
-) -> Result<Encoded> {
+pub(crate) fn resource_flush(resource_id: u32, r: Rect) -> Result<Encoded> {
     encode(uapi::virtio_gpu_resource_flush {
         hdr: hdr(cmd::RESOURCE_FLUSH, 0),
-        r: uapi::virtio_gpu_rect {
-            x: x.to_le(),
-            y: y.to_le(),
-            width: width.to_le(),
-            height: height.to_le(),
-        },
+        r: rect(r),
         resource_id: resource_id.to_le(),
         padding: 0,
     })

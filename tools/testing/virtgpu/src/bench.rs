@@ -301,22 +301,29 @@ fn report(name: &str, fig: &Figure) {
     }
 }
 
-/// A page flip of guest blobs (SET_SCANOUT_BLOB, without a copy) on `out`, on a device with
-/// blobs; as `kms-page-flip` otherwise.
+/// A page flip of guest blobs (SET_SCANOUT_BLOB, without a copy) on `out`.
 fn blob_flip_figure(out: &crate::kms::Output) -> Figure {
+    let buffers = crate::kms::Buffer::guest_blob(out)
+        .and_then(|a| Ok((a, crate::kms::Buffer::guest_blob(out)?)));
+    match buffers {
+        Ok((a, b)) => flips(out, &a, &b).0,
+        Err(e) => Figure::Failed(e),
+    }
+}
+
+/// Atomic page flips on `out` between `a` and `b`, each until its out-fence signals (`a` shown
+/// first); the figure, and the buffer shown last.
+fn flips<'a>(
+    out: &crate::kms::Output,
+    a: &'a crate::kms::Buffer<'_>,
+    b: &'a crate::kms::Buffer<'_>,
+) -> (Figure, &'a crate::kms::Buffer<'a>) {
     let (w, h) = out.size();
-    let setup = || -> Result<_, String> {
-        let a = crate::kms::Buffer::guest_blob(out)?;
-        let b = crate::kms::Buffer::guest_blob(out)?;
-        a.fill((0, 0, w, h), 0x202020);
-        b.fill((0, 0, w, h), 0x404040);
-        out.set(a.fb)?;
-        let flipper = crate::kms::Flipper::new(out)?;
-        Ok((a, b, flipper))
-    };
-    let (a, b, flipper) = match setup() {
-        Ok(s) => s,
-        Err(e) => return Figure::Failed(e),
+    a.fill((0, 0, w, h), 0x202020);
+    b.fill((0, 0, w, h), 0x404040);
+    let flipper = match out.set(a.fb).and_then(|()| crate::kms::Flipper::new(out)) {
+        Ok(f) => f,
+        Err(e) => return (Figure::Failed(e), a),
     };
     let mut next = 1;
     let [flip] = measure(DISPLAY_PLAN, || {
@@ -329,7 +336,7 @@ fn blob_flip_figure(out: &crate::kms::Output) -> Figure {
         waited?;
         Ok([now() - t0])
     });
-    flip
+    (flip, if next == 1 { a } else { b })
 }
 
 /// A cursor move on `out`: the legacy CURSOR ioctl with `DRM_MODE_CURSOR_MOVE` (as X moves
@@ -393,35 +400,18 @@ const DISPLAY_PLAN: Plan = Plan {
 
 /// The display's figures on `out`: page flip, damage update.
 fn display_figures(out: &crate::kms::Output) -> (Figure, Figure) {
-    let (w, h) = out.size();
-    let setup = || -> Result<_, String> {
-        let a = crate::kms::Buffer::new(out)?;
-        let b = crate::kms::Buffer::new(out)?;
-        a.fill((0, 0, w, h), 0x202020);
-        b.fill((0, 0, w, h), 0x404040);
-        out.set(a.fb)?;
-        let flipper = crate::kms::Flipper::new(out)?;
-        Ok((a, b, flipper))
-    };
-    let (a, b, flipper) = match setup() {
-        Ok(s) => s,
+    let buffers = crate::kms::Buffer::new(out).and_then(|a| Ok((a, crate::kms::Buffer::new(out)?)));
+    let (a, b) = match buffers {
+        Ok(x) => x,
         Err(e) => return (Figure::Failed(e.clone()), Figure::Failed(e)),
     };
-    let plan = DISPLAY_PLAN;
-    let mut next = 1;
-    let [flip] = measure(plan, || {
-        let fb = if next == 1 { b.fb } else { a.fb };
-        next ^= 1;
-        let t0 = now();
-        let fence = flipper.flip(fb).map_err(Stop::Other)?;
-        let waited = wait_fence(fence);
-        close_fd(fence);
-        waited?;
-        Ok([now() - t0])
-    });
-    let shown = if next == 1 { &a } else { &b };
+    let (flip, shown) = flips(out, &a, &b);
+    if let Figure::Failed(e) = &flip {
+        let e = e.clone();
+        return (flip, Figure::Failed(e));
+    }
     let mut colour = 0u32;
-    let [damage] = measure(plan, || {
+    let [damage] = measure(DISPLAY_PLAN, || {
         colour = colour.wrapping_add(0x010203) & 0xffffff;
         shown.fill((64, 64, 64, 64), colour);
         let (r, t) = timed(|| shown.dirty((64, 64, 64, 64)));
