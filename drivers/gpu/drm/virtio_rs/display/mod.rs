@@ -76,10 +76,11 @@ pub(crate) struct Scanouts {
     /// Bit `i`: scanout `i`'s CRTC went through a mode set; its next plane update sends
     /// SET_SCANOUT even for the same image.
     needs_modeset: AtomicU32,
-    /// The panic screen's TRANSFER_TO_HOST_2D and RESOURCE_FLUSH, made when the display is set
-    /// up and taken by the first panic, which cannot allocate ([`Gpu::show_panic`]).
+    /// The panic screen's TRANSFER_TO_HOST_2D and RESOURCE_FLUSH, a pair per scanout, made
+    /// when the display is set up and taken by a panic, which cannot allocate
+    /// ([`Gpu::show_panic`]).
     #[pin]
-    panic: SpinLock<Option<(Arc<Command>, Arc<Command>)>>,
+    panic: SpinLock<KVec<(Arc<Command>, Arc<Command>)>>,
 }
 
 impl Scanouts {
@@ -96,7 +97,7 @@ impl Scanouts {
             info <- new_mutex!(info),
             edids <- new_mutex!([const { KVec::new() }; MAX_SCANOUTS as usize]),
             needs_modeset: AtomicU32::new(0),
-            panic <- new_spinlock!(None),
+            panic <- new_spinlock!(KVec::new()),
         })
     }
 
@@ -165,9 +166,10 @@ impl Gpu {
     /// In a panic, once drm_panic drew into `obj`, the framebuffer scanout `index` shows:
     /// uploads `rect` of it if it is a dumb buffer (TRANSFER_TO_HOST_2D) and has the host show
     /// `src` of it (RESOURCE_FLUSH), with the commands made ahead for this, without waiting,
-    /// allocating, or taking a lock that is held. Once: a second panic finds no commands.
-    fn show_panic(&self, obj: &Object, rect: (u32, u32, u32, u32), src: (u32, u32, u32, u32)) {
-        let Some((transfer, flush)) = self.scanouts.panic.try_lock().and_then(|mut p| p.take())
+    /// allocating, or taking a lock that is held. Once per scanout: a second panic finds no
+    /// commands.
+    fn show_panic(&self, obj: &Object, rect: protocol::Rect, src: protocol::Rect) {
+        let Some((transfer, flush)) = self.scanouts.panic.try_lock().and_then(|mut p| p.pop())
         else {
             return;
         };
@@ -305,10 +307,17 @@ pub(crate) fn init(dev: &drm::UnregisteredDevice<VirtioGpuDrmDriver>, gpu: &Arc<
         let encoder = Encoder::new_virtual(dev, crtc.mask())?;
         connector.attach_encoder(encoder)?;
     }
-    *gpu.scanouts.panic.lock() = Some((
-        Command::unanswered(protocol::transfer_to_host_2d(0, 0, (0, 0, 0, 0))?)?,
-        Command::unanswered(protocol::resource_flush(0, (0, 0, 0, 0))?)?,
-    ));
+    let mut panic = KVec::with_capacity(n as usize, GFP_KERNEL)?;
+    for _ in 0..n {
+        panic.push(
+            (
+                Command::unanswered(protocol::transfer_to_host_2d(0, 0, (0, 0, 0, 0))?)?,
+                Command::unanswered(protocol::resource_flush(0, (0, 0, 0, 0))?)?,
+            ),
+            GFP_KERNEL,
+        )?;
+    }
+    *gpu.scanouts.panic.lock() = panic;
     kms::vblank_init(dev, n)?;
     kms::mode_config_reset(dev);
     Ok(())
