@@ -278,16 +278,12 @@ impl Gpu {
         Ok(infos)
     }
 
-    /// The capset `id` at `version`, from the cache or the host, truncated to `size` bytes
-    /// and handed to `f`.
-    ///
-    /// Errors as the C driver's GET_CAPS: `ENOSYS` without capsets, `EINVAL` for a zero size,
-    /// an unknown id or a version above the capset's maximum.
     /// The device is going away (unbound, or bound again after it asked for a reset): every
     /// wait inside an ioctl on a fence the driver does not signal itself ends now, with
     /// `ENODEV`, so that the unbind does not wait for it (the DRM core waits for every ioctl
-    /// to return before the device is gone). The driver's own fences signal when the queues
-    /// are torn down.
+    /// to return before the device is gone). Waits for room on a queue and for the host's
+    /// answers end when the queues are torn down, right after the driver's unbind; the
+    /// driver's own fences signal then.
     pub(crate) fn going_away(&self) {
         self.gone.signal(Err(ENODEV));
     }
@@ -299,6 +295,11 @@ impl Gpu {
         fence.wait_unless(self.gone.fence(), true, timeout)
     }
 
+    /// The capset `id` at `version`, from the cache or the host, truncated to `size` bytes
+    /// and handed to `f`.
+    ///
+    /// Errors as the C driver's GET_CAPS: `ENOSYS` without capsets, `EINVAL` for a zero size,
+    /// an unknown id or a version above the capset's maximum.
     pub(crate) fn with_capset<R>(
         &self,
         id: u32,

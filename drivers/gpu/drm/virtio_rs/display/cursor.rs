@@ -73,13 +73,9 @@ impl DriverPlane for CursorPlane {
         } else {
             CursorOp::Move
         };
-        let sent = protocol::cursor(index, x, y, op)
-            .and_then(Command::unanswered)
-            .and_then(|c| gpu.cursor.send(c));
-        if let Err(e) = sent {
-            if e != ENODEV {
-                pr_warn!("virtio_gpu_rs: scanout {}: cursor: {:?}\n", index, e);
-            }
+        match protocol::cursor(index, x, y, op).and_then(Command::unanswered) {
+            Ok(c) => gpu.cursor.send_deferred(c),
+            Err(e) => pr_warn!("virtio_gpu_rs: scanout {}: cursor: {:?}\n", index, e),
         }
     }
 }

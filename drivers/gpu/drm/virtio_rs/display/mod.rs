@@ -9,6 +9,14 @@
 //! damaged part of a dumb buffer (TRANSFER_TO_HOST_2D) and has the host show it
 //! (RESOURCE_FLUSH). Vblank events come from a software timer, as in the C driver. A device
 //! without scanouts has no display at all (no KMS), as in the C driver.
+//!
+//! No update of the display waits for room on a queue: a full queue keeps its commands on
+//! its backlog, in order, and only an update that must know the host's answer waits for it,
+//! for a bounded time. Updates run where no signal reaches them (nonblocking commits, the
+//! console's damage work) and in the unbind, whose last commit must end when the host answers
+//! nothing any more; the C driver waits for room without a bound, and not interruptibly. The
+//! price is no back-pressure from a stalled host, whose backlog then grows by a few commands
+//! per commit.
 
 mod connector;
 mod crtc;
@@ -219,10 +227,13 @@ impl Gpu {
                 )
             })
             .and_then(|c| match wait_ms {
-                None => self.ctrl.send(c),
+                None => {
+                    self.ctrl.send_deferred(c);
+                    Ok(())
+                }
                 Some(ms) => self
                     .ctrl
-                    .send_pending(c)?
+                    .send_pending_deferred(c)
                     .wait_bounded(resp::OK_NODATA, ms)
                     .map(|_| ()),
             });
@@ -233,16 +244,11 @@ impl Gpu {
         }
     }
 
-    /// Queues `cmd`, which needs nothing kept alive, without waiting for its answer; a device
-    /// that is gone is no error (the display is going away with it).
+    /// Queues `cmd`, which needs nothing kept alive, without waiting for its answer.
     fn send_display_command(&self, cmd: Result<protocol::Encoded>) {
-        let sent = cmd
-            .and_then(|c| Command::new(c, None, protocol::HDR_SIZE, None, Held::Nothing))
-            .and_then(|c| self.ctrl.send(c));
-        if let Err(e) = sent {
-            if e != ENODEV {
-                pr_warn!("virtio_gpu_rs: a display command was not sent: {:?}\n", e);
-            }
+        match cmd.and_then(|c| Command::new(c, None, protocol::HDR_SIZE, None, Held::Nothing)) {
+            Ok(c) => self.ctrl.send_deferred(c),
+            Err(e) => pr_warn!("virtio_gpu_rs: a display command was not sent: {:?}\n", e),
         }
     }
 }

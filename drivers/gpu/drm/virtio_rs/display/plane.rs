@@ -122,14 +122,16 @@ impl DriverPlane for PrimaryPlane {
             // once the host answered the flush. (The C driver also waits for the flushes of
             // dumb buffers that are guest blobs, and of imported dma-bufs, neither of which
             // this driver scans out.)
-            flush.and_then(|c| gpu.ctrl.send_pending(c)).and_then(|p| {
-                p.wait_bounded(resp::OK_NODATA, FLUSH_TIMEOUT_MS)
+            flush.and_then(|c| {
+                gpu.ctrl
+                    .send_pending_deferred(c)
+                    .wait_bounded(resp::OK_NODATA, FLUSH_TIMEOUT_MS)
                     .map(|_| ())
             })
         } else {
             // As the C driver for dumb buffers: a page flip does not wait for the host, so a
             // host slower than a frame does not halve the frame rate.
-            flush.and_then(|c| gpu.ctrl.send(c))
+            flush.map(|c| gpu.ctrl.send_deferred(c))
         };
         match flushed {
             Ok(()) => {}

@@ -475,7 +475,30 @@ fn unbind_under_load(ctx: &Ctx) -> Outcome {
         // overtook a blob unmap the C driver had not waited for.
         std::thread::sleep(Duration::from_millis(1500));
     }
-    let unbind = std::fs::write(driver.join("unbind"), &name);
+    // The unbind runs in a thread of its own, so that an unbind that does not return shows
+    // where it waits instead of hanging the boot.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (unbind_file, unbind_name) = (driver.join("unbind"), name.clone());
+    std::thread::spawn(move || tx.send(std::fs::write(unbind_file, unbind_name)));
+    let unbind = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(r) => r,
+        Err(_) => {
+            let stuck = blocked_processes();
+            // SAFETY: The workload's process group (the runner's pid); then the runner is reaped.
+            unsafe {
+                libc::kill(-runner, libc::SIGKILL);
+                libc::waitpid(runner, &mut 0, 0);
+            }
+            let after = match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(_) => "it returned once the workload was killed",
+                Err(_) => "nor within 30 s after the workload was killed",
+            };
+            return Outcome::Fail(format!(
+                "the unbind did not return within 30 s, {after}; blocked:\n{}",
+                stuck.join("\n")
+            ));
+        }
+    };
     let mut status = 0;
     let deadline = Instant::now() + Duration::from_secs(30);
     let ended = loop {
@@ -520,19 +543,17 @@ fn unbind_under_load(ctx: &Ctx) -> Outcome {
     works_again(ctx)
 }
 
-/// The threads of this test program's other processes, with their state, where they wait and
-/// their kernel stack: the evidence of a workload that did not end.
+/// The threads of this test program (but the calling one) and the system's tasks that wait
+/// uninterruptibly, with their state, where they wait and their kernel stack: the evidence of
+/// a workload or an unbind that did not end.
 fn blocked_processes() -> Vec<String> {
-    let me = std::process::id();
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if pid == me || comm.trim() != "virtgpu-tests" {
-            continue;
-        }
+        let ours = comm.trim() == "virtgpu-tests";
         let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
             .into_iter()
             .flatten();
@@ -546,7 +567,12 @@ fn blocked_processes() -> Vec<String> {
                 .and_then(|r| r.split(' ').next())
                 .unwrap_or("?")
                 .to_owned();
-            if state == "Z" {
+            // This program's threads (but the one asking) and every task of the system that
+            // waits uninterruptibly (a work item the unbind waits for, say).
+            let tid = t.file_name().to_string_lossy().parse::<i32>().unwrap_or(0);
+            // SAFETY: No arguments.
+            let asking = tid == unsafe { libc::gettid() };
+            if state == "Z" || asking || !(ours || state == "D") {
                 continue;
             }
             out.push(format!(
@@ -555,7 +581,7 @@ fn blocked_processes() -> Vec<String> {
                 read("wchan"),
                 read("stack")
                     .lines()
-                    .take(6)
+                    .take(12)
                     .map(|l| l.split("] ").nth(1).unwrap_or(l))
                     .collect::<Vec<_>>()
                     .join(" <- ")

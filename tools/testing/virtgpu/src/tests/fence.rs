@@ -61,6 +61,10 @@ pub const LAST: super::Table = &[
         "unbind_ends_waits_on_fences_of_other_drivers",
         unbind_ends_foreign_waits,
     ),
+    (
+        "unbind_ends_waits_for_room_on_a_stalled_host",
+        unbind_ends_room_waits,
+    ),
 ];
 
 /// How long the host may take to retire a fence it is not stalled on.
@@ -1302,9 +1306,9 @@ fn blocked_child(dev: &Device, handle: u32, how: Block) -> Result<libc::pid_t, S
             Block::FillQueue => {
                 ready();
                 for _ in 0..4096 {
-                    if submit(dev, exbuf(0, &NOP, &bos)).is_err() {
-                        // SAFETY: Ends the child.
-                        unsafe { libc::_exit(2) };
+                    if let Err(e) = submit(dev, exbuf(0, &NOP, &bos)) {
+                        // SAFETY: Ends the child, with 3 for ENODEV.
+                        unsafe { libc::_exit(if e == libc::ENODEV { 3 } else { 2 }) };
                     }
                 }
                 0
@@ -1713,6 +1717,83 @@ fn unbind_ends_foreign_waits(ctx: &Ctx) -> Outcome {
     }
     drop((dmabuf, blob));
     let path = tri!(Device::open_render_node("virtio_gpu")).path.clone();
+    let blob = tri!(Blob::create_at(&path, ctx.driver, MAP_CACHE_CACHED, false));
+    let f = tri!(submit_out(&blob.dev, exbuf(0, &NOP, &[blob.handle])));
+    check!(
+        tri!(readable(f.0, HOST_MS)),
+        "a submit on the rebound device did not signal"
+    );
+    Outcome::Pass
+}
+
+/// With the host stalled forever, a process whose submits filled the control queue waits for
+/// room: the unbind does not wait for it (nor for the host), the submit returns `ENODEV`, and
+/// once the stall ends the device binds again and works. The C driver waits for room
+/// uninterruptibly and without a bound, and its unbind waits for the ioctl: known C
+/// behaviour, not run (it would hold the device until the host answers).
+fn unbind_ends_room_waits(ctx: &Ctx) -> Outcome {
+    gl_or_skip!(ctx);
+    if ctx.driver == Driver::C {
+        return Outcome::Skip(
+            "known C behaviour, not run: the C driver waits for room on its control queue \
+             uninterruptibly, and its unbind waits for that ioctl until the host answers"
+                .into(),
+        );
+    }
+    let path = tri!(Device::open_render_node("virtio_gpu")).path.clone();
+    let (name, driver) = tri!(super::unbind::device_and_driver(&path));
+    let stall = tri!(Stall::start("stall all forever"));
+    let blob = tri!(Blob::create_at(&path, ctx.driver, MAP_CACHE_CACHED, false));
+    let pid = tri!(blocked_child(&blob.dev, blob.handle, Block::FillQueue));
+    // As in `killable`: a second for the submits to fill the queue.
+    std::thread::sleep(Duration::from_millis(1000));
+    let mut status = 0;
+    // SAFETY: `pid` is our child.
+    if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+        return Outcome::Fail(format!(
+            "the submits did not fill the queue of a stalled host (status {status:#x})"
+        ));
+    }
+    let res = std::thread::scope(|sc| {
+        let start = Instant::now();
+        let unbind = sc.spawn(|| std::fs::write(driver.join("unbind"), &name));
+        while !unbind.is_finished() && start.elapsed() < Duration::from_millis(UNBIND_MS) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let held = !unbind.is_finished();
+        // SAFETY: `pid` is our child; killing it lets a held unbind finish.
+        let ended = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid;
+        if !ended {
+            // SAFETY: As above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            status = reap(pid);
+        }
+        let unbound = unbind.join().map_err(|_| "the unbind thread panicked")?;
+        unbound.map_err(|e| format!("unbind {name}: {e}"))?;
+        if held {
+            return Err(format!(
+                "the unbind waited more than {UNBIND_MS} ms for a submit waiting for room"
+            ));
+        }
+        // The child ends with 3 when a submit fails with ENODEV, 2 for another error.
+        if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 3) {
+            return Err(format!(
+                "the submit waiting for room did not end with ENODEV after the unbind \
+                 (status {status:#x}: exit code 2 is another errno, signal 9 a child still \
+                 blocked)"
+            ));
+        }
+        Ok(())
+    });
+    // Bound again whatever the verdict, so that the tests after this one have a device.
+    let rebound = std::fs::write(driver.join("bind"), &name);
+    tri!(res);
+    if let Err(e) = rebound {
+        return Outcome::Fail(format!("bind {name}: {e}"));
+    }
+    drop(blob);
+    let path = tri!(Device::open_render_node("virtio_gpu")).path.clone();
+    tri!(stall.release());
     let blob = tri!(Blob::create_at(&path, ctx.driver, MAP_CACHE_CACHED, false));
     let f = tri!(submit_out(&blob.dev, exbuf(0, &NOP, &[blob.handle])));
     check!(
