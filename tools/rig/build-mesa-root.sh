@@ -3,7 +3,8 @@
 # Builds (once, cached) the guest's Mesa root for $ARCH: Debian trixie's own
 # packages for the guest architecture, unmodified: Mesa's venus ICD
 # (mesa-vulkan-drivers), virgl (libgl1-mesa-dri, libegl-mesa0), the Vulkan
-# loader, vulkan-tools and mesa-utils, with everything they depend on.
+# loader, vulkan-tools and mesa-utils, and weston (a compositor on the
+# display, with its demo clients), with everything they depend on.
 # Nothing is built or patched. The packages are resolved by apt against an
 # empty dpkg status (the whole closure), downloaded through the rig's private
 # apt configuration and unpacked with dpkg-deb (no maintainer scripts run; the
@@ -24,7 +25,7 @@
 . "$(dirname "$0")/apt-private.sh"
 
 MESA_PKGS="mesa-vulkan-drivers libvulkan1 vulkan-tools libgl1-mesa-dri libegl-mesa0
-	libegl1 libgles2 libgbm1 mesa-utils mesa-utils-bin libc6"
+	libegl1 libgles2 libgbm1 mesa-utils mesa-utils-bin libc6 weston"
 # igt's runtime libraries from trixie (its Depends, but libdrm and the
 # runner's and tools' own: python3, libjansson4, liboping0, X).
 IGT_PKGS="libcairo2 libglib2.0-0t64 libdw1t64 libkmod2 libpci3 libpciaccess0
@@ -38,7 +39,7 @@ pool/main/libd/libdrm/libdrm-amdgpu1_2.4.134-3_amd64.deb b7282a3422545c6cb488c3f
 pool/main/libd/libdrm/libdrm-nouveau2_2.4.134-3_amd64.deb 413df701683d4635bbfa1ba99419986e28a1661e1bde76b61a8fc3b2965e3696
 "
 # Bumped whenever the package list or the image layout changes.
-MESA_ROOT_REV=2
+MESA_ROOT_REV=3
 
 DIR=$RIG_CACHE/guest/mesa-root-$DEB_ARCH
 IMG=$RIG_CACHE/guest/mesa-root-$DEB_ARCH.ext4

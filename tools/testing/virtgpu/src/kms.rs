@@ -147,6 +147,17 @@ impl Output {
             .ioctl(DRM_IOCTL_MODE_SETCRTC, &mut c)
             .map_err(|e| format!("SETCRTC: errno {e}"))
     }
+
+    /// Turns the output off (SETCRTC without a framebuffer).
+    pub fn off(&self) -> Result<(), String> {
+        let mut c = DrmModeCrtc {
+            crtc_id: self.crtc,
+            ..Default::default()
+        };
+        self.dev
+            .ioctl(DRM_IOCTL_MODE_SETCRTC, &mut c)
+            .map_err(|e| format!("SETCRTC off: errno {e}"))
+    }
 }
 
 /// A dumb buffer of the output's size, mapped, with a framebuffer.

@@ -483,7 +483,7 @@ fn unbind_under_load(ctx: &Ctx) -> Outcome {
     let unbind = match rx.recv_timeout(Duration::from_secs(30)) {
         Ok(r) => r,
         Err(_) => {
-            let stuck = blocked_processes();
+            let stuck = super::blocked_tasks(&["virtgpu-tests"]);
             // SAFETY: The workload's process group (the runner's pid); then the runner is reaped.
             unsafe {
                 libc::kill(-runner, libc::SIGKILL);
@@ -515,7 +515,7 @@ fn unbind_under_load(ctx: &Ctx) -> Outcome {
     let stuck = if ended {
         Vec::new()
     } else {
-        let stuck = blocked_processes();
+        let stuck = super::blocked_tasks(&["virtgpu-tests"]);
         // SAFETY: The workload's process group (the runner's pid); then the runner is reaped.
         unsafe {
             libc::kill(-runner, libc::SIGKILL);
@@ -541,54 +541,6 @@ fn unbind_under_load(ctx: &Ctx) -> Outcome {
         "the workload: a process did not end with ENODEV or SIGBUS (status {status:#x})"
     );
     works_again(ctx)
-}
-
-/// The threads of this test program (but the calling one) and the system's tasks that wait
-/// uninterruptibly, with their state, where they wait and their kernel stack: the evidence of
-/// a workload or an unbind that did not end.
-fn blocked_processes() -> Vec<String> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        let ours = comm.trim() == "virtgpu-tests";
-        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
-            .into_iter()
-            .flatten();
-        for t in tasks.flatten() {
-            let dir = t.path();
-            let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
-            let stat = read("stat");
-            let state = stat
-                .rsplit(") ")
-                .next()
-                .and_then(|r| r.split(' ').next())
-                .unwrap_or("?")
-                .to_owned();
-            // This program's threads (but the one asking) and every task of the system that
-            // waits uninterruptibly (a work item the unbind waits for, say).
-            let tid = t.file_name().to_string_lossy().parse::<i32>().unwrap_or(0);
-            // SAFETY: No arguments.
-            let asking = tid == unsafe { libc::gettid() };
-            if state == "Z" || asking || !(ours || state == "D") {
-                continue;
-            }
-            out.push(format!(
-                "pid {pid} task {} state {state} wchan {}: {}",
-                t.file_name().to_string_lossy(),
-                read("wchan"),
-                read("stack")
-                    .lines()
-                    .take(12)
-                    .map(|l| l.split("] ").nth(1).unwrap_or(l))
-                    .collect::<Vec<_>>()
-                    .join(" <- ")
-            ));
-        }
-    }
-    out
 }
 
 /// A new file of the (re)bound device: a blob round trip through the host. The device may

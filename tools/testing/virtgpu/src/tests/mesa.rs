@@ -127,6 +127,15 @@ fn run_once(argv: &[&str]) -> Result<Run, RunError> {
                 std::thread::sleep(Duration::from_millis(50));
             }
             Ok(None) => {
+                // Where it waits, before it is killed: in the kernel (the driver, or a task it
+                // waits for) or in userspace (a stack that ends in the syscall return).
+                let comm: String = Path::new(argv[0])
+                    .file_name()
+                    .map(|n| n.to_string_lossy().chars().take(15).collect())
+                    .unwrap_or_default();
+                for t in super::blocked_tasks(&[&comm]) {
+                    println!("# hung: {t}");
+                }
                 let _ = child.kill();
                 let _ = child.wait();
                 break Err(None);

@@ -6,6 +6,7 @@ use crate::ktap::Outcome;
 
 pub mod blob;
 mod blob_input;
+mod compositor;
 mod context;
 mod display;
 mod execbuffer;
@@ -79,6 +80,7 @@ pub fn all() -> Vec<Test> {
     all.extend(from_table(fence::TESTS));
     all.extend(from_table(resource::TESTS));
     all.extend(from_table(display::TESTS));
+    all.extend(from_table(compositor::TESTS));
     all.extend(from_table(fault::TESTS));
     all.extend(from_table(mesa::TESTS));
     all.extend(igt::tests());
@@ -197,4 +199,52 @@ pub fn expect_errno<T: std::fmt::Debug>(what: &str, res: Result<T, i32>, errno: 
             errno_name(errno)
         )),
     }
+}
+
+/// The threads of the processes named `comms` (but the calling thread) and the system's
+/// tasks that wait uninterruptibly, with their state, where they wait and their kernel stack:
+/// the evidence of a program, a workload or an unbind that did not end.
+pub fn blocked_tasks(comms: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let ours = comms.contains(&comm.trim());
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten();
+        for t in tasks.flatten() {
+            let dir = t.path();
+            let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+            let stat = read("stat");
+            let state = stat
+                .rsplit(") ")
+                .next()
+                .and_then(|r| r.split(' ').next())
+                .unwrap_or("?")
+                .to_owned();
+            // This program's threads (but the one asking) and every task of the system that
+            // waits uninterruptibly (a work item the unbind waits for, say).
+            let tid = t.file_name().to_string_lossy().parse::<i32>().unwrap_or(0);
+            // SAFETY: No arguments.
+            let asking = tid == unsafe { libc::gettid() };
+            if state == "Z" || asking || !(ours || state == "D") {
+                continue;
+            }
+            out.push(format!(
+                "pid {pid} task {} state {state} wchan {}: {}",
+                t.file_name().to_string_lossy(),
+                read("wchan"),
+                read("stack")
+                    .lines()
+                    .take(12)
+                    .map(|l| l.split("] ").nth(1).unwrap_or(l))
+                    .collect::<Vec<_>>()
+                    .join(" <- ")
+            ));
+        }
+    }
+    out
 }
