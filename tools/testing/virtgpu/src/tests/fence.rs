@@ -1615,15 +1615,7 @@ fn unbind_stalled(ctx: &Ctx) -> Outcome {
     if let Err(e) = std::fs::write(driver.join("bind"), &name) {
         return Outcome::Fail(format!("bind {name}: {e}"));
     }
-    let path = tri!(Device::open_render_node("virtio_gpu")).path.clone();
-    tri!(stall.release());
-    let blob = tri!(Blob::create_at(&path, ctx.driver, MAP_CACHE_CACHED, false));
-    let f = tri!(submit_out(&blob.dev, exbuf(0, &NOP, &[blob.handle])));
-    check!(
-        tri!(readable(f.0, HOST_MS)),
-        "a submit on the rebound device did not signal"
-    );
-    Outcome::Pass
+    works_after_rebind(ctx, Some(stall))
 }
 
 /// How long an unbind may take while ioctls wait on fences that never signal.
@@ -1716,14 +1708,7 @@ fn unbind_ends_foreign_waits(ctx: &Ctx) -> Outcome {
         return Outcome::Fail(format!("bind {name}: {e}"));
     }
     drop((dmabuf, blob));
-    let path = tri!(Device::open_render_node("virtio_gpu")).path.clone();
-    let blob = tri!(Blob::create_at(&path, ctx.driver, MAP_CACHE_CACHED, false));
-    let f = tri!(submit_out(&blob.dev, exbuf(0, &NOP, &[blob.handle])));
-    check!(
-        tri!(readable(f.0, HOST_MS)),
-        "a submit on the rebound device did not signal"
-    );
-    Outcome::Pass
+    works_after_rebind(ctx, None)
 }
 
 /// With the host stalled forever, a process whose submits filled the control queue waits for
@@ -1792,8 +1777,16 @@ fn unbind_ends_room_waits(ctx: &Ctx) -> Outcome {
         return Outcome::Fail(format!("bind {name}: {e}"));
     }
     drop(blob);
+    works_after_rebind(ctx, Some(stall))
+}
+
+/// After a rebind: the host's stall, if any, ends, and a submit on the device's new render
+/// node (its name may have changed) signals.
+fn works_after_rebind(ctx: &Ctx, stall: Option<Stall>) -> Outcome {
     let path = tri!(Device::open_render_node("virtio_gpu")).path.clone();
-    tri!(stall.release());
+    if let Some(stall) = stall {
+        tri!(stall.release());
+    }
     let blob = tri!(Blob::create_at(&path, ctx.driver, MAP_CACHE_CACHED, false));
     let f = tri!(submit_out(&blob.dev, exbuf(0, &NOP, &[blob.handle])));
     check!(
