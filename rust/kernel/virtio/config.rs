@@ -188,7 +188,8 @@ impl<'a, C> Config<'a, C> {
 }
 
 /// Reads a field of a virtio configuration structure by name, with its type and offset taken
-/// from the structure, which must be the driver's [`Driver::Config`](crate::virtio::Driver::Config).
+/// from the structure, which must be the driver's
+/// [`Driver::Config`](crate::virtio::Driver::Config).
 ///
 /// # Examples
 ///

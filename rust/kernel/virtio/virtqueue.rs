@@ -17,10 +17,12 @@
 //! A queue can be full. [`Virtqueue::submit`] then waits, interruptibly, for room.
 //! [`Virtqueue::submit_or_defer`] never waits and never fails: a request that does not fit is
 //! put on the queue's backlog, through a link it carries ([`BacklogLink`]), and added as soon as
-//! the device gives buffers back. It is meant for the commands that release what the device
-//! holds, which must be sent whatever happens (on file close, in object destructors). Requests
-//! reach the device in the order they were accepted: while the backlog is not empty,
-//! [`Virtqueue::submit`] waits too.
+//! the device gives buffers back. It is meant for the commands that must be sent whatever
+//! happens (those that release what the device holds, on file close and in object
+//! destructors) and for those sent where no wait for room may be (a display update, which may
+//! run in a work item or in the driver's unbind). Requests reach the device in the order they
+//! were accepted: while the backlog is not empty, [`Virtqueue::submit`] waits too, and
+//! [`Virtqueue::submit_or_defer`] defers.
 //!
 //! A request's buffers may be physically contiguous (`kmalloc`) or, for the large ones userspace
 //! sizes, `vmalloc` memory (a [`KVVec`] that grew past what `kmalloc` gives): those are handed to
@@ -755,7 +757,12 @@ impl<R: Request> Virtqueue<R> {
             Ok(p) => p,
             Err(_) => return self.give_up(req),
         };
-        let guard = self.state.lock();
+        let mut guard = self.state.lock();
+        // Older requests may have been deferred while the lock was dropped: they go first.
+        if !guard.backlog.is_empty() && !guard.dead {
+            guard.backlog.push(req);
+            return;
+        }
         match self.add_and_notify(guard, &mut prepared, &req) {
             Ok(()) => {}
             Err((mut guard, AddError::Full)) => guard.backlog.push(req),

@@ -134,9 +134,10 @@ impl virtio::Driver for VirtioGpuDriver {
     /// display's buffers back and turns it off (with commands nobody waits for, not even for
     /// room on the queue), then lets the host answer what is still queued, for at most a
     /// second, before the device is reset: nothing here waits longer for a host that stopped
-    /// answering, or for a queue others keep full. (QEMU's virgl device was seen to crash when a reset overtook the unmapping
-    /// of a blob.) Whatever is still queued afterwards is cancelled by the reset. A device
-    /// that asked for a reset answers nothing more: it is reset at once.
+    /// answering, or for a queue others keep full. (QEMU's virgl device was seen to crash
+    /// when a reset overtook the unmapping of a blob.) Whatever is still queued afterwards is
+    /// cancelled by the reset. A device that asked for a reset answers nothing more: it is
+    /// reset at once.
     fn unbind<'bound>(vdev: &'bound virtio::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
         // Ioctls waiting on other drivers' fences return now: the DRM device is unplugged
         // only once every ioctl has.

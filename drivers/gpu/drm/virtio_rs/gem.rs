@@ -207,9 +207,9 @@ impl VirtioGpuObject {
     /// memory type reserved for the blob's range (`None` if the policy refuses the blob).
     ///
     /// The wait for the host's answer is killable (`ERESTARTSYS`; the next caller waits for
-    /// the same answer), and made without the object's lock. `EINVAL` if the host refused (for good), `EBUSY` if the platform would
-    /// not give the range the type the policy wants (for good), `ENOSPC` if the region is full
-    /// and `ENODEV` if the device is gone (both may pass).
+    /// the same answer), and made without the object's lock. `EINVAL` if the host refused (for
+    /// good), `EBUSY` if the platform would not give the range the type the policy wants (for
+    /// good), `ENOSPC` if the region is full and `ENODEV` if the device is gone (both may pass).
     fn ensure_mapped(&self) -> Result<(u32, Option<Caching>)> {
         let pending = {
             let mut state = self.map.lock();

@@ -404,9 +404,10 @@ impl CommandQueue {
 
     /// Queues `cmd`, or puts it on the queue's backlog if the queue is full, without waiting
     /// and without failing (a command the queue can never take is cancelled: its waiter gets
-    /// `ENODEV`); the caller waits for the answer with [`Pending::wait`]. For callers that hold
-    /// a lock others may wait for: no lock is held across a wait that depends on the host, so
-    /// that every such wait stays killable.
+    /// `ENODEV`); the caller waits for the answer with [`Pending::wait`], or for a bounded time
+    /// with [`Pending::wait_bounded`]. For callers that hold a lock others may wait for: no lock
+    /// is held across a wait that depends on the host but a killable or a bounded one (the
+    /// display's, under the modeset locks).
     pub(crate) fn send_pending_deferred(&self, cmd: Arc<Command>) -> Pending {
         let pending = Pending::new(cmd.clone());
         self.vq.submit_or_defer(cmd);

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The display: for every scanout the device reports (at most 16), a CRTC, a primary and a
-//! cursor plane, a virtual encoder and a virtual connector, as the C driver's `virtgpu_display.c` and
-//! `virtgpu_plane.c` make them.
+//! cursor plane, a virtual encoder and a virtual connector, as the C driver's
+//! `virtgpu_display.c` and `virtgpu_plane.c` make them.
 //!
 //! The device cannot set a mode apart from an image: a mode set only marks the scanout
 //! ([`Scanouts::mark_modeset`]); the primary plane's update then sends SET_SCANOUT, uploads the
@@ -15,8 +15,9 @@
 //! for a bounded time. Updates run where no signal reaches them (nonblocking commits, the
 //! console's damage work) and in the unbind, whose last commit must end when the host answers
 //! nothing any more; the C driver waits for room without a bound, and not interruptibly. The
-//! price is no back-pressure from a stalled host, whose backlog then grows by a few commands
-//! per commit.
+//! price is no back-pressure from a host that stops answering: its backlog then grows by a
+//! few commands per commit (and per cursor move, on the cursor queue), each upload holding its
+//! buffer, until the host answers again or the device is reset.
 
 mod connector;
 mod crtc;

@@ -15,6 +15,7 @@ use crate::kms::Output;
 use crate::ktap::Outcome;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,11 +35,14 @@ const START: Duration = Duration::from_secs(20);
 /// every 5 s, from its first frame.
 const RUN: Duration = Duration::from_secs(8);
 
-/// A program of the root, killed (and reaped) when dropped.
+/// A program of the root in a process group of its own (weston starts helper clients of its
+/// own), killed whole (and reaped) when dropped.
 struct Running(Child);
 
 impl Running {
-    fn start(argv: &[&str], wayland: bool) -> Result<Self, String> {
+    /// Starts `argv`: weston (`client` false), whose log goes to [`LOG`], or a client of its,
+    /// whose output is kept.
+    fn start(argv: &[&str], client: bool) -> Result<Self, String> {
         let mut c = Command::new("/bin/chroot");
         c.arg(ROOT)
             .args(argv)
@@ -49,15 +53,26 @@ impl Running {
             .env("LIBSEAT_BACKEND", "noop")
             // The root is read-only: no shader cache.
             .env("MESA_SHADER_CACHE_DISABLE", "true")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if wayland {
-            c.env("WAYLAND_DISPLAY", SOCKET);
+            .process_group(0)
+            .stdin(Stdio::null());
+        if client {
+            c.env("WAYLAND_DISPLAY", SOCKET)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+        } else {
+            c.stdout(Stdio::null()).stderr(Stdio::null());
         }
         c.spawn()
             .map(Running)
             .map_err(|e| format!("chroot {ROOT} {}: {e}", argv.join(" ")))
+    }
+
+    /// Sends `sig` to the program's process group.
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: The group our child leads (`process_group(0)`). The kernel gives no new
+        // process that id while the group has a member; once it has none, `kill` finds no one
+        // (the id's reuse within the test's milliseconds would need a wrap of every pid).
+        unsafe { libc::kill(-(self.0.id() as i32), sig) };
     }
 
     fn exited(&mut self) -> Option<std::process::ExitStatus> {
@@ -68,18 +83,20 @@ impl Running {
     /// they print; SIGKILL after 5 s) and returns what it printed.
     fn stop(mut self) -> String {
         if self.exited().is_none() {
-            // SAFETY: Our child, not reaped yet.
-            unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+            self.signal(libc::SIGINT);
             let deadline = Instant::now() + Duration::from_secs(5);
             while self.exited().is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        let _ = self.0.kill();
+        self.signal(libc::SIGKILL);
         let _ = self.0.wait();
         let mut out = String::new();
         if let Some(mut o) = self.0.stdout.take() {
             let _ = std::io::Read::read_to_string(&mut o, &mut out);
+        }
+        if let Some(mut e) = self.0.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut out);
         }
         out
     }
@@ -87,7 +104,10 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        // After `stop`, or once reaped, `wait` returns at once and the group is gone.
+        if self.exited().is_none() {
+            self.signal(libc::SIGKILL);
+        }
         let _ = self.0.wait();
     }
 }
@@ -95,8 +115,16 @@ impl Drop for Running {
 /// The last lines of weston's log.
 fn log_tail() -> String {
     let log = std::fs::read_to_string(format!("{ROOT}{LOG}")).unwrap_or_default();
-    let lines: Vec<&str> = log.lines().collect();
+    let lines: Vec<&str> = log.lines().filter(|l| super::harmless(l)).collect();
     lines[lines.len().saturating_sub(15)..].join("\n# ")
+}
+
+/// What a client printed, for the console.
+fn shown(out: &str) -> String {
+    out.lines()
+        .filter(|l| super::harmless(l))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// weston runs on the driver's display, a client of its own shows in it, and the host's
@@ -192,7 +220,7 @@ fn weston(ctx: &Ctx) -> Outcome {
         ));
     }
     if let Some(s) = app_ended {
-        return Outcome::Fail(format!("{} ended ({s}): {app_out}", client[0]));
+        return Outcome::Fail(format!("{} ended ({s}):\n{}", client[0], shown(&app_out)));
     }
     if ctx.host == Host::Gl {
         // GL through virgl: weston's renderer is virgl's, and the client drew frames.
@@ -211,13 +239,14 @@ fn weston(ctx: &Ctx) -> Outcome {
             .max();
         match frames {
             Some(n) if n > 0 => {
-                for l in app_out.lines() {
+                for l in shown(&app_out).lines() {
                     println!("# weston-simple-egl: {l}");
                 }
             }
             _ => {
                 return Outcome::Fail(format!(
-                    "weston-simple-egl drew no frames within {RUN:?}: {app_out}"
+                    "weston-simple-egl drew no frames within {RUN:?}:\n{}",
+                    shown(&app_out)
                 ))
             }
         }

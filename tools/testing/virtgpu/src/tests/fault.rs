@@ -490,7 +490,13 @@ fn unbind_under_load(ctx: &Ctx) -> Outcome {
                 libc::waitpid(runner, &mut 0, 0);
             }
             let after = match rx.recv_timeout(Duration::from_secs(30)) {
-                Ok(_) => "it returned once the workload was killed",
+                Ok(_) => {
+                    // Bound again, so that the tests after this one have a device.
+                    let _ = std::fs::write(driver.join("bind"), &name);
+                    "it returned once the workload was killed"
+                }
+                // The unbind's thread stays blocked: this process is no longer
+                // single-threaded, and the device is gone for the tests after this one.
                 Err(_) => "nor within 30 s after the workload was killed",
             };
             return Outcome::Fail(format!(

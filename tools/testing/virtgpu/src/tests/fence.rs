@@ -1712,8 +1712,8 @@ fn unbind_ends_foreign_waits(ctx: &Ctx) -> Outcome {
 }
 
 /// With the host stalled forever, a process whose submits filled the control queue waits for
-/// room: the unbind does not wait for it (nor for the host), the submit returns `ENODEV`, and
-/// once the stall ends the device binds again and works. The C driver waits for room
+/// room: the unbind does not wait for it (nor for the host), the submit returns `ENODEV`, the
+/// device binds again, and once the stall ends it works. The C driver waits for room
 /// uninterruptibly and without a bound, and its unbind waits for the ioctl: known C
 /// behaviour, not run (it would hold the device until the host answers).
 fn unbind_ends_room_waits(ctx: &Ctx) -> Outcome {
@@ -1739,6 +1739,16 @@ fn unbind_ends_room_waits(ctx: &Ctx) -> Outcome {
             "the submits did not fill the queue of a stalled host (status {status:#x})"
         ));
     }
+    // The child waits for room (in `Virtqueue::submit`), not somewhere else.
+    let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    if !wchan.contains("submit") {
+        // SAFETY: `pid` is our child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        reap(pid);
+        return Outcome::Fail(format!(
+            "the submitting child does not wait for room on the queue: it waits in `{wchan}`"
+        ));
+    }
     let res = std::thread::scope(|sc| {
         let start = Instant::now();
         let unbind = sc.spawn(|| std::fs::write(driver.join("unbind"), &name));
@@ -1746,9 +1756,18 @@ fn unbind_ends_room_waits(ctx: &Ctx) -> Outcome {
             std::thread::sleep(Duration::from_millis(20));
         }
         let held = !unbind.is_finished();
-        // SAFETY: `pid` is our child; killing it lets a held unbind finish.
-        let ended = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid;
+        // The child's submit returned when the queues were torn down; it may not have run
+        // since: up to 5 s to end on its own.
+        let mut ended = false;
+        while !ended && start.elapsed() < Duration::from_millis(UNBIND_MS + 5000) {
+            // SAFETY: `pid` is our child.
+            ended = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid;
+            if !ended {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         if !ended {
+            // Killing it lets a held unbind finish.
             // SAFETY: As above.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             status = reap(pid);

@@ -248,3 +248,36 @@ pub fn blocked_tasks(comms: &[&str]) -> Vec<String> {
     }
     out
 }
+
+/// Whether a line another program printed can go to the console as it is: it has none of the
+/// words by which the rig recognises a kernel report (tools/rig/ktap.py's `SPLAT`), which
+/// would fail the boot.
+pub fn harmless(line: &str) -> bool {
+    const REPORT: &[&str] = &[
+        "WARNING: ",
+        "BUG: ",
+        "BUG kmalloc",
+        "Oops",
+        "Kernel panic",
+        "Unable to handle kernel",
+        "Internal error: ",
+        "KASAN: ",
+        "UBSAN: ",
+        "possible circular locking",
+        "possible recursive locking",
+        "inconsistent lock state",
+        "suspicious RCU usage",
+        "refcount_t: ",
+        "list_add corruption",
+        "list_del corruption",
+        "INFO: task ",
+        "rcu_sched self-detected",
+        "rcu: INFO: ",
+        "unreferenced object 0x",
+        "suspected memory leak",
+        "Call trace:",
+        "Call Trace:",
+        "[ cut here ]",
+    ];
+    !REPORT.iter().any(|w| line.contains(w))
+}
