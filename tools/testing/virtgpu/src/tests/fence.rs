@@ -1739,8 +1739,15 @@ fn unbind_ends_room_waits(ctx: &Ctx) -> Outcome {
             "the submits did not fill the queue of a stalled host (status {status:#x})"
         ));
     }
-    // The child waits for room (in `Virtqueue::submit`), not somewhere else.
-    let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    // The child waits for room (in `Virtqueue::submit`), not somewhere else; on a sanitizer
+    // kernel it may still be filling the queue: up to 10 s more.
+    let wchan_of = || std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    let mut wchan = wchan_of();
+    let start = Instant::now();
+    while !wchan.contains("submit") && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+        wchan = wchan_of();
+    }
     if !wchan.contains("submit") {
         // SAFETY: `pid` is our child.
         unsafe { libc::kill(pid, libc::SIGKILL) };
