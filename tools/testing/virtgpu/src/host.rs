@@ -170,27 +170,47 @@ impl Report {
 
     /// What is live now and was not in `before`, or was released twice since: a
     /// description of the leak, or `None`.
-    pub fn leaked_since(&self, before: &Report) -> Option<String> {
+    ///
+    /// A reset of the host since `before` (the device was bound again) released all that
+    /// `before` had: then only the new binding's display console may hold resources, `console`
+    /// of them (its framebuffers), and no context may be live.
+    pub fn leaked_since(&self, before: &Report, console: u64) -> Option<String> {
         let mut what = Vec::new();
-        let res: Vec<u32> = self
-            .resources
-            .difference(&before.resources)
-            .copied()
-            .collect();
-        if !res.is_empty() || self.live > before.live {
-            what.push(format!(
-                "host resources {res:?} still live ({} live before, {} after)",
-                before.live, self.live
-            ));
-        }
-        let ctxs = self.new_contexts(before);
-        if !ctxs.is_empty() || self.ctx_live > before.ctx_live {
-            what.push(format!(
-                "host contexts {:?} still live ({} live before, {} after)",
-                ctxs.iter().map(|c| c.id).collect::<Vec<_>>(),
-                before.ctx_live,
-                self.ctx_live
-            ));
+        if self.resets > before.resets {
+            if self.live > console {
+                what.push(format!(
+                    "host resources {:?} live after the device was bound again ({} live, the \
+                     console holds {console})",
+                    self.resources, self.live
+                ));
+            }
+            if self.ctx_live > 0 {
+                what.push(format!(
+                    "host contexts {:?} live after the device was bound again",
+                    self.contexts.iter().map(|c| c.id).collect::<Vec<_>>()
+                ));
+            }
+        } else {
+            let res: Vec<u32> = self
+                .resources
+                .difference(&before.resources)
+                .copied()
+                .collect();
+            if !res.is_empty() || self.live > before.live {
+                what.push(format!(
+                    "host resources {res:?} still live ({} live before, {} after)",
+                    before.live, self.live
+                ));
+            }
+            let ctxs = self.new_contexts(before);
+            if !ctxs.is_empty() || self.ctx_live > before.ctx_live {
+                what.push(format!(
+                    "host contexts {:?} still live ({} live before, {} after)",
+                    ctxs.iter().map(|c| c.id).collect::<Vec<_>>(),
+                    before.ctx_live,
+                    self.ctx_live
+                ));
+            }
         }
         if self.unknown > before.unknown {
             what.push(format!(
@@ -420,19 +440,41 @@ mod tests {
     #[test]
     fn leaks_are_new_handles_or_more_live() {
         let before = Report::parse(LINE).expect("parses");
-        assert_eq!(before.leaked_since(&before), None);
+        assert_eq!(before.leaked_since(&before, 0), None);
         let mut after = before.clone();
         after.resources.insert(9);
         after.live += 1;
-        assert!(after.leaked_since(&before).is_some());
+        assert!(after.leaked_since(&before, 0).is_some());
         let mut after = before.clone();
         after.unknown += 1;
-        assert!(after.leaked_since(&before).is_some());
+        assert!(after.leaked_since(&before, 0).is_some());
         // Fewer live things (released by a device reset) are no leak.
         let mut after = before.clone();
         after.resources.clear();
         after.live = 0;
-        assert_eq!(after.leaked_since(&before), None);
+        assert_eq!(after.leaked_since(&before, 0), None);
+    }
+
+    #[test]
+    fn after_a_reset_only_the_new_console_may_be_live() {
+        let before = Report::parse(LINE).expect("parses");
+        // The new binding's console buffer has a new handle: no leak.
+        let mut after = before.clone();
+        after.resets += 1;
+        after.resources = BTreeSet::from([12]);
+        after.live = 1;
+        after.contexts.clear();
+        after.ctx_live = 0;
+        assert_eq!(after.leaked_since(&before, 1), None);
+        // Without a console, or with one more resource, or a context: a leak.
+        assert!(after.leaked_since(&before, 0).is_some());
+        let mut more = after.clone();
+        more.resources.insert(13);
+        more.live = 2;
+        assert!(more.leaked_since(&before, 1).is_some());
+        let mut ctx = after.clone();
+        ctx.ctx_live = 1;
+        assert!(ctx.leaked_since(&before, 1).is_some());
     }
 
     #[test]

@@ -562,6 +562,11 @@ fn works_again(ctx: &Ctx) -> Outcome {
             Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
     };
+    // The new binding's console (its buffer on the host) is set up after the render node
+    // appears: the host's resources are counted at the end of the boot, with the console's.
+    if let Err(e) = super::unbind::wait_probe_over(&dev.path) {
+        return Outcome::Fail(e);
+    }
     // QEMU 10's virgl device finishes the old binding's blob unmaps asynchronously after a
     // reset, and was seen to refuse MAP_BLOB of the new binding meanwhile (ERR_UNSPEC, so mmap
     // is EINVAL; the driver then released the blob's range): once for the first blob (one

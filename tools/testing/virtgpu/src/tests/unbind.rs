@@ -37,6 +37,18 @@ pub(super) fn device_and_driver(node: &str) -> Result<(String, PathBuf), String>
     Ok((name, driver))
 }
 
+/// Waits until the probe of the device behind the render node is over (a render node appears
+/// in the middle of the probe, before the display's console is set up). Binding a device takes
+/// its lock, which its probe holds, and is refused with EBUSY once the device is bound.
+pub(super) fn wait_probe_over(node: &str) -> Result<(), String> {
+    let (name, driver) = device_and_driver(node)?;
+    match std::fs::write(driver.join("bind"), &name) {
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Ok(()),
+        Err(e) => Err(format!("bind {name} while it is bound: {e}, not EBUSY")),
+        Ok(()) => Err(format!("bind {name} while it is bound succeeded")),
+    }
+}
+
 /// Where the device was bound before `unbind_busy` unbound it.
 static mut UNBOUND: Option<(String, PathBuf)> = None;
 
@@ -305,7 +317,7 @@ fn stale_mappings_stay_revoked(ctx: &Ctx) -> Outcome {
 
 fn rebind(ctx: &Ctx) -> Outcome {
     // SAFETY: The tests run one at a time on the main thread.
-    let Some((name, driver)) = (unsafe { (*std::ptr::addr_of!(UNBOUND)).clone() }) else {
+    let Some((name, driver)) = (unsafe { (*std::ptr::addr_of_mut!(UNBOUND)).take() }) else {
         return Outcome::Fail("the device was not unbound".into());
     };
     if let Err(e) = std::fs::write(driver.join("bind"), &name) {
