@@ -35,6 +35,14 @@ A line `rig: resize? TOKEN W H` has the rig resize QEMU's SDL window to W x H, a
 would (QEMU then tells the guest, VIRTIO_GPU_EVENT_DISPLAY); the answer is `rig-resize TOKEN
 ok` or `rig-resize TOKEN none REASON`.
 
+A line `rig: cursor? TOKEN` asks for the cursor the host shows on its first scanout: on the
+hosts without GL, QEMU's VNC server (a second display, on a socket of the run directory) tells
+a new client the cursor's image and hotspot (RFB's RichCursor pseudo-encoding). The answer is
+`rig-cursor TOKEN hot HX,HY size WxH at-hot RRGGBB` (`------`: the pixel at the hotspot is
+transparent), `rig-cursor TOKEN hot - size - at-hot -` when QEMU has no cursor image, or
+`rig-cursor TOKEN none REASON`. The cursor's position is not visible from outside QEMU on this
+host: VNC has no message for it, and Debian's QEMU has no trace backend that prints.
+
 The panic boot (`--mode panic`): the guest shows a buffer, says `rig: panic screen WxH` and
 panics; the kernel is told to stay down (`panic=0`). A few seconds after the kernel's panic
 message the rig takes its picture of the scanout and logs it as `rig: panic picture WxH
@@ -132,6 +140,10 @@ def qemu_command(args, run_dir):
             "-serial", "stdio", "-monitor", "none",
             "-qmp", "unix:/run/rig/qmp.sock,server=on,wait=off",
             "-display", "sdl,gl=on" if args.host.startswith("gl") else "sdl"]
+    if not args.host.startswith("gl"):
+        # The host's cursor (`cursor_answer`). Not with GL: "Display vnc is incompatible
+        # with the GL context".
+        cmd += ["-vnc", "unix:/run/rig/" + VNC_SOCKET]
     gpu = list(GPU[args.host])
     if args.host == "gl" and args.arch == "x86_64":
         # Put the host-visible BAR above 4 GiB: in the 32-bit PCI hole the MTRRs make
@@ -144,6 +156,12 @@ def qemu_command(args, run_dir):
                 "-device", "virtio-blk-pci,drive=disk"]
     return cmd
 
+
+# The host's cursor (see the module's doc).
+CURSOR_QUESTION = re.compile(rb"rig: cursor\? (\d+)\s*$")
+VNC_SOCKET = "vnc.sock"
+# RFB's RichCursor pseudo-encoding (RFC 6143, 7.8.1).
+VNC_RICH_CURSOR = -239
 
 HOST_QUESTION = re.compile(rb"rig: host\? (\d+)")
 HOST_COMMAND = re.compile(rb"rig: host! (\d+) ([ -~]*)")
@@ -330,6 +348,84 @@ def pixels_answer(run_dir, token, points, head=0):
     except (OSError, ValueError, struct.error) as e:
         return f"rig-pixels {token} none {type(e).__name__}"
     return f"rig-pixels {token} {w}x{h} " + " ".join(out)
+def vnc_cursor(run_dir, timeout=5):
+    """The cursor QEMU's VNC server shows a new client: (hot_x, hot_y, width, height,
+    pixel(x, y) -> RRGGBB, or None where transparent), or None when QEMU has none."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(os.path.join(run_dir, VNC_SOCKET))
+
+        def recv(n):
+            data = b""
+            while len(data) < n:
+                chunk = s.recv(n - len(data))
+                if not chunk:
+                    raise ConnectionError("the VNC server closed the connection")
+                data += chunk
+            return data
+
+        if not recv(12).startswith(b"RFB 003."):
+            raise ValueError("not an RFB server")
+        s.sendall(b"RFB 003.008\n")
+        if 1 not in recv(recv(1)[0]):
+            raise ValueError("the VNC server wants authentication")
+        s.sendall(b"\x01")
+        if struct.unpack(">I", recv(4))[0] != 0:
+            raise ValueError("the VNC server refused the client")
+        s.sendall(b"\x01")  # ClientInit: shared
+        recv(4 + 16)  # ServerInit: the size and pixel format
+        recv(struct.unpack(">I", recv(4))[0])  # its name
+        # SetPixelFormat: 32 bits, depth 24, little endian, true colour, RGB at 16, 8, 0.
+        s.sendall(struct.pack(">B3xBBBBHHHBBB3x", 0, 32, 24, 0, 1, 255, 255, 255, 16, 8, 0))
+        # SetEncodings: raw and the cursor; QEMU sends its cursor as it reads this.
+        s.sendall(struct.pack(">BxHii", 2, 2, 0, VNC_RICH_CURSOR))
+        # One pixel of the screen: the update after the cursor, if any.
+        s.sendall(struct.pack(">BBHHHH", 3, 0, 0, 0, 1, 1))
+        while True:
+            kind = recv(1)[0]
+            if kind == 2:  # Bell
+                continue
+            if kind == 3:  # ServerCutText
+                recv(3)
+                recv(struct.unpack(">I", recv(4))[0])
+                continue
+            if kind != 0:
+                raise ValueError(f"VNC message {kind}")
+            recv(1)
+            for _ in range(struct.unpack(">H", recv(2))[0]):
+                x, y, w, h, encoding = struct.unpack(">HHHHi", recv(12))
+                if encoding == 0:
+                    recv(4 * w * h)
+                elif encoding == VNC_RICH_CURSOR:
+                    pixels = recv(4 * w * h)
+                    mask = recv((w + 7) // 8 * h)
+
+                    def pixel(px, py, w=w, pixels=pixels, mask=mask):
+                        if not mask[py * ((w + 7) // 8) + px // 8] & (0x80 >> (px % 8)):
+                            return None
+                        i = 4 * (py * w + px)
+                        return f"{int.from_bytes(pixels[i:i + 4], 'little') & 0xffffff:06x}"
+                    return x, y, w, h, pixel
+                else:
+                    raise ValueError(f"VNC encoding {encoding}")
+            return None
+
+
+def cursor_answer(run_dir, token):
+    """The answer to `rig: cursor?` (see the module's doc)."""
+    if not os.path.exists(os.path.join(run_dir, VNC_SOCKET)):
+        return f"rig-cursor {token} none no VNC server (a GL host)"
+    try:
+        image = vnc_cursor(run_dir)
+    except (OSError, ValueError, struct.error) as e:
+        return f"rig-cursor {token} none {type(e).__name__}: {e}"
+    if image is None:
+        return f"rig-cursor {token} hot - size - at-hot -"
+    hx, hy, w, h, pixel = image
+    at_hot = (pixel(hx, hy) or "------") if hx < w and hy < h else "-"
+    return f"rig-cursor {token} hot {hx},{hy} size {w}x{h} at-hot {at_hot}"
+
+
 NAME = re.compile(r"[A-Za-z0-9._?-]{1,31}")
 
 
@@ -439,7 +535,10 @@ def boot(args):
         q = HOST_QUESTION.search(line)
         px = PIXELS_QUESTION.search(line)
         rs = RESIZE_QUESTION.search(line)
-        if rs:
+        cu = CURSOR_QUESTION.search(line)
+        if cu:
+            answer = cursor_answer(run_dir, cu.group(1).decode()) + "\n"
+        elif rs:
             try:
                 err = x_resize(run_dir, int(rs.group(2)), int(rs.group(3)))
             except (OSError, struct.error) as e:

@@ -385,6 +385,50 @@ pub fn resize(width: u32, height: u32) -> Result<Result<(), String>, String> {
     })
 }
 
+/// The cursor image the host shows on its first scanout (the rig's `rig: cursor?`, from QEMU's
+/// VNC server): its hotspot, its size, and its colour (0xRRGGBB) at the hotspot (`None`:
+/// transparent there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCursor {
+    pub hot: (u32, u32),
+    pub size: (u32, u32),
+    pub at_hot: Option<u32>,
+}
+
+impl HostCursor {
+    /// Parses the rig's answer, `hot HX,HY size WxH at-hot RRGGBB`; `None`: the host has no
+    /// cursor image (`hot - size - at-hot -`).
+    pub fn parse(answer: &str) -> Result<Option<Self>, String> {
+        let bad = || format!("the rig's cursor answer is malformed: {answer}");
+        let w: Vec<&str> = answer.split_whitespace().collect();
+        let ["hot", hot, "size", size, "at-hot", at_hot] = w[..] else {
+            return Err(bad());
+        };
+        if (hot, size, at_hot) == ("-", "-", "-") {
+            return Ok(None);
+        }
+        let pair = |v: &str, sep: char| -> Result<(u32, u32), String> {
+            let (a, b) = v.split_once(sep).ok_or_else(bad)?;
+            Ok((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
+        };
+        Ok(Some(HostCursor {
+            hot: pair(hot, ',')?,
+            size: pair(size, 'x')?,
+            at_hot: u32::from_str_radix(at_hot, 16).ok(),
+        }))
+    }
+}
+
+/// Asks the rig for the cursor image the host shows; `Ok(Err(reason))` when it cannot tell (a
+/// GL host).
+pub fn cursor() -> Result<Result<Option<HostCursor>, String>, String> {
+    let answer = ask_raw("rig: cursor?", "rig-cursor", "")?;
+    if let Some(reason) = answer.strip_prefix("none") {
+        return Ok(Err(reason.trim().to_owned()));
+    }
+    HostCursor::parse(&answer).map(Ok)
+}
+
 /// Asks until `done` holds for the report or `within` passed; returns the last report. For a
 /// host that is still processing what the driver queued.
 pub fn query_until(
@@ -475,6 +519,24 @@ mod tests {
         let mut ctx = after.clone();
         ctx.ctx_live = 1;
         assert!(ctx.leaked_since(&before, 1).is_some());
+    }
+
+    #[test]
+    fn parses_the_cursor_answer() {
+        let c = HostCursor::parse("hot 5,9 size 64x64 at-hot ffd020").expect("parses");
+        assert_eq!(
+            c,
+            Some(HostCursor {
+                hot: (5, 9),
+                size: (64, 64),
+                at_hot: Some(0xffd020)
+            })
+        );
+        let c = HostCursor::parse("hot 0,0 size 64x64 at-hot ------").expect("parses");
+        assert_eq!(c.and_then(|c| c.at_hot), None);
+        assert_eq!(HostCursor::parse("hot - size - at-hot -"), Ok(None));
+        assert!(HostCursor::parse("hot 5,9 size").is_err());
+        assert!(HostCursor::parse("hot 5;9 size 64x64 at-hot ffd020").is_err());
     }
 
     #[test]

@@ -763,6 +763,21 @@ pub struct DrmModeCursor {
     pub handle: u32,
 }
 
+/// `struct drm_mode_cursor2`: with the cursor's hotspot.
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct DrmModeCursor2 {
+    pub flags: u32,
+    pub crtc_id: u32,
+    pub x: i32,
+    pub y: i32,
+    pub width: u32,
+    pub height: u32,
+    pub handle: u32,
+    pub hot_x: i32,
+    pub hot_y: i32,
+}
+
 /// `DRM_MODE_CURSOR_BO`, `DRM_MODE_CURSOR_MOVE`.
 pub const DRM_MODE_CURSOR_BO: u32 = 0x01;
 pub const DRM_MODE_CURSOR_MOVE: u32 = 0x02;
@@ -790,6 +805,7 @@ pub const DRM_MODE_ATOMIC_NONBLOCK: u32 = 0x0200;
 pub const DRM_IOCTL_SET_CLIENT_CAP: u64 = iow::<DrmSetClientCap>(0x0d);
 pub const DRM_IOCTL_MODE_GETPROPERTY: u64 = iowr::<DrmModeGetProperty>(0xaa);
 pub const DRM_IOCTL_MODE_CURSOR: u64 = iowr::<DrmModeCursor>(0xa3);
+pub const DRM_IOCTL_MODE_CURSOR2: u64 = iowr::<DrmModeCursor2>(0xbb);
 pub const DRM_IOCTL_MODE_GETPROPBLOB: u64 = iowr::<DrmModeGetBlob>(0xac);
 pub const DRM_IOCTL_MODE_GETPLANERESOURCES: u64 = iowr::<DrmModeGetPlaneRes>(0xb5);
 pub const DRM_IOCTL_MODE_OBJ_GETPROPERTIES: u64 = iowr::<DrmModeObjGetProperties>(0xb9);
