@@ -747,18 +747,15 @@ impl<R: Request> Virtqueue<R> {
             crate::pr_warn!("virtqueue: a request was deferred while on a queue\n");
             return;
         }
-        let mut guard = self.state.lock();
-        if !guard.backlog.is_empty() && !guard.dead {
-            guard.backlog.push(req);
-            return;
-        }
-        drop(guard);
+        // Prepared before the lock is taken, once: the queue's lock is taken once on this path
+        // (a cursor move's), and a request that ends up on the backlog is prepared again when
+        // it leaves it.
         let mut prepared = match Prepared::new(&*req) {
             Ok(p) => p,
             Err(_) => return self.give_up(req),
         };
         let mut guard = self.state.lock();
-        // Older requests may have been deferred while the lock was dropped: they go first.
+        // Older deferred requests go first.
         if !guard.backlog.is_empty() && !guard.dead {
             guard.backlog.push(req);
             return;
