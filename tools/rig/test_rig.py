@@ -290,6 +290,77 @@ class HostPictureTest(unittest.TestCase):
         self.assertEqual(pixel(1, 0), "000000")
 
 
+class HostCursorTest(unittest.TestCase):
+    """The rig's VNC client, which reads the cursor QEMU shows (RFB's RichCursor)."""
+
+    def serve(self, run_dir, cursor):
+        """A one-client RFB server on run_dir's VNC socket that sends `cursor` (hot_x, hot_y,
+        w, h, pixels, mask) as QEMU does, or no cursor; returns what the client sent."""
+        import socket
+        import struct
+        import threading
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(os.path.join(run_dir, boot.VNC_SOCKET))
+        srv.listen(1)
+        got = []
+
+        def run():
+            c, _ = srv.accept()
+            with c:
+                c.sendall(b"RFB 003.008\n")
+                got.append(c.recv(12))
+                c.sendall(bytes([1, 1]))          # one security type: None
+                got.append(c.recv(1))
+                c.sendall(struct.pack(">I", 0))    # security result: OK
+                got.append(c.recv(1))              # ClientInit
+                c.sendall(struct.pack(">HH16sI", 640, 480, bytes(16), 4) + b"qemu")
+                got.append(c.recv(20))             # SetPixelFormat
+                got.append(c.recv(12))             # SetEncodings (2)
+                got.append(c.recv(10))             # FramebufferUpdateRequest
+                if cursor:
+                    hx, hy, w, h, pixels, mask = cursor
+                    c.sendall(struct.pack(">BxHHHHHi", 0, 1, hx, hy, w, h,
+                                          boot.VNC_RICH_CURSOR) + pixels + mask)
+                else:
+                    # The screen's pixel: the client then knows there is no cursor.
+                    c.sendall(struct.pack(">BxHHHHHi", 0, 1, 0, 0, 1, 1, 0) + bytes(4))
+                c.recv(1)  # until the client closes
+            srv.close()
+        t = threading.Thread(target=run)
+        t.start()
+        return t, got
+
+    def test_the_cursor_image_and_its_hotspot(self):
+        with tempfile.TemporaryDirectory() as d:
+            # 9 x 2 pixels: (1, 1) opaque 0xffd020, (8, 0) transparent; a row's mask is 2 bytes.
+            pixels = bytearray(4 * 9 * 2)
+            pixels[4 * (9 + 1):4 * (9 + 1) + 4] = (0xffffd020).to_bytes(4, "little")
+            mask = bytes([0xff, 0x00, 0xff, 0x80])
+            t, got = self.serve(d, (1, 1, 9, 2, bytes(pixels), mask))
+            answer = boot.cursor_answer(d, "5")
+            t.join()
+        self.assertEqual(answer, "rig-cursor 5 hot 1,1 size 9x2 at-hot ffd020")
+        # The client asked for raw pixels and the cursor, 32 bits little endian.
+        self.assertEqual(got[4][4:], b"\x00\x00\x00\x00\xff\xff\xff\x11")
+        self.assertEqual(got[3][4:8], bytes([32, 24, 0, 1]))
+
+    def test_a_transparent_hotspot_and_no_cursor(self):
+        with tempfile.TemporaryDirectory() as d:
+            t, _ = self.serve(d, (8, 0, 9, 1, bytes(36), bytes([0xff, 0x00])))
+            answer = boot.cursor_answer(d, "6")
+            t.join()
+        self.assertEqual(answer, "rig-cursor 6 hot 8,0 size 9x1 at-hot ------")
+        with tempfile.TemporaryDirectory() as d:
+            t, _ = self.serve(d, None)
+            answer = boot.cursor_answer(d, "7")
+            t.join()
+        self.assertEqual(answer, "rig-cursor 7 hot - size - at-hot -")
+
+    def test_no_vnc_server_is_no_answer(self):
+        with tempfile.TemporaryDirectory() as d:
+            self.assertTrue(boot.cursor_answer(d, "8").startswith("rig-cursor 8 none "))
+
+
 class PanicBootTest(unittest.TestCase):
     """check.py's judgement of the panic boot's picture."""
 
