@@ -168,6 +168,11 @@ impl gem::DriverObject for VirtioGpuObject {
         file.inner().detach_resource(obj.resource_id);
     }
 
+    fn map_info(obj: &gem::Object<Self>) -> gem::MapInfo {
+        let this: &VirtioGpuObject = obj;
+        this.dma_buf_map_info()
+    }
+
     fn mmap(obj: &gem::Object<Self>, vma: &VmaNew, page_offset: usize) -> Result {
         let this: &VirtioGpuObject = obj;
         this.mmap(vma, page_offset)
@@ -348,6 +353,27 @@ impl VirtioGpuObject {
         };
         let (c, degraded) = coherency::coherency_of(map_info, reserved);
         Ok((map_info, c, degraded))
+    }
+
+    /// How every CPU mapping of the object behaves, for the dma-buf it is exported as: what
+    /// [`Self::coherency`] says (a mappable host blob is placed first, as the first mmap would
+    /// place it). Guest pages (classic resources, guest blobs) are ordinary memory the device
+    /// reads and writes coherently (a virtio device without `VIRTIO_F_ACCESS_PLATFORM`), mapped
+    /// cached. A blob the policy refuses (the host said NONE or a value the driver does not
+    /// know), one the host did not map, and one that cannot be mapped are incoherent, and the
+    /// dma-buf's mmap stays refused. The answer is fixed for the blob's life: the host says
+    /// map_info once, in its answer to MAP_BLOB, and the blob stays where it was placed until
+    /// it is released.
+    fn dma_buf_map_info(&self) -> gem::MapInfo {
+        use coherency::Coherency;
+        match self.coherency() {
+            Ok((_, Coherency::Cached, _)) => gem::MapInfo::CoherentCached,
+            Ok((_, Coherency::WriteCombining, _)) => gem::MapInfo::CoherentWriteCombine,
+            Ok((_, Coherency::Uncached, _)) => gem::MapInfo::CoherentUncached,
+            Ok((_, Coherency::Incoherent | Coherency::NotMappable, _)) | Err(_) => {
+                gem::MapInfo::Incoherent
+            }
+        }
     }
 
     /// Maps the blob into `vma` from `page_offset` on, with the caching the host asked for.

@@ -449,6 +449,23 @@ pub struct DmaBufImportSyncFile {
 pub const DMA_BUF_SYNC_WRITE: u32 = 2;
 pub const DMA_BUF_IOCTL_IMPORT_SYNC_FILE: u64 = iow_type::<DmaBufImportSyncFile>(b'b' as u32, 3);
 
+/// `struct dma_buf_info` (the project's dma-buf patch, tools/patches/0017).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct DmaBufInfo {
+    pub param: u32,
+    pub pad: u32,
+    pub value: u64,
+}
+
+pub const DMA_BUF_INFO_MAP_INFO: u32 = 1;
+/// `enum dma_buf_map_info`.
+pub const DMA_BUF_MAP_INCOHERENT: u64 = 0;
+pub const DMA_BUF_COHERENT_WC: u64 = 1;
+pub const DMA_BUF_COHERENT_CACHED: u64 = 2;
+pub const DMA_BUF_COHERENT_UNCACHED: u64 = 3;
+pub const DMA_BUF_IOCTL_INFO: u64 = iowr_type::<DmaBufInfo>(b'b' as u32, 4);
+
 pub const VIRTGPU_BLOB_MEM_GUEST: u32 = 1;
 pub const VIRTGPU_BLOB_MEM_HOST3D: u32 = 2;
 pub const VIRTGPU_BLOB_MEM_HOST3D_GUEST: u32 = 3;
@@ -516,6 +533,7 @@ mod tests {
         assert_eq!(SW_SYNC_IOC_CREATE_FENCE, 0xc028_5700);
         assert_eq!(SW_SYNC_IOC_INC, 0x4004_5701);
         assert_eq!(DMA_BUF_IOCTL_IMPORT_SYNC_FILE, 0x4008_6203);
+        assert_eq!(DMA_BUF_IOCTL_INFO, 0xc010_6204);
     }
 }
 

@@ -15,6 +15,7 @@ use crate::drm::{errno_name, Device};
 use crate::ktap::Outcome;
 use crate::mapping::{count_maps, Mapping};
 use crate::uapi::*;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub const PAGE: usize = 4096;
@@ -726,6 +727,16 @@ pub fn tests() -> Vec<super::Test> {
         ));
     }
     for &(name, map_info, fails) in CASES {
+        v.push((
+            format!("blob_dma_buf_info_{name}"),
+            Box::new(move |ctx: &Ctx| dma_buf_info_case(ctx, map_info, fails)),
+        ));
+    }
+    v.push((
+        "dma_buf_info_of_another_exporter_is_incoherent".into(),
+        Box::new(udmabuf_info),
+    ));
+    for &(name, map_info, fails) in CASES {
         for &(mode_name, mode) in MODES {
             v.push((
                 format!("blob_map_info_{name}_{mode_name}"),
@@ -912,4 +923,203 @@ fn guest_memory_blob(ctx: &Ctx, host3d: bool) -> Outcome {
         Ok(()) => Outcome::Pass,
         Err(e) => Outcome::Fail(e),
     }
+}
+
+/// What `DMA_BUF_IOCTL_INFO` must answer for the dma-buf of a blob with `map_info`: the Rust
+/// driver says what every mapping of the blob gets (the policy's caching, write-back degraded
+/// to uncached where the MTRRs make it so), incoherent where it refuses the mapping; the C
+/// driver says nothing, as every exporter without the callback: incoherent.
+fn expected_dma_buf_map_info(ctx: &Ctx, map_info: u32, map_fails: bool) -> u64 {
+    if ctx.driver == Driver::C {
+        return DMA_BUF_MAP_INCOHERENT;
+    }
+    match expected_coherency(ctx, map_info, map_fails) {
+        VIRTGPU_COHERENCY_CACHED => DMA_BUF_COHERENT_CACHED,
+        VIRTGPU_COHERENCY_WC => DMA_BUF_COHERENT_WC,
+        VIRTGPU_COHERENCY_UNCACHED => DMA_BUF_COHERENT_UNCACHED,
+        _ => DMA_BUF_MAP_INCOHERENT,
+    }
+}
+
+/// DMA_BUF_IOCTL_INFO of dma-buf `fd` with `param` and `pad`.
+fn dma_buf_info(fd: libc::c_int, param: u32, pad: u32) -> Result<u64, i32> {
+    let mut info = DmaBufInfo {
+        param,
+        pad,
+        value: 0,
+    };
+    // SAFETY: `info` is a valid `struct dma_buf_info` for the ioctl to read and write.
+    if unsafe { libc::ioctl(fd, DMA_BUF_IOCTL_INFO as _, &mut info) } < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    Ok(info.value)
+}
+
+/// What a process that holds only dma-buf `fd` finds: the exporter's answer, and whether its
+/// mmap behaves so (`Ok` with the mapping's memory type, or the mmap's errno).
+fn dma_buf_seen(fd: libc::c_int) -> Result<(u64, Result<String, i32>), String> {
+    let info = dma_buf_info(fd, DMA_BUF_INFO_MAP_INFO, 0)
+        .map_err(|e| format!("DMA_BUF_IOCTL_INFO: {}", errno_name(e)))?;
+    let mapped = match Mapping::new(fd, 0, BLOB_SIZE) {
+        Ok(m) => Ok(m.memtype()?),
+        Err(e) => Err(e),
+    };
+    Ok((info, mapped))
+}
+
+/// A blob's dma-buf tells any holder how a CPU mapping of it behaves (DMA_BUF_IOCTL_INFO,
+/// the project's dma-buf patch), and its mappings behave so: the answer is the policy's for
+/// the host's map_info, the dma-buf's mmap gets the memory type the answer names (or is
+/// refused where the answer is incoherent because the policy refuses the blob), and a second
+/// process that got only the dma-buf fd (no file of the device) finds the same. An unknown
+/// question and padding that is not zero are EINVAL. The C driver answers incoherent.
+fn dma_buf_info_case(ctx: &Ctx, map_info: u32, map_fails: bool) -> Outcome {
+    let blob = crate::virgl_blob_or_return!(ctx, map_info, map_fails);
+    let fd = match blob.dev.prime_export(blob.handle) {
+        Ok(fd) => fd,
+        Err(e) => return Outcome::Fail(format!("PRIME_HANDLE_TO_FD: {}", errno_name(e))),
+    };
+    // SAFETY: `fd` was just returned by PRIME_HANDLE_TO_FD and is owned here.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let raw = fd.as_raw_fd();
+    let want = expected_dma_buf_map_info(ctx, map_info, map_fails);
+    for (param, pad) in [(0, 0), (2, 0), (DMA_BUF_INFO_MAP_INFO, 1)] {
+        let r = dma_buf_info(raw, param, pad);
+        check!(
+            r == Err(libc::EINVAL),
+            "DMA_BUF_IOCTL_INFO param {param} pad {pad}: {r:?}, want EINVAL"
+        );
+    }
+    let want_map = match (ctx.driver, expected(ctx.driver, map_info, map_fails)) {
+        (_, Err(e)) => Err(e),
+        (Driver::Rust, Ok(())) => Ok(Some(expected_memtype(ctx, map_info))),
+        // The C driver's memory types: see the dmabuf_mmap cases.
+        (Driver::C, Ok(())) => Ok(None),
+    };
+    let judge =
+        |who: &str, seen: Result<(u64, Result<String, i32>), String>| -> Result<String, String> {
+            let (info, mapped) = seen.map_err(|e| format!("{who}: {e}"))?;
+            if info != want {
+                return Err(format!(
+                    "{who}: DMA_BUF_IOCTL_INFO says {info}, want {want}"
+                ));
+            }
+            match (&want_map, mapped) {
+                (Err(w), Err(e)) if *w == e => Ok(format!("info {info}, mmap {}", errno_name(e))),
+                (Ok(None), Ok(t)) => Ok(format!("info {info}, mapped {t}")),
+                (Ok(Some(w)), Ok(t)) if *w == t => Ok(format!("info {info}, mapped {t}")),
+                (w, got) => Err(format!(
+                    "{who}: DMA_BUF_IOCTL_INFO says {info}, the mmap gives {got:?}, want {w:?}"
+                )),
+            }
+        };
+    let here = match judge("the exporter", dma_buf_seen(raw)) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Fail(e),
+    };
+    // A second process with only the dma-buf: it closes its copies of the device's files.
+    let mut pipe = [0; 2];
+    // SAFETY: `pipe` has room for the two descriptors.
+    if unsafe { libc::pipe(pipe.as_mut_ptr()) } != 0 {
+        return Outcome::Fail("pipe".into());
+    }
+    // SAFETY: The child only closes descriptors, makes system calls, writes to the pipe and
+    // exits without returning.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: The child's own copies of the device's files and the pipe's read end.
+        unsafe {
+            libc::close(blob.dev.fd());
+            libc::close(ctx.dev.fd());
+            libc::close(pipe[0]);
+        }
+        let held = std::fs::read_link(format!("/proc/self/fd/{}", blob.dev.fd())).is_ok();
+        let msg = if held {
+            "still holds the device".to_owned()
+        } else {
+            match judge("the second process", dma_buf_seen(raw)) {
+                Ok(s) => format!("ok {s}"),
+                Err(e) => e,
+            }
+        };
+        // SAFETY: Writes the message to the pipe, then ends the child.
+        unsafe {
+            libc::write(pipe[1], msg.as_ptr().cast(), msg.len());
+            libc::_exit(0);
+        }
+    }
+    // SAFETY: The parent's write end.
+    unsafe { libc::close(pipe[1]) };
+    let mut buf = vec![0u8; 512];
+    // SAFETY: `buf` has room for `buf.len()` bytes.
+    let n = unsafe { libc::read(pipe[0], buf.as_mut_ptr().cast(), buf.len()) };
+    let mut status = 0;
+    // SAFETY: Our descriptor and our child.
+    unsafe {
+        libc::close(pipe[0]);
+        libc::waitpid(pid, &mut status, 0);
+    }
+    let there = String::from_utf8_lossy(&buf[..n.max(0) as usize]).into_owned();
+    check!(
+        there.starts_with("ok "),
+        "exporter: {here}; second process: {there} (status {status:#x})"
+    );
+    println!("# exporter: {here}; second process: {}", &there[3..]);
+    Outcome::Pass
+}
+
+/// `struct udmabuf_create` and UDMABUF_CREATE (include/uapi/linux/udmabuf.h).
+#[repr(C)]
+struct UdmabufCreate {
+    memfd: u32,
+    flags: u32,
+    offset: u64,
+    size: u64,
+}
+const UDMABUF_CREATE: u64 = 0x4018_7542;
+
+/// A dma-buf of another exporter (udmabuf, of a sealed memfd) answers incoherent: nothing
+/// changes for exporters that say nothing. Both drivers' kernels have the dma-buf patch.
+fn udmabuf_info(_ctx: &Ctx) -> Outcome {
+    // SAFETY: A new memfd; the name is a NUL-terminated string.
+    let memfd = unsafe { libc::memfd_create(c"udmabuf".as_ptr(), libc::MFD_ALLOW_SEALING) };
+    if memfd < 0 {
+        return Outcome::Fail("memfd_create".into());
+    }
+    // SAFETY: `memfd` is ours.
+    let memfd = unsafe { std::os::fd::OwnedFd::from_raw_fd(memfd) };
+    // SAFETY: Plain calls on our memfd.
+    let sized = unsafe {
+        libc::ftruncate(memfd.as_raw_fd(), BLOB_SIZE as i64) == 0
+            && libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK) == 0
+    };
+    check!(sized, "memfd: {}", std::io::Error::last_os_error());
+    let dev = match std::fs::File::open("/dev/udmabuf") {
+        Ok(f) => f,
+        Err(e) => return Outcome::Fail(format!("/dev/udmabuf: {e}")),
+    };
+    let mut create = UdmabufCreate {
+        memfd: memfd.as_raw_fd() as u32,
+        flags: libc::O_CLOEXEC as u32,
+        offset: 0,
+        size: BLOB_SIZE as u64,
+    };
+    // SAFETY: `create` is a valid `struct udmabuf_create`.
+    let fd = unsafe { libc::ioctl(dev.as_raw_fd(), UDMABUF_CREATE as _, &mut create) };
+    if fd < 0 {
+        return Outcome::Fail(format!(
+            "UDMABUF_CREATE: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: `fd` is the new dma-buf, owned here.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    match dma_buf_info(fd.as_raw_fd(), DMA_BUF_INFO_MAP_INFO, 0) {
+        Ok(v) => check!(
+            v == DMA_BUF_MAP_INCOHERENT,
+            "udmabuf's dma-buf says {v}, want {DMA_BUF_MAP_INCOHERENT} (incoherent)"
+        ),
+        Err(e) => return Outcome::Fail(format!("DMA_BUF_IOCTL_INFO: {}", errno_name(e))),
+    }
+    Outcome::Pass
 }
