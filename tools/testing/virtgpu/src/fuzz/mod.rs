@@ -279,6 +279,22 @@ pub fn run(cfg: &Config, render: &str) -> Result<Summary, String> {
             (seen, moved) = (total, Instant::now());
         }
         let stuck = moved.elapsed() > Duration::from_secs(60);
+        if stuck {
+            // The evidence of where every call waits, and whether the host still retires
+            // fences (the drivers' fence counters: signalled, emitted).
+            for t in crate::tests::blocked_tasks(&["virtgpu-tests"]) {
+                println!("# hung: {t}");
+            }
+            for dir in ["/sys/kernel/debug", "/sys/kernel/debug/dri"] {
+                for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                    for f in ["irq-fence", "virtio-gpu-irq-fence"] {
+                        if let Ok(v) = std::fs::read_to_string(e.path().join(f)) {
+                            println!("# hung: {}/{f}: {}", e.path().display(), v.trim());
+                        }
+                    }
+                }
+            }
+        }
         if Instant::now() > hard || stuck {
             bad_exits.push(format!(
                 "{} after {total} calls (seed {:#x}); the workers were in: {}",
