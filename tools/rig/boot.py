@@ -178,6 +178,17 @@ PANIC_PICTURE_DELAY = 3
 RESIZE_QUESTION = re.compile(rb"rig: resize\? (\d+) (\d{2,4}) (\d{2,4})\s*$")
 
 
+def recv_exactly(s, n, who):
+    """`n` bytes from socket `s`; ConnectionError naming `who` if it closes first."""
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError(f"the {who} closed the connection")
+        data += chunk
+    return data
+
+
 def x_resize(run_dir, width, height, timeout=5):
     """Resizes QEMU's SDL window (the largest window on the X screen; without a window manager
     the X server applies the request itself) to width x height, as a user would: QEMU tells the
@@ -189,13 +200,7 @@ def x_resize(run_dir, width, height, timeout=5):
         s.connect(path)
 
         def read(n):
-            data = b""
-            while len(data) < n:
-                chunk = s.recv(n - len(data))
-                if not chunk:
-                    raise OSError("the X server closed the connection")
-                data += chunk
-            return data
+            return recv_exactly(s, n, "X server")
 
         def reply():
             """The next reply (errors are replies too: first byte 0); events are skipped."""
@@ -356,13 +361,7 @@ def vnc_cursor(run_dir, timeout=5):
         s.connect(os.path.join(run_dir, VNC_SOCKET))
 
         def recv(n):
-            data = b""
-            while len(data) < n:
-                chunk = s.recv(n - len(data))
-                if not chunk:
-                    raise ConnectionError("the VNC server closed the connection")
-                data += chunk
-            return data
+            return recv_exactly(s, n, "VNC server")
 
         if not recv(12).startswith(b"RFB 003."):
             raise ValueError("not an RFB server")

@@ -169,19 +169,25 @@ pub struct Buffer<'a> {
     pub fb: u32,
 }
 
+/// A `w` x `h` dumb buffer of 32 bits per pixel (MODE_CREATE_DUMB) on `dev`: its handle, pitch
+/// and size.
+pub fn create_dumb(dev: &Device, w: u32, h: u32) -> Result<DrmModeCreateDumb, String> {
+    let mut d = DrmModeCreateDumb {
+        width: w,
+        height: h,
+        bpp: 32,
+        ..Default::default()
+    };
+    dev.ioctl(DRM_IOCTL_MODE_CREATE_DUMB, &mut d)
+        .map_err(|e| format!("CREATE_DUMB {w}x{h}: errno {e}"))?;
+    Ok(d)
+}
+
 impl<'a> Buffer<'a> {
     /// A dumb buffer (MODE_CREATE_DUMB).
     pub fn new(out: &'a Output) -> Result<Self, String> {
         let (w, h) = out.size();
-        let mut d = DrmModeCreateDumb {
-            width: w,
-            height: h,
-            bpp: 32,
-            ..Default::default()
-        };
-        out.dev
-            .ioctl(DRM_IOCTL_MODE_CREATE_DUMB, &mut d)
-            .map_err(|e| format!("CREATE_DUMB: errno {e}"))?;
+        let d = create_dumb(&out.dev, w, h)?;
         if d.pitch != w * 4 || d.size < u64::from(d.pitch) * u64::from(h) {
             return Err(format!(
                 "CREATE_DUMB: pitch {} size {} for {w}x{h}",

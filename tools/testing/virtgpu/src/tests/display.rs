@@ -7,7 +7,7 @@ use super::{Ctx, Driver, Host, Table};
 use crate::check;
 use crate::drm::Device;
 use crate::host::{self, HostCursor};
-use crate::kms::{property, Buffer, Flipper, Output};
+use crate::kms::{create_dumb, property, Buffer, Flipper, Output};
 use crate::ktap::Outcome;
 use crate::mapping::Mapping;
 use crate::uapi::*;
@@ -721,15 +721,7 @@ struct CursorBuffer<'a> {
 
 impl<'a> CursorBuffer<'a> {
     fn new(out: &'a Output) -> Result<Self, String> {
-        let mut d = DrmModeCreateDumb {
-            width: CURSOR_SIZE,
-            height: CURSOR_SIZE,
-            bpp: 32,
-            ..Default::default()
-        };
-        out.dev
-            .ioctl(DRM_IOCTL_MODE_CREATE_DUMB, &mut d)
-            .map_err(|e| format!("CREATE_DUMB 64x64: errno {e}"))?;
+        let d = create_dumb(&out.dev, CURSOR_SIZE, CURSOR_SIZE)?;
         let buf = CursorBuffer {
             out,
             handle: d.handle,
