@@ -183,6 +183,17 @@ pub fn create_dumb(dev: &Device, w: u32, h: u32) -> Result<DrmModeCreateDumb, St
     Ok(d)
 }
 
+/// The offset on `dev` that maps dumb buffer `handle` (MODE_MAP_DUMB).
+pub fn map_dumb(dev: &Device, handle: u32) -> Result<u64, String> {
+    let mut m = DrmModeMapDumb {
+        handle,
+        ..Default::default()
+    };
+    dev.ioctl(DRM_IOCTL_MODE_MAP_DUMB, &mut m)
+        .map_err(|e| format!("MAP_DUMB: errno {e}"))?;
+    Ok(m.offset)
+}
+
 impl<'a> Buffer<'a> {
     /// A dumb buffer (MODE_CREATE_DUMB).
     pub fn new(out: &'a Output) -> Result<Self, String> {
@@ -194,14 +205,8 @@ impl<'a> Buffer<'a> {
                 d.pitch, d.size
             ));
         }
-        let mut m = DrmModeMapDumb {
-            handle: d.handle,
-            ..Default::default()
-        };
-        out.dev
-            .ioctl(DRM_IOCTL_MODE_MAP_DUMB, &mut m)
-            .map_err(|e| format!("MAP_DUMB: errno {e}"))?;
-        Self::with_framebuffer(out, d.handle, d.pitch, m.offset, d.size)
+        let offset = map_dumb(&out.dev, d.handle)?;
+        Self::with_framebuffer(out, d.handle, d.pitch, offset, d.size)
     }
 
     /// A guest blob (RESOURCE_CREATE_BLOB of guest memory, mappable and shareable, as Mesa

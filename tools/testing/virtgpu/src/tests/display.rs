@@ -7,7 +7,7 @@ use super::{Ctx, Driver, Host, Table};
 use crate::check;
 use crate::drm::Device;
 use crate::host::{self, HostCursor};
-use crate::kms::{create_dumb, property, Buffer, Flipper, Output};
+use crate::kms::{create_dumb, map_dumb, property, Buffer, Flipper, Output};
 use crate::ktap::Outcome;
 use crate::mapping::Mapping;
 use crate::uapi::*;
@@ -726,14 +726,8 @@ impl<'a> CursorBuffer<'a> {
             out,
             handle: d.handle,
         };
-        let mut m = DrmModeMapDumb {
-            handle: d.handle,
-            ..Default::default()
-        };
-        out.dev
-            .ioctl(DRM_IOCTL_MODE_MAP_DUMB, &mut m)
-            .map_err(|e| format!("MAP_DUMB: errno {e}"))?;
-        let map = Mapping::new(out.dev.fd(), m.offset, d.size as usize)
+        let offset = map_dumb(&out.dev, d.handle)?;
+        let map = Mapping::new(out.dev.fd(), offset, d.size as usize)
             .map_err(|e| format!("mmap of the cursor: errno {e}"))?;
         let base = map.addr() as *mut u32;
         for y in 0..CURSOR_SIZE {
