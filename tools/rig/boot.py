@@ -43,6 +43,14 @@ transparent), `rig-cursor TOKEN hot - size - at-hot -` when QEMU has no cursor i
 `rig-cursor TOKEN none REASON`. The cursor's position is not visible from outside QEMU on this
 host: VNC has no message for it, and Debian's QEMU has no trace backend that prints.
 
+A line `rig: queues? TOKEN` asks what QEMU holds of the GPU's virtqueues, the evidence of a
+host that stopped answering: `rig-queues TOKEN NAME inuse N avail A shadow S used U signalled
+G; ...; status ...; threads COMM:STATE:WCHAN ...` (QMP's x-query-virtio-queue-status per
+queue: `inuse` counts the requests QEMU took and has not answered; then each QEMU thread's
+state and where it waits in the host's kernel), or `rig-queues TOKEN none REASON; threads ...`.
+A boot that runs out of time gets the same, and each QEMU thread's first frames where the
+build machine has gdb, as `rig: at timeout: ...` lines in its log before QEMU is killed.
+
 The panic boot (`--mode panic`): the guest shows a buffer, says `rig: panic screen WxH` and
 panics; the kernel is told to stay down (`panic=0`). A few seconds after the kernel's panic
 message the rig takes its picture of the scanout and logs it as `rig: panic picture WxH
@@ -58,6 +66,7 @@ import os
 import re
 import select
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -123,6 +132,12 @@ exec {qemu}
 """
 
 
+# The initcall that registers each driver (the C driver's module_virtio_driver(), the Rust
+# driver's module! of virtio_gpu_rs): a boot with one driver does not run the other's.
+DRIVER_INIT = {"c": "virtio_gpu_driver_init", "rust": "__virtio_gpu_rs_init"}
+OTHER_DRIVER_INIT = {"c": DRIVER_INIT["rust"], "rust": DRIVER_INIT["c"]}
+
+
 def qemu_command(args, run_dir):
     cmd = list(QEMU[args.arch])
     cmd += ["-smp", "2", "-m", "1G", "-no-reboot", "-nodefaults",
@@ -136,6 +151,8 @@ def qemu_command(args, run_dir):
                 "panic=0" if args.mode == "panic" else "panic=-1", "oops=panic",
                 f"rig.mode={args.mode}", f"rig.host={args.host}",
                 f"rig.driver={args.driver}",
+                # Both drivers are built in (build-kernel.sh): the other one never registers.
+                f"initcall_blacklist={OTHER_DRIVER_INIT[args.driver]}",
             ] + args.append),
             "-serial", "stdio", "-monitor", "none",
             "-qmp", "unix:/run/rig/qmp.sock,server=on,wait=off",
@@ -159,6 +176,7 @@ def qemu_command(args, run_dir):
 
 # The host's cursor (see the module's doc).
 CURSOR_QUESTION = re.compile(rb"rig: cursor\? (\d+)\s*$")
+QUEUES_QUESTION = re.compile(rb"rig: queues\? (\d+)\s*$")
 VNC_SOCKET = "vnc.sock"
 # RFB's RichCursor pseudo-encoding (RFC 6143, 7.8.1).
 VNC_RICH_CURSOR = -239
@@ -259,14 +277,13 @@ def panic_points(w, h):
     return [f"{x},{y}" for x, y in points]
 
 
-def qmp_screendump(run_dir, head=0, timeout=20):
-    """Has QEMU write its picture of scanout `head` to run_dir/shot.ppm through QMP; returns
-    None, or QEMU's error."""
-    path = os.path.join(run_dir, "shot.ppm")
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+class QmpError(Exception):
+    """QEMU refused a QMP command (its description)."""
+
+
+def qmp(run_dir, work, timeout=20):
+    """Runs `work(call)` on a QMP connection to the boot's QEMU: `call(cmd, **arguments)`
+    returns the command's answer or raises QmpError."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(os.path.join(run_dir, "qmp.sock"))
@@ -276,16 +293,150 @@ def qmp_screendump(run_dir, head=0, timeout=20):
             f.write(json.dumps({"execute": cmd, "arguments": arguments}) + "\n")
             f.flush()
             while True:
-                msg = json.loads(f.readline())
+                line = f.readline()
+                if not line:
+                    raise QmpError("QEMU closed the connection")
+                msg = json.loads(line)
                 if "return" in msg:
-                    return None
+                    return msg["return"]
                 if "error" in msg:
-                    return msg["error"].get("desc", "error")
+                    raise QmpError(msg["error"].get("desc", "error"))
 
         json.loads(f.readline())  # the greeting
-        err = call("qmp_capabilities")
-        where = {"device": GPU_ID, "head": head} if head else {}
-        return err or call("screendump", filename="/run/rig/shot.ppm", format="ppm", **where)
+        call("qmp_capabilities")
+        return work(call)
+
+
+def qmp_screendump(run_dir, head=0, timeout=20):
+    """Has QEMU write its picture of scanout `head` to run_dir/shot.ppm through QMP; returns
+    None, or QEMU's error."""
+    path = os.path.join(run_dir, "shot.ppm")
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    where = {"device": GPU_ID, "head": head} if head else {}
+    try:
+        qmp(run_dir, lambda call: call("screendump", filename="/run/rig/shot.ppm",
+                                       format="ppm", **where), timeout)
+    except QmpError as e:
+        return str(e)
+    return None
+
+
+def gpu_queues(call):
+    """What QEMU holds of the GPU's virtqueues: `NAME inuse N avail A used U` per queue
+    (`inuse`: requests QEMU took off the ring and has not answered), the device's status."""
+    gpus = [d["path"] for d in call("x-query-virtio") if d.get("name") == "virtio-gpu"]
+    if not gpus:
+        return "none no virtio-gpu device"
+    out = []
+    for i in range(2):
+        q = call("x-query-virtio-queue-status", path=gpus[0], queue=i)
+        out.append(f"{('control', 'cursor')[i]} inuse {q.get('inuse')} avail {q.get('last-avail-idx')}"
+                   f" shadow {q.get('shadow-avail-idx')} used {q.get('used-idx')}"
+                   f" signalled {q.get('signalled-used')}")
+    st = call("x-query-virtio-status", path=gpus[0]).get("status", {}).get("statuses", [])
+    out.append("status " + ",".join(
+        f.split(":")[0].removeprefix("VIRTIO_CONFIG_S_").lower() for f in st))
+    return "; ".join(out)
+
+
+def processes():
+    """{parent pid: [(pid, comm)]} of the build machine's processes."""
+    children = {}
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        try:
+            with open(f"/proc/{e}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.find("(") + 1:stat.rfind(")")]
+        ppid = int(stat.rsplit(") ", 1)[1].split()[1])
+        children.setdefault(ppid, []).append((int(e), comm))
+    return children
+
+
+def descendants(pid, children=None):
+    """[(pid, comm)] of every descendant of process `pid`, parents first."""
+    children = processes() if children is None else children
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(0), []):
+            out.append(child)
+            todo.append(child[0])
+    return out
+
+
+def qemu_pid(ancestor):
+    """The QEMU process among the descendants of process `ancestor` (the boot's namespace),
+    or None."""
+    return next((p for p, comm in descendants(ancestor) if comm.startswith("qemu-system")),
+                None)
+
+
+def threads_of(pid):
+    """Each thread of process `pid`: `name:state:where it waits in the host kernel`."""
+    try:
+        tids = sorted(os.listdir(f"/proc/{pid}/task"), key=int) if pid else []
+    except OSError:
+        tids = []
+    out = []
+    for tid in tids:
+        def read(name, tid=tid):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/{name}") as f:
+                    return f.read().strip()
+            except OSError:
+                return "?"
+        stat = read("stat")
+        state = stat.rsplit(") ", 1)[-1].split(" ", 1)[0] if ") " in stat else "?"
+        out.append(f"{read('comm').replace(' ', '_')}:{state}:{read('wchan') or '-'}")
+    return out
+
+
+def qemu_threads(ancestor):
+    """Each thread of the boot's QEMU and of the processes it started (virglrenderer's render
+    server): `name:state:where it waits in the host kernel`."""
+    pid = qemu_pid(ancestor) if ancestor else None
+    if not pid:
+        return "threads unknown"
+    out = ["threads " + " ".join(threads_of(pid))]
+    for child, comm in descendants(pid):
+        out.append(f"{comm}[{child}] threads " + " ".join(threads_of(child)))
+    return "; ".join(out)
+
+
+def host_evidence(run_dir, ancestor):
+    """What the host was doing when a boot ran out of time: QEMU's virtqueues and threads
+    (as `rig: queues?` answers), then, where the build machine has gdb, the first frames of
+    each QEMU thread (the symbols QEMU's and its libraries' dynamic tables give)."""
+    lines = [queues_answer(run_dir, "-", ancestor).split(" ", 2)[2]]
+    pid = qemu_pid(ancestor)
+    gdb = shutil.which("gdb")
+    if pid and gdb:
+        try:
+            p = subprocess.run([gdb, "-nx", "-batch", "-p", str(pid),
+                                "-ex", f"set sysroot /proc/{pid}/root",
+                                "-ex", "thread apply all -ascending bt 8"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               timeout=60)
+            lines += [l for l in p.stdout.splitlines()
+                      if l.startswith(("Thread ", "#"))][:200]
+        except (OSError, subprocess.TimeoutExpired) as e:
+            lines.append(f"gdb: {type(e).__name__}")
+    return lines
+
+
+def queues_answer(run_dir, token, ancestor=None):
+    """The answer to `rig: queues?` (see the module's doc)."""
+    try:
+        queues = qmp(run_dir, gpu_queues, timeout=5)
+    except (OSError, ValueError, QmpError) as e:
+        queues = f"none {type(e).__name__}: {e}"
+    return f"rig-queues {token} {queues}; {qemu_threads(ancestor)}"
 
 
 def read_ppm(path):
@@ -535,7 +686,10 @@ def boot(args):
         px = PIXELS_QUESTION.search(line)
         rs = RESIZE_QUESTION.search(line)
         cu = CURSOR_QUESTION.search(line)
-        if cu:
+        qu = QUEUES_QUESTION.search(line)
+        if qu:
+            answer = queues_answer(run_dir, qu.group(1).decode(), proc.pid) + "\n"
+        elif cu:
             answer = cursor_answer(run_dir, cu.group(1).decode()) + "\n"
         elif rs:
             try:
@@ -586,6 +740,10 @@ def boot(args):
                 deadline = min(deadline, time.monotonic() + 2)
             if left <= 0:
                 timed_out = serial in partial
+                if timed_out:
+                    # The host's side of a boot that did not end, before QEMU is killed.
+                    for line in host_evidence(run_dir, proc.pid):
+                        emit(f"rig: at timeout: {line}\n".encode())
                 break
             r, _, _ = select.select(list(partial), [], [], min(left, 1.0))
             for fd in r:

@@ -4,7 +4,8 @@
 # architecture, the rig's /init, the guest test programs (static musl) and
 # the Mesa programs (dynamic, glibc: they run in the guest's Mesa root, see
 # build-mesa-root.sh).
-# Needs the kernel build tree of $ARCH-$DRIVER for usr/gen_init_cpio.
+# Needs the kernel build tree of $ARCH for usr/gen_init_cpio. One archive
+# per arch: both drivers boot with it.
 # Prints the path of the cpio archive.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/apt-private.sh"
@@ -44,10 +45,10 @@ esac
 	die "building the Mesa programs failed"
 MESA_PROGRAMS=$CARGO_TARGET_DIR/$GNU_TARGET/release/virtgpu-mesa
 
-GEN=$RIG_CACHE/build/$ARCH-$DRIVER/usr/gen_init_cpio
+GEN=$RIG_CACHE/build/$ARCH/usr/gen_init_cpio
 [ -x "$GEN" ] || die "$GEN missing: build the kernel first"
 
-out=$RIG_OUT/initramfs-$ARCH-$DRIVER.cpio
+out=$RIG_OUT/initramfs-$ARCH.cpio
 list=$(mktemp)
 trap 'rm -f "$list"' EXIT
 cat >"$list" <<LIST

@@ -6,11 +6,12 @@ runs every test, printing one line per test and, last,
 
 The matrix is ARCH x DRIVER x HOST; each defaults to every value that exists
 (both architectures, both drivers, every host of the arch) and can be
-narrowed from the environment. Each driver's sanitizer kernel (KASAN,
-lockdep, kmemleak, UBSAN, hung tasks, Rust overflow checks and debug
-assertions) runs the full guest suite on HOST=gl as well, unless SANITIZE=no:
-on arm64 by default (what fits CI's budget), on the architectures ARCH names
-when it is given."""
+narrowed from the environment. One kernel per architecture has both drivers
+built in, and each boot chooses its driver (boot.py). Each driver runs the
+full guest suite on the sanitizer kernel (KASAN, lockdep, kmemleak, UBSAN,
+hung tasks, Rust overflow checks and debug assertions) on HOST=gl as well,
+unless SANITIZE=no: on arm64 by default (what fits CI's budget), on the
+architectures ARCH names when it is given."""
 
 import glob
 import os
@@ -372,19 +373,19 @@ def collect_figures(arch, variant, host, lines):
                 pass
 
 
-# The objects KCOV instruments on the sanitizer kernels: the Rust driver's (its Makefile sets
-# KCOV_INSTRUMENT). The C driver is not instrumented: the fuzzer does not run on it in make
-# check (see tests/fuzz.rs), and instrumenting it changed its timing against QEMU.
+# The objects KCOV instruments on the sanitizer kernels: the Rust driver's (build-kernel.sh
+# sets KCOV_INSTRUMENT_virtio_gpu_rs.o). The C driver is not instrumented: the fuzzer does not
+# run on it in make check (see tests/fuzz.rs), and instrumenting it changed its timing
+# against QEMU.
 DRIVER_OBJECTS = {"rust": "drivers/gpu/drm/virtio_rs/virtio_gpu_rs.o"}
 
 
-def collect_kcov_points(arch, variant, driver):
+def collect_kcov_points(arch, variant, tree, driver):
     """How many coverage points KCOV put in the driver (calls of __sanitizer_cov_trace_pc),
     the measure of the fuzzer's `fuzz-kcov-pcs`: a figure, not a test."""
     if driver not in DRIVER_OBJECTS:
         return
-    objs = sorted(glob.glob(os.path.join(CACHE, "build", f"{arch}-{variant}",
-                                         DRIVER_OBJECTS[driver])))
+    objs = sorted(glob.glob(os.path.join(CACHE, "build", tree, DRIVER_OBJECTS[driver])))
     if not objs:
         return
     p = subprocess.run(["llvm-objdump-19", "-dr"] + objs, stdout=subprocess.PIPE,
@@ -466,22 +467,30 @@ def evidence(problems, splats, stripped):
     return []
 
 
+def kernel_of(arch, variant):
+    """The build tree (under the cache's build/) of the kernel a boot variant runs: every
+    kernel has both drivers built in (build-kernel.sh), the sanitizer kernel is apart."""
+    return f"{arch}-san" if variant.endswith("-san") else arch
+
+
 def plan():
-    """The kernels to build, [(arch, variant, driver, SANITIZE)], and the boots,
-    [(arch, variant, driver, host)]: each driver's plain kernel on every host of the arch,
-    and its sanitizer kernel on HOST=gl where the arch has sanitizer kernels."""
+    """The kernels to build, [(arch, build tree, SANITIZE)], and the boots,
+    [(arch, variant, driver, host)]: each driver on the plain kernel on every host of the
+    arch, and on the sanitizer kernel on HOST=gl where the arch has sanitizer kernels."""
     kernels, boots = [], []
     for arch in ARCHS:
         hosts = hosts_of(arch)
         if not hosts:
             continue
         san = SANITIZE == "yes" and arch in SAN_ARCHS and "gl" in hosts
+        if not FUZZ_SECONDS:
+            kernels.append((arch, kernel_of(arch, ""), "no"))
+        if san:
+            kernels.append((arch, kernel_of(arch, "-san"), "yes"))
         for d in DRIVERS:
             if not FUZZ_SECONDS:
-                kernels.append((arch, d, d, "no"))
                 boots += [(arch, d, d, h) for h in hosts]
             if san:
-                kernels.append((arch, f"{d}-san", d, "yes"))
                 boots.append((arch, f"{d}-san", d, "gl"))
     return kernels, boots
 
@@ -524,33 +533,34 @@ def main():
 
     built = {}
     initrds = {}
-    for arch, variant, driver, sanitize in kernels:
-        env = dict(base_env, DRIVER=driver, ARCH=arch, SANITIZE=sanitize)
+    for arch, tree, sanitize in kernels:
+        env = dict(base_env, ARCH=arch, SANITIZE=sanitize)
         step = time.monotonic()
         ok, out = sh([os.path.join(RIG, "build-kernel.sh")], env)
         if ok:
             kernel = out[-1]
-            if (arch, driver) not in initrds:
+            if arch not in initrds:
                 ok, out2 = sh([os.path.join(RIG, "build-initramfs.sh")], env)
                 if ok:
-                    initrds[arch, driver] = out2[-1]
+                    initrds[arch] = out2[-1]
                 else:
                     out = out2
-            if (arch, driver) in initrds:
-                bld = os.path.join(CACHE, "build", f"{arch}-{variant}")
-                built[arch, variant] = (kernel, initrds[arch, driver],
-                                        kunit_expected(os.path.join(bld, ".config")))
+            if arch in initrds:
+                bld = os.path.join(CACHE, "build", tree)
+                built[tree] = (kernel, initrds[arch],
+                               kunit_expected(os.path.join(bld, ".config")))
                 version = open(os.path.join(bld, "rig-version")).read().strip()
-                log(f"built {arch}/{variant} in {time.monotonic() - step:.0f}s: {version}")
-        if (arch, variant) not in built:
-            rep.add(f"build/{arch}/{variant}", "fail", out[-30:])
+                log(f"built {tree} in {time.monotonic() - step:.0f}s: {version}")
+        if tree not in built:
+            rep.add(f"build/{tree}", "fail", out[-30:])
 
     rustfmt_tests(rep)
-    for arch in sorted({a for a, _, _, _ in kernels}):
+    for arch in sorted({a for a, _, _ in kernels}):
         clippy_tests(rep, arch)
-    for arch, variant, driver, sanitize in kernels:
-        if sanitize == "yes" and (arch, variant) in built:
-            collect_kcov_points(arch, variant, driver)
+    for arch, tree, sanitize in kernels:
+        if sanitize == "yes" and tree in built:
+            for driver in DRIVERS:
+                collect_kcov_points(arch, f"{driver}-san", tree, driver)
 
     step = time.monotonic()
     chroot_out, _ = chroot_job.communicate()
@@ -579,16 +589,16 @@ def main():
         timeout = BOOT_TIMEOUT * (SAN_TIMEOUT_FACTOR if variant.endswith("-san") else 1)
         if variant.endswith("-san"):
             timeout += FUZZ_SECONDS
-        if (arch, variant) in built and chroot:
-            kernel, initrd, kunit = built[arch, variant]
+        if kernel_of(arch, variant) in built and chroot:
+            kernel, initrd, kunit = built[kernel_of(arch, variant)]
             run_boot(rep, arch, variant, driver, host, kernel, initrd, chroot, shim, kunit,
                      timeout)
         else:
             rep.add(f"{arch}/{variant}/{host}: boot", "fail", ["not built"])
     # The panic screen, in boots of their own, each driver's plain kernel on the 2D host.
     for arch, variant, driver, host in boots:
-        if host == "2d" and variant == driver and (arch, variant) in built and chroot:
-            kernel, initrd, _ = built[arch, variant]
+        if host == "2d" and variant == driver and kernel_of(arch, variant) in built and chroot:
+            kernel, initrd, _ = built[kernel_of(arch, variant)]
             run_panic_boot(rep, arch, driver, kernel, initrd, chroot)
 
     log(f"total {time.monotonic() - t0:.0f}s")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# `make run`: builds the guest kernel ($ARCH, $DRIVER) and its initramfs,
-# boots it on the real host ($HOST) and prints the serial console until the
+# `make run`: builds the guest kernel ($ARCH, both drivers) and its initramfs,
+# boots it with $DRIVER on the real host ($HOST) and prints the serial console until the
 # guest powers off.
 . "$(dirname "$0")/lib.sh"
 
@@ -15,7 +15,7 @@ DISK=()
 if [ "$HOST" = gl ]; then
 	DISK=(--disk "$("$RIG_ROOT/tools/rig/build-mesa-root.sh" | tail -n1)")
 fi
-log "kernel: $(cat "$RIG_CACHE/build/$ARCH-$DRIVER/rig-version"), DRIVER=$DRIVER HOST=$HOST"
+log "kernel: $(cat "$RIG_CACHE/build/$ARCH/rig-version"), DRIVER=$DRIVER HOST=$HOST"
 mkdir -p "$RIG_OUT/runs"
 exec python3 "$RIG_ROOT/tools/rig/boot.py" --arch "$ARCH" --host "$HOST" --mode run --driver "$DRIVER" \
 	--kernel "$KERNEL" --initrd "$INITRD" --chroot "$CHROOT" \

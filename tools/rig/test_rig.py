@@ -231,9 +231,14 @@ class MatrixTest(unittest.TestCase):
         self.assertEqual({a for a, _, _, _ in boots}, {"arm64", "x86_64"})
         self.assertEqual({h for a, _, _, h in boots if a == "x86_64"}, {"gl", "gl-hole", "2d"})
         self.assertEqual({h for a, _, _, h in boots if a == "arm64"}, {"gl", "2d", "mmio"})
-        # Sanitizer kernels on arm64 only, by default.
-        self.assertEqual({(a, v) for a, v, _, s in kernels if s == "yes"},
-                         {("arm64", "c-san"), ("arm64", "rust-san")})
+        # One kernel per arch with both drivers, sanitizer kernels on arm64 only, by default.
+        self.assertEqual(sorted(kernels), [("arm64", "arm64", "no"), ("arm64", "arm64-san", "yes"),
+                                           ("x86_64", "x86_64", "no")])
+        # Every boot finds its kernel among them.
+        trees = {t for _, t, _ in kernels}
+        self.assertTrue(all(m.kernel_of(a, v) in trees for a, v, _, _ in boots))
+        self.assertEqual({v for a, v, _, h in boots if a == "arm64" and h == "gl"},
+                         {"c", "rust", "c-san", "rust-san"})
 
     def test_arch_narrows_and_keeps_its_sanitizers(self):
         _, (kernels, boots) = self.plan(ARCH="x86_64")
@@ -288,6 +293,34 @@ class HostPictureTest(unittest.TestCase):
         self.assertEqual((w, h), boot.GL_WINDOW)
         self.assertEqual(pixel(0, 0), "ff8040")
         self.assertEqual(pixel(1, 0), "000000")
+
+
+class HostQueuesTest(unittest.TestCase):
+    """`rig: queues?`: what QEMU holds of the GPU's virtqueues."""
+
+    def test_queue_status_per_queue(self):
+        def call(cmd, **args):
+            if cmd == "x-query-virtio":
+                return [{"path": "/blk", "name": "virtio-blk"},
+                        {"path": "/gpu", "name": "virtio-gpu"}]
+            if cmd == "x-query-virtio-queue-status":
+                self.assertEqual(args["path"], "/gpu")
+                return {"inuse": 3 - args["queue"], "last-avail-idx": 10, "shadow-avail-idx": 12,
+                        "used-idx": 7, "signalled-used": 7}
+            self.assertEqual(cmd, "x-query-virtio-status")
+            return {"status": {"statuses": ["VIRTIO_CONFIG_S_ACKNOWLEDGE: Valid",
+                                            "VIRTIO_CONFIG_S_DRIVER_OK: Driver ready"]}}
+        self.assertEqual(boot.gpu_queues(call),
+                         "control inuse 3 avail 10 shadow 12 used 7 signalled 7; "
+                         "cursor inuse 2 avail 10 shadow 12 used 7 signalled 7; "
+                         "status acknowledge,driver_ok")
+
+    def test_no_qemu_is_said(self):
+        with tempfile.TemporaryDirectory() as d:
+            answer = boot.queues_answer(d, "4", ancestor=None)
+        self.assertTrue(answer.startswith("rig-queues 4 none "), answer)
+        self.assertTrue(answer.endswith("; threads unknown"), answer)
+        self.assertEqual(boot.QUEUES_QUESTION.search(b"rig: queues? 12").group(1), b"12")
 
 
 class HostCursorTest(unittest.TestCase):

@@ -165,7 +165,8 @@ static uint32_t live[MAX_TRACKED];
 static char live_kind[MAX_TRACKED][5];
 static unsigned int nlive;
 
-#define MAX_CONTEXTS 256
+/* Live host contexts the shim can tell apart (the guest fuzzer's forks keep hundreds). */
+#define MAX_CONTEXTS 4096
 #define NAME_LEN 32
 static unsigned long ctx_created, ctx_destroyed, ctx_unknown;
 static struct {
@@ -677,6 +678,10 @@ static void context_created(uint32_t id, uint32_t capset, uint32_t nlen, const c
 		contexts[ncontexts].capset = capset;
 		copy_name(contexts[ncontexts].name, name, nlen);
 		ncontexts++;
+	} else {
+		/* Its destruction will count as unknown: say why. */
+		fprintf(stderr, "virgl-shim: more than %d live contexts: context %u not tracked\n",
+			MAX_CONTEXTS, id);
 	}
 	report_locked();
 	pthread_mutex_unlock(&lock);

@@ -429,6 +429,12 @@ pub fn cursor() -> Result<Result<Option<HostCursor>, String>, String> {
     HostCursor::parse(&answer).map(Ok)
 }
 
+/// What QEMU holds of the GPU's virtqueues and where its threads wait (the rig's `rig:
+/// queues?`, as the rig words it): the host's side of a stall.
+pub fn queues() -> Result<String, String> {
+    ask_raw("rig: queues?", "rig-queues", "")
+}
+
 /// Asks until `done` holds for the report or `within` passed; returns the last report. For a
 /// host that is still processing what the driver queued.
 pub fn query_until(

@@ -37,11 +37,35 @@ fn host_from_cmdline() -> Result<Host, String> {
 }
 
 fn driver_from_cmdline() -> Result<Driver, String> {
-    match cmdline_value("driver")?.as_deref() {
-        Some("c") => Ok(Driver::C),
-        Some("rust") => Ok(Driver::Rust),
-        other => Err(format!("rig.driver= on the kernel command line: {other:?}")),
+    let driver = match cmdline_value("driver")?.as_deref() {
+        Some("c") => Driver::C,
+        Some("rust") => Driver::Rust,
+        other => return Err(format!("rig.driver= on the kernel command line: {other:?}")),
+    };
+    // The rig's kernels have both drivers built in and keep the other one from registering
+    // (boot.py): the one asked for, and only it, is the virtio bus's.
+    let registered = |name: &str| {
+        std::path::Path::new("/sys/bus/virtio/drivers")
+            .join(name)
+            .exists()
+    };
+    let (ours, other) = match driver {
+        Driver::C => ("virtio_gpu", "virtio_gpu_rs"),
+        Driver::Rust => ("virtio_gpu_rs", "virtio_gpu"),
+    };
+    if !registered(ours) || registered(other) {
+        return Err(format!(
+            "rig.driver= asks for {ours}, but the virtio drivers registered are: {}",
+            std::fs::read_dir("/sys/bus/virtio/drivers")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
     }
+    Ok(driver)
 }
 
 /// `--info`: what the driver reports, for `make run`.

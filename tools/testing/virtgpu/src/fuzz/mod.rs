@@ -282,9 +282,6 @@ pub fn run(cfg: &Config, render: &str) -> Result<Summary, String> {
         if stuck {
             // The evidence of where every call waits, and whether the host still retires
             // fences (the drivers' fence counters: signalled, emitted).
-            for t in crate::tests::blocked_tasks(&["virtgpu-tests"]) {
-                println!("# hung: {t}");
-            }
             for dir in ["/sys/kernel/debug", "/sys/kernel/debug/dri"] {
                 for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
                     for f in ["irq-fence", "virtio-gpu-irq-fence"] {
@@ -293,6 +290,9 @@ pub fn run(cfg: &Config, render: &str) -> Result<Summary, String> {
                         }
                     }
                 }
+            }
+            for t in crate::tests::blocked_tasks(&["virtgpu-tests"]) {
+                println!("# hung: {t}");
             }
         }
         if Instant::now() > hard || stuck {

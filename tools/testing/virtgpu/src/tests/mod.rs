@@ -208,11 +208,15 @@ pub fn expect_errno<T: std::fmt::Debug>(what: &str, res: Result<T, i32>, errno: 
     }
 }
 
-/// The threads of the processes named `comms` (but the calling thread) and the system's
-/// tasks that wait uninterruptibly, with their state, where they wait and their kernel stack:
-/// the evidence of a program, a workload or an unbind that did not end.
+/// What the host holds of the GPU's queues (the rig's `rig: queues?`), then the threads of the
+/// processes named `comms` (but the calling thread) and the system's tasks that wait
+/// uninterruptibly, with their state, where they wait and their kernel stack: the evidence of
+/// a program, a workload or an unbind that did not end.
 pub fn blocked_tasks(comms: &[&str]) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out = vec![format!(
+        "host: {}",
+        crate::host::queues().unwrap_or_else(|e| format!("no answer: {e}"))
+    )];
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
