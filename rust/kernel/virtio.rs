@@ -38,6 +38,7 @@ use crate::{
 use core::{marker::PhantomData, mem::offset_of, pin::Pin, ptr::NonNull};
 
 mod config;
+pub mod dma;
 mod virtqueue;
 
 pub use config::{Config, ConfigField};

@@ -90,6 +90,15 @@ GPU = {
     # the MTRRs make write-back mappings uncached-minus.
     "gl-hole": ["-device",
                 "virtio-gpu-gl-pci,blob=on,hostmem=256M,venus=on,xres=640,yres=480"],
+    # arm64 only: the virgl host with a device that reaches guest memory through the DMA API
+    # (VIRTIO_F_ACCESS_PLATFORM), and a guest whose DMA API bounces every mapping through
+    # swiotlb, as a confidential guest's does (`DMA_APPEND`).
+    "gl-dma": ["-device", "virtio-gpu-gl-pci,blob=on,hostmem=256M,venus=on,xres=640,yres=480,"
+               "iommu_platform=on"],
+    # arm64 only: the same device behind an IOMMU (the machine's SMMUv3, `IOMMU_MACHINE`): the
+    # device sees guest memory at the addresses the guest's IOMMU driver maps it at.
+    "gl-iommu": ["-device", "virtio-gpu-gl-pci,blob=on,hostmem=256M,venus=on,xres=640,"
+                 "yres=480,iommu_platform=on"],
     "2d": ["-device", "virtio-gpu-pci"],
     # The 2D device on the virtio-mmio transport (arm64 "virt" only), modern
     # (virtio 1.0) as both drivers require, with two scanouts (QEMU's SDL window shows the
@@ -132,14 +141,25 @@ exec {qemu}
 """
 
 
+# The kernel command line of the gl-dma host: every DMA mapping through bounce buffers (128 MiB
+# of them: the tests' largest resources fit), so that a device access the driver did not sync
+# sees stale memory.
+DMA_APPEND = ["swiotlb=65536,force"]
+
 # The initcall that registers each driver (the C driver's module_virtio_driver(), the Rust
 # driver's module! of virtio_gpu_rs): a boot with one driver does not run the other's.
 DRIVER_INIT = {"c": "virtio_gpu_driver_init", "rust": "__virtio_gpu_rs_init"}
 OTHER_DRIVER_INIT = {"c": DRIVER_INIT["rust"], "rust": DRIVER_INIT["c"]}
 
 
+# The gl-iommu host's machine: arm64 virt with an SMMUv3 in front of its PCI devices.
+IOMMU_MACHINE = "virt,gic-version=3,iommu=smmuv3"
+
+
 def qemu_command(args, run_dir):
     cmd = list(QEMU[args.arch])
+    if args.host == "gl-iommu":
+        cmd[cmd.index("-machine") + 1] = IOMMU_MACHINE
     cmd += ["-smp", "2", "-m", "1G", "-no-reboot", "-nodefaults",
             "-kernel", "/run/rig/kernel", "-initrd", "/run/rig/initrd",
             "-append", " ".join([
@@ -153,7 +173,7 @@ def qemu_command(args, run_dir):
                 f"rig.driver={args.driver}",
                 # Both drivers are built in (build-kernel.sh): the other one never registers.
                 f"initcall_blacklist={OTHER_DRIVER_INIT[args.driver]}",
-            ] + args.append),
+            ] + (DMA_APPEND if args.host == "gl-dma" else []) + args.append),
             "-serial", "stdio", "-monitor", "none",
             "-qmp", "unix:/run/rig/qmp.sock,server=on,wait=off",
             "-display", "sdl,gl=on" if args.host.startswith("gl") else "sdl"]
@@ -826,6 +846,8 @@ def main():
         p.error("HOST=mmio needs ARCH=arm64 (the virt machine's virtio-mmio transports)")
     if args.host == "gl-hole" and args.arch != "x86_64":
         p.error("HOST=gl-hole needs ARCH=x86_64 (MTRRs)")
+    if args.host in ("gl-dma", "gl-iommu") and args.arch != "arm64":
+        p.error(f"HOST={args.host} is an arm64 host")
     sys.exit(boot(args))
 
 

@@ -61,14 +61,15 @@ def available_drivers():
 
 DRIVERS = os.environ["DRIVER"].split() if os.environ.get("DRIVER") else available_drivers()
 # Every host of each architecture; HOST narrows the run to the given ones an arch has.
-ARCH_HOSTS = {"arm64": ["gl", "2d", "mmio"], "x86_64": ["gl", "gl-hole", "2d"]}
+ARCH_HOSTS = {"arm64": ["gl", "gl-dma", "gl-iommu", "2d", "mmio"],
+              "x86_64": ["gl", "gl-hole", "2d"]}
 HOST_GIVEN = os.environ.get("HOST", "").split()
 for _h in HOST_GIVEN:
     if not any(_h in hs for hs in ARCH_HOSTS.values()):
-        sys.exit(f"HOST must be one of gl, gl-hole, 2d, mmio, not {_h!r}")
+        sys.exit(f"HOST must be one of gl, gl-hole, gl-dma, gl-iommu, 2d, mmio, not {_h!r}")
 # The hosts with QEMU's virgl device: the guest runs the virgl tests on them (blobs, the
 # shim, Debian's Mesa), so each gets the shim and the guest's Mesa root.
-VIRGL_HOSTS = ("gl", "gl-hole")
+VIRGL_HOSTS = ("gl", "gl-hole", "gl-dma", "gl-iommu")
 
 
 def hosts_of(arch):

@@ -230,7 +230,8 @@ class MatrixTest(unittest.TestCase):
         m, (kernels, boots) = self.plan()
         self.assertEqual({a for a, _, _, _ in boots}, {"arm64", "x86_64"})
         self.assertEqual({h for a, _, _, h in boots if a == "x86_64"}, {"gl", "gl-hole", "2d"})
-        self.assertEqual({h for a, _, _, h in boots if a == "arm64"}, {"gl", "2d", "mmio"})
+        self.assertEqual({h for a, _, _, h in boots if a == "arm64"},
+                         {"gl", "gl-dma", "gl-iommu", "2d", "mmio"})
         # One kernel per arch with both drivers, sanitizer kernels on arm64 only, by default.
         self.assertEqual(sorted(kernels), [("arm64", "arm64", "no"), ("arm64", "arm64-san", "yes"),
                                            ("x86_64", "x86_64", "no")])

@@ -27,6 +27,7 @@ use kernel::{
 };
 
 use crate::{
+    backing::Pages,
     coherency,
     driver::{VirtioGpuDevice, VirtioGpuDrmDriver},
     gpu::{Gpu, ResourceId},
@@ -88,7 +89,7 @@ pub(crate) struct ObjectArgs {
     /// value: then the resource was never created on the host).
     pub(crate) id: ResourceId,
     /// Classic resources and guest blobs: the pages the host was given.
-    pub(crate) pages: Option<KVVec<Page>>,
+    pub(crate) pages: Option<Pages>,
     pub(crate) release: ReleaseCommands,
     /// Blobs: where their memory is (`VIRTGPU_BLOB_MEM_*`); `0` for classic resources.
     pub(crate) blob_mem: u32,
@@ -120,10 +121,16 @@ pub(crate) struct VirtioGpuObject {
     /// Taken by [`PinnedDrop::drop`].
     #[pin]
     owned: Mutex<Option<(ResourceId, ReleaseCommands)>>,
-    /// Classic resources and guest blobs: the pages the host was given. Taken by
-    /// [`PinnedDrop::drop`].
+    /// Classic resources and guest blobs: the pages the host was given. Set when the object is
+    /// made, read without a lock while it lives (the completion of a transfer syncs them), and
+    /// moved into RESOURCE_UNREF by [`PinnedDrop::drop`] only.
+    pages: Option<Pages>,
+    /// Serialises the making of the kernel mapping ([`VirtioGpuObject::vmap`]).
     #[pin]
-    pages: Mutex<Option<KVVec<Page>>>,
+    vmap_lock: Mutex<()>,
+    /// A transfer from the host into the pages' DMA mapping was queued and its answer has not
+    /// been synced to the pages yet (set with the object's reservation held).
+    from_host_pending: Atomic<bool>,
     /// Whether the object has guest pages (classic resources, guest blobs).
     guest: bool,
     #[pin]
@@ -153,7 +160,9 @@ impl gem::DriverObject for VirtioGpuObject {
             size,
             guest: args.pages.is_some(),
             owned <- new_mutex!(Some((args.id, args.release))),
-            pages <- new_mutex!(args.pages),
+            pages: args.pages,
+            vmap_lock <- new_mutex!(()),
+            from_host_pending: Atomic::new(false),
             map <- new_mutex!(MapState::Unmapped),
             vmapped: Atomic::new(0),
             pfn_base: Atomic::new(0),
@@ -388,8 +397,7 @@ impl VirtioGpuObject {
             return Err(EINVAL);
         }
         if self.guest {
-            let pages = self.pages.lock();
-            return Self::mmap_guest(pages.as_deref().unwrap_or(&[]), vma, page_offset);
+            return Self::mmap_guest(self.pages.as_deref().unwrap_or(&[]), vma, page_offset);
         }
         if self.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_MAPPABLE == 0 {
             return Err(EINVAL);
@@ -433,12 +441,12 @@ impl VirtioGpuObject {
         if let Some(addr) = self.kernel_mapping() {
             return Ok(addr);
         }
-        let pages = self.pages.lock();
+        let _guard = self.vmap_lock.lock();
         // Made by someone else while we waited for the lock.
         if let Some(addr) = self.kernel_mapping() {
             return Ok(addr);
         }
-        let pages = pages.as_deref().ok_or(EOPNOTSUPP)?;
+        let pages = self.pages.as_deref().ok_or(EOPNOTSUPP)?;
         let mut raw = KVVec::with_capacity(pages.len(), GFP_KERNEL)?;
         for p in pages {
             raw.push(p.as_ptr(), GFP_KERNEL)?;
@@ -450,6 +458,49 @@ impl VirtioGpuObject {
         let addr = NonNull::new(addr.cast::<u8>()).ok_or(ENOMEM)?;
         self.vmapped.store(addr.as_ptr() as usize, Release);
         Ok(addr)
+    }
+
+    /// Whether the device reaches the object's guest pages through a DMA mapping (see
+    /// [`crate::backing`]).
+    pub(crate) fn dma_mapped(&self) -> bool {
+        self.pages.as_ref().is_some_and(|p| p.dma_mapped())
+    }
+
+    /// Makes what the CPU wrote to the guest pages visible to the device, before a transfer
+    /// to the host reads them (nothing to do without a DMA mapping).
+    pub(crate) fn sync_for_device(&self) {
+        if let Some(p) = &self.pages {
+            p.sync_for_device();
+        }
+    }
+
+    /// A transfer from the host into the pages is queued (the caller holds the object's
+    /// reservation): the DMA mapping starts from what the CPU wrote, and is synced back to the
+    /// pages when the host has answered ([`VirtioGpuObject::end_transfer_from_host`]).
+    pub(crate) fn begin_transfer_from_host(&self) {
+        if self.dma_mapped() {
+            // The device writes only the box asked for: the rest of the mapping must hold what
+            // the pages hold when the answer is synced back.
+            self.sync_for_device();
+            self.from_host_pending.store(true, Relaxed);
+        }
+    }
+
+    /// The host answered a transfer into the pages (or it was cancelled): what the device wrote
+    /// is made visible to the CPU, before the transfer's fence signals. Never sleeps.
+    pub(crate) fn end_transfer_from_host(&self) {
+        if let Some(p) = &self.pages {
+            p.sync_for_cpu();
+        }
+        // Release: a transfer to the host that finds the flag clear without waiting sees the
+        // pages as the sync left them.
+        self.from_host_pending.store(false, Release);
+    }
+
+    /// Whether a transfer from the host into the pages may still be unsynced (the caller holds
+    /// the object's reservation, under which the flag is set).
+    pub(crate) fn transfer_from_host_pending(&self) -> bool {
+        self.from_host_pending.load(Acquire)
     }
 
     /// The kernel mapping [`VirtioGpuObject::vmap`] made, if it did: never waits, so it may be
@@ -475,12 +526,14 @@ impl VirtioGpuObject {
 
 #[pinned_drop]
 impl PinnedDrop for VirtioGpuObject {
-    fn drop(self: Pin<&mut Self>) {
+    fn drop(mut self: Pin<&mut Self>) {
+        // SAFETY: `pages` is not structurally pinned (moving it out moves nothing pinned), and
+        // nothing uses the object after its drop.
+        let pages = unsafe { self.as_mut().get_unchecked_mut() }.pages.take();
         let ctrl = &self.gpu.ctrl;
         let Some((id, release)) = self.owned.lock().take() else {
             return;
         };
-        let pages = self.pages.lock().take();
         let vmapped = self.vmapped.xchg(0, Relaxed);
         if let (true, Some(p)) = (vmapped != 0, &pages) {
             // SAFETY: `vmapped` is the mapping of all of `p` that `vmap` made, which nothing

@@ -15,6 +15,7 @@ use kernel::{
     prelude::*,
     rbtree::{RBTree, RBTreeNodeReservation},
     sync::{
+        aref::ARef,
         atomic::{Atomic, Relaxed},
         Arc, Mutex,
     },
@@ -102,9 +103,10 @@ pub(crate) struct Gpu {
     /// What the host said of the scanouts.
     #[pin]
     pub(crate) scanouts: crate::display::Scanouts,
-    /// The device takes guest physical addresses for guest memory: `VIRTIO_F_ACCESS_PLATFORM`
-    /// was not negotiated (the C driver's `virtio_has_dma_quirk()`).
-    pub(crate) guest_memory_by_phys: bool,
+    /// The device guest memory is mapped for, when the device reaches it through the DMA API
+    /// (`VIRTIO_F_ACCESS_PLATFORM` was negotiated: the C driver's `!virtio_has_dma_quirk()`);
+    /// `None`: it takes guest physical addresses.
+    pub(crate) dma_device: Option<ARef<device::Device>>,
     /// The capsets; empty if the host has none or did not describe them all.
     pub(crate) capsets: KVec<CapsetInfo>,
     /// Bit `id` set for every capset id in `capsets`.
@@ -240,7 +242,7 @@ impl Gpu {
                 host_visible_mm,
                 num_scanouts: num_scanouts.min(crate::display::MAX_SCANOUTS),
                 scanouts <- crate::display::Scanouts::new(),
-                guest_memory_by_phys: !vdev.has_feature(bindings::VIRTIO_F_ACCESS_PLATFORM),
+                dma_device: vdev.dma_device(),
                 capsets,
                 capset_id_mask,
                 capset_cache <- new_mutex!(KVec::new()),

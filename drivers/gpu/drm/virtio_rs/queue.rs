@@ -29,7 +29,6 @@
 use kernel::{
     dma_fence::{Fence, SignallingSection},
     new_spinlock,
-    page::Page,
     prelude::*,
     sync::aref::ARef,
     sync::{
@@ -42,6 +41,7 @@ use kernel::{
 use core::cell::UnsafeCell;
 
 use crate::{
+    backing::Pages,
     fence::Fenced,
     gem::Object,
     gpu::{ContextId, Gpu, ResourceId},
@@ -308,6 +308,9 @@ impl Command {
     }
 
     fn finish(&self, result: Result<u32>) {
+        if let Held::TransferFromHost { object } = &*self.held.lock() {
+            object.end_transfer_from_host();
+        }
         let fenced = self.fenced.lock().take();
         if let Some(f) = fenced {
             f.answered(result.map(|_| ()));
@@ -470,7 +473,7 @@ pub(crate) enum Held {
     /// memory type reserved for it.
     Resource {
         _id: ResourceId,
-        _pages: Option<KVVec<Page>>,
+        _pages: Option<Pages>,
         _range: Option<HostRange>,
     },
     /// A context's id.
@@ -481,6 +484,12 @@ pub(crate) enum Held {
     Objects {
         _objects: KVVec<ARef<Object>>,
     },
+    /// The object a transfer from the host writes into: once the host has answered (or the
+    /// command is cancelled), what the device wrote is synced to its pages, before the
+    /// command's fence signals (see [`Object::end_transfer_from_host`]).
+    TransferFromHost {
+        object: ARef<Object>,
+    },
 }
 
 impl Held {
@@ -489,7 +498,7 @@ impl Held {
         match self {
             Held::Nothing => true,
             Held::Objects { _objects } => _objects.is_empty(),
-            Held::Resource { .. } | Held::Context { .. } => false,
+            Held::Resource { .. } | Held::Context { .. } | Held::TransferFromHost { .. } => false,
         }
     }
 }

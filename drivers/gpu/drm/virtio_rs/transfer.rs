@@ -14,13 +14,14 @@ use kernel::{
     drm::{
         self,
         gem::{
-            resv::{LockedReservations, Usage},
+            resv::{self, LockedReservations, Usage},
             BaseObject,
         },
         Registered,
     },
     prelude::*,
     sync::aref::ARef,
+    time::Jiffies,
     uapi,
 };
 
@@ -52,6 +53,14 @@ impl File {
     }
 
     /// Queues a fenced 3D transfer of `obj` for the file's context.
+    ///
+    /// Where the device reaches the object's pages through a DMA mapping (see
+    /// [`crate::backing`]), as the C driver: a transfer to the host first syncs the pages to
+    /// the device, after waiting for a transfer from the host whose answer is not synced back
+    /// yet (it would overwrite them); a transfer from the host first waits until nothing uses
+    /// the object (its answer is synced back over the whole mapping, which must not predate
+    /// what the CPU wrote once earlier work ended), and is synced back before its fence
+    /// signals. The waits are interruptible.
     fn transfer_3d(
         dev: &VirtioGpuDevice<Registered>,
         file: &drm::File<File>,
@@ -63,15 +72,43 @@ impl File {
         let ctx_id = file.inner().context_id()?;
         let mut objs = KVVec::with_capacity(1, GFP_KERNEL)?;
         objs.push(obj.clone(), GFP_KERNEL)?;
-        let mut held = KVVec::with_capacity(1, GFP_KERNEL)?;
-        held.push(obj.clone(), GFP_KERNEL)?;
         let locked = LockedReservations::lock(objs)?;
+        let held = match dir {
+            Direction::ToHost => {
+                if obj.transfer_from_host_pending() {
+                    resv::wait_idle(&*obj, Usage::Write, Jiffies::MAX)?;
+                }
+                obj.sync_for_device();
+                let mut held = KVVec::with_capacity(1, GFP_KERNEL)?;
+                held.push(obj.clone(), GFP_KERNEL)?;
+                Held::Objects { _objects: held }
+            }
+            Direction::FromHost => {
+                if obj.dma_mapped() {
+                    resv::wait_idle(&*obj, Usage::Read, Jiffies::MAX)?;
+                }
+                Held::TransferFromHost {
+                    object: obj.clone(),
+                }
+            }
+        };
         let (cmd, out) = Command::on_device_timeline(
             gpu,
             protocol::transfer_3d(dir, ctx_id, obj.resource_id, t)?,
-            Held::Objects { _objects: held },
+            held,
         )?;
-        gpu.ctrl.send(cmd)?;
+        if dir == Direction::FromHost {
+            // With the reservation held: a transfer to the host that takes it next sees the
+            // flag.
+            obj.begin_transfer_from_host();
+        }
+        if let Err(e) = gpu.ctrl.send(cmd) {
+            if dir == Direction::FromHost {
+                // Never queued: nothing to sync back but the flag.
+                obj.end_transfer_from_host();
+            }
+            return Err(e);
+        }
         locked.add_fence_and_unlock(&out, Usage::Write);
         Ok(0)
     }
@@ -91,6 +128,7 @@ impl File {
             let b = &args.box_;
             let mut held = KVVec::with_capacity(1, GFP_KERNEL)?;
             held.push(obj.clone(), GFP_KERNEL)?;
+            obj.sync_for_device();
             gpu.ctrl.send(Command::new(
                 protocol::transfer_to_host_2d(obj.resource_id, offset, (b.x, b.y, b.w, b.h))?,
                 None,

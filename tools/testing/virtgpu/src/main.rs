@@ -29,7 +29,7 @@ pub fn cmdline_value(key: &str) -> Result<Option<String>, String> {
 
 fn host_from_cmdline() -> Result<Host, String> {
     match cmdline_value("host")?.as_deref() {
-        Some("gl") | Some("gl-hole") => Ok(Host::Gl),
+        Some("gl") | Some("gl-hole") | Some("gl-dma") | Some("gl-iommu") => Ok(Host::Gl),
         // The same 2D device, on the virtio-mmio transport.
         Some("2d") | Some("mmio") => Ok(Host::TwoD),
         other => Err(format!("rig.host= on the kernel command line: {other:?}")),
@@ -128,6 +128,8 @@ fn main() {
             host,
             driver: driver_from_cmdline()?,
             bar_in_pci_hole: cmdline_value("host")?.as_deref() == Some("gl-hole"),
+            guest_memory_bounced: cmdline_value("host")?.as_deref() == Some("gl-dma"),
+            behind_iommu: cmdline_value("host")?.as_deref() == Some("gl-iommu"),
             dev: drm::Device::open_render_node("virtio_gpu")?,
         })
     });

@@ -188,6 +188,10 @@ impl Gpu {
             Command::rewrite(&cmd, bytes?);
             self.ctrl.send_in_panic(cmd.into())
         };
+        if obj.dumb {
+            // As the C driver's panic upload: the drawing reaches the device's mapping first.
+            obj.sync_for_device();
+        }
         if obj.dumb
             && send(
                 transfer,
@@ -212,6 +216,9 @@ impl Gpu {
         rect: (u32, u32, u32, u32),
         wait_ms: Option<u32>,
     ) {
+        // What the CPU drew reaches the device's mapping of the pages first (see
+        // `crate::backing`).
+        obj.sync_for_device();
         let uploaded = KVVec::with_capacity(1, GFP_KERNEL)
             .and_then(|mut held| {
                 held.push(obj.into(), GFP_KERNEL)?;

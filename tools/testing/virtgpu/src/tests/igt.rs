@@ -431,6 +431,8 @@ mod tests {
             host,
             driver,
             bar_in_pci_hole: false,
+            guest_memory_bounced: false,
+            behind_iommu: false,
             dev: crate::drm::Device::placeholder(),
         }
     }

@@ -210,6 +210,36 @@ fn root_or(ctx: &Ctx) -> Option<Outcome> {
     None
 }
 
+/// On the gl-dma host (a device that reaches guest memory through the DMA API, which bounces
+/// every mapping), virgl's GL reads back zeros with either driver: Mesa's virgl copies between
+/// host resources and guest memory inside its command streams (`COPY_TRANSFER3D`, into its
+/// staging buffers), which no driver syncs with the bounce buffers; only the transfer ioctls
+/// are synced (`classic_resource_pixels_round_trip` reads back through them on the same
+/// host). The known failure, and only it (every failed step a readback of zeros, the context
+/// made), is that host's limitation, named; anything else fails.
+fn bounced_virgl_readback(ctx: &Ctx, which: &str, out: &str) -> Option<String> {
+    if !ctx.guest_memory_bounced || which != "gl" {
+        return None;
+    }
+    let failed: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("mesa: FAIL"))
+        .collect();
+    let known = !failed.is_empty()
+        && out.contains("mesa: PASS gl-context")
+        && failed
+            .iter()
+            .all(|l| l.contains("pixels wrong") && l.contains(": [0, 0, 0, 0], not"));
+    known.then(|| {
+        format!(
+            "virgl reads back zeros through bounced DMA ({} steps; the C driver too): its \
+             command streams copy into guest memory behind the driver; first: {}",
+            failed.len(),
+            failed[0].trim_start_matches("mesa: FAIL ")
+        )
+    })
+}
+
 fn driver_name(ctx: &Ctx) -> &'static str {
     ctx.driver.name()
 }
@@ -314,6 +344,8 @@ fn program(ctx: &Ctx, which: &str, forced: Option<u32>, args: &[&str]) -> Outcom
     let passed = r.out.lines().any(|l| l.starts_with("mesa: PASS"));
     if r.ok && passed && r.out.contains("mesa: done, 0 failed") {
         Outcome::Pass
+    } else if let Some(why) = bounced_virgl_readback(ctx, which, &r.out) {
+        Outcome::Skip(why)
     } else {
         Outcome::Fail(format!("{PROGRAM} {which} failed:\n{}", tail(&r.out)))
     }

@@ -54,6 +54,12 @@ pub struct Ctx {
     pub driver: Driver,
     /// x86: the host-visible BAR lies where the MTRRs make write-back uncached-minus.
     pub bar_in_pci_hole: bool,
+    /// The device reaches guest memory through the DMA API, which bounces every mapping
+    /// (the gl-dma host: `iommu_platform=on`, `swiotlb=force`).
+    pub guest_memory_bounced: bool,
+    /// The device reaches guest memory through the DMA API, behind the machine's IOMMU (the
+    /// gl-iommu host: `iommu_platform=on`, arm64 virt's SMMUv3).
+    pub behind_iommu: bool,
     /// The render node, opened once; tests that need a fresh file open their own.
     pub dev: Device,
 }

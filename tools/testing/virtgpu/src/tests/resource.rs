@@ -35,6 +35,14 @@ pub const TESTS: Table = &[
         "classic_resource_larger_than_memory_is_enomem",
         larger_than_memory,
     ),
+    (
+        "classic_resource_dma_api_bounces_its_memory_until_released",
+        dma_bounced,
+    ),
+    (
+        "classic_resource_dma_api_behind_an_iommu_round_trip",
+        dma_iommu,
+    ),
 ];
 
 /// `PIPE_TEXTURE_2D`, `PIPE_BUFFER`.
@@ -503,4 +511,139 @@ fn larger_than_memory(ctx: &Ctx) -> Outcome {
     );
     // All of it was given back: 64 MiB can be had again.
     large(ctx)
+}
+
+/// swiotlb's slots in use (debugfs), each `1 << IO_TLB_SHIFT` (2 KiB) of bounce buffer.
+fn bounce_slots_used() -> Result<u64, String> {
+    let path = "/sys/kernel/debug/swiotlb/io_tlb_used";
+    std::fs::read_to_string(path)
+        .map_err(|e| format!("{path}: {e}"))?
+        .trim()
+        .parse()
+        .map_err(|e| format!("{path}: {e}"))
+}
+
+/// swiotlb's slots in use once they stopped changing (for 300 ms, within 10 s): the releases
+/// of earlier tests' resources end when the host answers, at their own time.
+fn settled_bounce_slots() -> Result<u64, String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut last = bounce_slots_used()?;
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = bounce_slots_used()?;
+        if now == last || std::time::Instant::now() > deadline {
+            return Ok(now);
+        }
+        last = now;
+    }
+}
+
+/// The virtio-gpu device's directory on the virtio bus.
+fn gpu_dir() -> Result<std::path::PathBuf, String> {
+    for e in std::fs::read_dir("/sys/bus/virtio/devices").map_err(|e| e.to_string())? {
+        let dir = e.map_err(|e| e.to_string())?.path();
+        let device = std::fs::read_to_string(dir.join("device")).unwrap_or_default();
+        // VIRTIO_ID_GPU.
+        if device.trim() == "0x0010" {
+            return Ok(dir);
+        }
+    }
+    Err("no virtio-gpu device on the virtio bus".into())
+}
+
+/// Whether the virtio device negotiated `VIRTIO_F_ACCESS_PLATFORM` (bit 33 of its features).
+fn device_uses_dma_api() -> Result<bool, String> {
+    let dir = gpu_dir()?;
+    let features = std::fs::read_to_string(dir.join("features"))
+        .map_err(|e| format!("{}/features: {e}", dir.display()))?;
+    Ok(features.as_bytes().get(33) == Some(&b'1'))
+}
+
+/// Behind an IOMMU (the gl-iommu host: a device with `VIRTIO_F_ACCESS_PLATFORM` behind arm64
+/// virt's SMMUv3, in a translated DMA domain): the device reaches a resource's pages only at
+/// the addresses the IOMMU maps them at, which the driver must give it; pixels go to the host
+/// and come back through them.
+fn dma_iommu(ctx: &Ctx) -> Outcome {
+    if !ctx.behind_iommu {
+        return Outcome::Skip("the device is not behind an IOMMU on this host (gl-iommu)".into());
+    }
+    check!(
+        tri!(device_uses_dma_api()),
+        "the device did not negotiate VIRTIO_F_ACCESS_PLATFORM"
+    );
+    // The transport's (PCI) device is in an IOMMU group whose domain translates.
+    let group = tri!(
+        std::fs::canonicalize(tri!(gpu_dir()).join("../iommu_group"))
+            .map_err(|e| format!("the GPU's PCI device has no IOMMU group: {e}"))
+    );
+    let kind = std::fs::read_to_string(group.join("type")).unwrap_or_default();
+    check!(
+        kind.trim().starts_with("DMA"),
+        "the GPU's IOMMU group {} has domain type {:?}, want a translated one (DMA)",
+        group.display(),
+        kind.trim()
+    );
+    round_trip(ctx)
+}
+
+/// Where the device reaches guest memory through the DMA API (the gl-dma host: a device with
+/// `VIRTIO_F_ACCESS_PLATFORM`, a guest whose DMA API bounces every mapping, as a confidential
+/// guest's does): a resource's pages are mapped for the device, which sees bounce buffers, for
+/// as long as the host may use them, and unmapped once the host let the resource go. (That
+/// the host sees what the CPU wrote, and the CPU what the host wrote, is
+/// `classic_resource_pixels_round_trip` on the same host.)
+fn dma_bounced(ctx: &Ctx) -> Outcome {
+    if !ctx.guest_memory_bounced {
+        return Outcome::Skip(
+            "the DMA API does not bounce guest memory on this host (gl-dma does)".into(),
+        );
+    }
+    check!(
+        tri!(device_uses_dma_api()),
+        "the device did not negotiate VIRTIO_F_ACCESS_PLATFORM"
+    );
+    let dev = tri!(file(ctx));
+    let before = tri!(settled_bounce_slots());
+    // 1 MiB: 512 slots of 2 KiB.
+    let mut rc = VirtgpuResourceCreate {
+        target: TARGET_2D,
+        format: FORMAT_BGRA8,
+        bind: BIND_TEXTURE,
+        width: 512,
+        height: 512,
+        depth: 1,
+        array_size: 1,
+        size: 512 * 512 * 4,
+        ..Default::default()
+    };
+    if let Err(e) = create(&dev, &mut rc) {
+        return Outcome::Fail(format!("RESOURCE_CREATE: {}", errno_name(e)));
+    }
+    let during = tri!(bounce_slots_used());
+    check!(
+        during >= before + 512,
+        "a 1 MiB resource holds {} bounce slots (2 KiB each; {before} before it), want at least 512",
+        during.saturating_sub(before)
+    );
+    if let Err(e) = dev.wait(rc.bo_handle) {
+        return Outcome::Fail(format!("WAIT: {}", errno_name(e)));
+    }
+    if let Err(e) = dev.gem_close(rc.bo_handle) {
+        return Outcome::Fail(format!("GEM_CLOSE: {}", errno_name(e)));
+    }
+    // The pages stay mapped until the host answered RESOURCE_UNREF.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = tri!(bounce_slots_used());
+        if now + 512 <= during {
+            return Outcome::Pass;
+        }
+        if std::time::Instant::now() > deadline {
+            return Outcome::Fail(format!(
+                "10 s after its handle was closed the resource's bounce slots are still held \
+                 ({now} in use, {during} with the resource, {before} before it)"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
