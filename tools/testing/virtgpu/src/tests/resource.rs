@@ -80,15 +80,20 @@ fn create(dev: &Device, rc: &mut VirtgpuResourceCreate) -> Result<(), i32> {
 
 /// A W x H BGRA8 2D texture (the virgl host) or image (the 2D device).
 fn texture(dev: &Device) -> Result<VirtgpuResourceCreate, String> {
+    texture_sized(dev, W, H)
+}
+
+/// A `w` x `h` BGRA8 2D texture or image.
+fn texture_sized(dev: &Device, w: u32, h: u32) -> Result<VirtgpuResourceCreate, String> {
     let mut rc = VirtgpuResourceCreate {
         target: TARGET_2D,
         format: FORMAT_BGRA8,
         bind: BIND_TEXTURE,
-        width: W,
-        height: H,
+        width: w,
+        height: h,
         depth: 1,
         array_size: 1,
-        size: W * H * 4,
+        size: w * h * 4,
         ..Default::default()
     };
     create(dev, &mut rc).map_err(|e| format!("RESOURCE_CREATE: {}", errno_name(e)))?;
@@ -605,20 +610,7 @@ fn dma_bounced(ctx: &Ctx) -> Outcome {
     let dev = tri!(file(ctx));
     let before = tri!(settled_bounce_slots());
     // 1 MiB: 512 slots of 2 KiB.
-    let mut rc = VirtgpuResourceCreate {
-        target: TARGET_2D,
-        format: FORMAT_BGRA8,
-        bind: BIND_TEXTURE,
-        width: 512,
-        height: 512,
-        depth: 1,
-        array_size: 1,
-        size: 512 * 512 * 4,
-        ..Default::default()
-    };
-    if let Err(e) = create(&dev, &mut rc) {
-        return Outcome::Fail(format!("RESOURCE_CREATE: {}", errno_name(e)));
-    }
+    let rc = tri!(texture_sized(&dev, 512, 512));
     let during = tri!(bounce_slots_used());
     check!(
         during >= before + 512,
