@@ -24,6 +24,13 @@
 //! queue back to its owner through [`Request::cancel`] and deletes the queues,
 //! all before the driver's data is dropped. [`Virtqueue`] handles that outlive
 //! this report [`ENODEV`].
+//!
+//! A system sleep (suspend, hibernation) resets the device. Before, the adapter calls
+//! [`Driver::freeze`], then freezes the queues (requests wait, or stay on the backlog), resets
+//! the device, completes what it finished, cancels what it held and deletes the virtqueues;
+//! after, it finds them again for the same [`Virtqueue`] handles, marks the device ready and
+//! calls [`Driver::restore`], which re-creates the device's state ahead of everything that
+//! waited ([`Virtqueue::submit_restoring`]), and only then thaws the queues.
 
 use crate::{
     bindings, container_of, device,
@@ -108,6 +115,11 @@ unsafe impl<T: Driver + 'static> driver::RegistrationOps for Adapter<T> {
             (*vdrv.get()).probe = Some(Self::probe_callback);
             (*vdrv.get()).remove = Some(Self::remove_callback);
             (*vdrv.get()).config_changed = Some(Self::config_changed_callback);
+            #[cfg(CONFIG_PM_SLEEP)]
+            {
+                (*vdrv.get()).freeze = Some(Self::freeze_callback);
+                (*vdrv.get()).restore = Some(Self::restore_callback);
+            }
         }
 
         // SAFETY: `vdrv` is guaranteed to be a valid `DriverType`.
@@ -208,6 +220,57 @@ impl<T: Driver + 'static> Adapter<T> {
                 private.config_work.get(),
             )
         };
+    }
+
+    /// Called by the virtio core before a system sleep, with the device lock held and
+    /// configuration change reports disabled.
+    #[cfg(CONFIG_PM_SLEEP)]
+    extern "C" fn freeze_callback(vdev: *mut bindings::virtio_device) -> c_int {
+        // SAFETY: The virtio core only calls `freeze` with a valid device bound to this driver,
+        // with its device lock held.
+        //
+        // INVARIANT: `vdev` is valid for the duration of the call.
+        let vdev = unsafe { &*vdev.cast::<Device<device::CoreInternal<'_>>>() };
+        // SAFETY: The device is bound to this driver, so `probe_callback` has stored a
+        // `Pin<KBox<PrivateData<'_, T>>>` that is only dropped after `remove`.
+        let private = unsafe { vdev.as_ref().drvdata_borrow::<PrivateData<'_, T>>() };
+        from_result(|| {
+            T::freeze(vdev, private.data())?;
+            // The virtio core stopped reporting configuration changes
+            // (`virtio_config_core_disable()`) and enables them again after `restore`.
+            //
+            // SAFETY: By the type invariant of `PrivateData`, `config_work` is initialised.
+            unsafe { bindings::cancel_work_sync(private.config_work.get()) };
+            // SAFETY: `vdev` is valid and its device lock is held.
+            unsafe { virtqueue::freeze_all(vdev.as_raw()) };
+            Ok(0)
+        })
+    }
+
+    /// Called by the virtio core after a system sleep, with the device lock held, the device
+    /// reset and its features negotiated again.
+    #[cfg(CONFIG_PM_SLEEP)]
+    extern "C" fn restore_callback(vdev: *mut bindings::virtio_device) -> c_int {
+        // SAFETY: As in `freeze_callback`.
+        let vdev = unsafe { &*vdev.cast::<Device<device::CoreInternal<'_>>>() };
+        // SAFETY: As in `freeze_callback`.
+        let private = unsafe { vdev.as_ref().drvdata_borrow::<PrivateData<'_, T>>() };
+        let raw = vdev.as_raw();
+        // SAFETY: `raw` is valid, its queues were deleted by `freeze_callback`, and its device
+        // lock is held.
+        if let Err(e) = unsafe { virtqueue::refind_all(raw) } {
+            // The queues stay without a ring: everything that waits for them, and everything
+            // submitted from now on, ends with `ENODEV`; remove cleans up.
+            // SAFETY: `raw` is valid and its device lock is held.
+            unsafe { virtqueue::stop_all(raw) };
+            return e.to_errno();
+        }
+        // SAFETY: `raw` is valid and its device lock is held.
+        unsafe { bindings::virtio_device_ready(raw) };
+        let ret = T::restore(vdev, private.data(), &Restoring(PhantomData));
+        // SAFETY: `raw` is valid and its device lock is held.
+        unsafe { virtqueue::thaw_all(raw) };
+        from_result(|| ret.map(|()| 0))
     }
 
     extern "C" fn config_work_callback(work: *mut bindings::work_struct) {
@@ -347,7 +410,39 @@ pub trait Driver {
     ) {
         let _ = (dev, config, this);
     }
+
+    /// Before a system sleep (suspend or hibernation), which resets the device: the driver
+    /// stops what it does on its own (its display) and lets the device finish what it was
+    /// given. An error cancels the sleep. Once this returns, the adapter freezes the queues and
+    /// resets the device: a request the device had not answered is cancelled
+    /// ([`Request::cancel`]), one that waits for room stays queued until after
+    /// [`Driver::restore`]. The default refuses the sleep (`EOPNOTSUPP`): a driver that does
+    /// not restore its device's state must not have it reset under it.
+    fn freeze<'bound>(
+        dev: &'bound Device<device::Core<'_>>,
+        this: Pin<&Self::Data<'bound>>,
+    ) -> Result {
+        let _ = (dev, this);
+        Err(EOPNOTSUPP)
+    }
+
+    /// After a system sleep: the device was reset, its queues are found again and it is ready.
+    /// The driver re-creates the device's state with [`Virtqueue::submit_restoring`], ahead of
+    /// every request that waited during the sleep; the queues take other requests once this
+    /// returns. An error is reported to the PM core; the queues are thawed all the same.
+    fn restore<'bound>(
+        dev: &'bound Device<device::Core<'_>>,
+        this: Pin<&Self::Data<'bound>>,
+        restoring: &Restoring<'_>,
+    ) -> Result {
+        let _ = (dev, this, restoring);
+        Ok(())
+    }
 }
+
+/// Proof that the caller is the driver's [`Driver::restore`]: the queues are still frozen, and
+/// only requests submitted with it ([`Virtqueue::submit_restoring`]) reach the device.
+pub struct Restoring<'a>(PhantomData<&'a ()>);
 
 /// A shared memory region of a virtio device (`struct virtio_shm_region`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -329,6 +329,12 @@ struct QueueState<R: Request> {
     vq: *mut bindings::virtqueue,
     /// Set when teardown starts; no buffer is added afterwards.
     dead: bool,
+    /// Set while the device is frozen for a system sleep ([`freeze_all`]) and until the
+    /// driver's restore has run ([`thaw_all`]): requests wait (or go on the backlog) instead
+    /// of being added, except those of the driver's restore ([`Virtqueue::submit_restoring`]).
+    frozen: bool,
+    /// The number of descriptors of the ring, kept while the queue is deleted for a sleep.
+    ring_size: usize,
     /// Requests waiting for room.
     backlog: Chain<R>,
     /// A barrier request ([`Request::is_barrier`]) is on the queue: nothing is added until the
@@ -376,7 +382,8 @@ pub struct Virtqueue<R: Request> {
     /// ([`Virtqueue::notify`]); teardown waits for them before the device is reset. Raised
     /// with the lock held, lowered without it.
     notifying: Atomic<u32>,
-    /// Set with `state.dead`, for [`Virtqueue::notify`], which does not take the lock.
+    /// Set with `state.dead`, and while a freeze waits for notifications to end, for
+    /// [`Virtqueue::notify`], which does not take the lock.
     dying: Atomic<bool>,
     _requests: PhantomData<R>,
 }
@@ -494,6 +501,8 @@ impl<R: Request> Virtqueue<R> {
                 QueueState {
                     vq: ptr::null_mut(),
                     dead: false,
+                    frozen: false,
+                    ring_size: 0,
                     backlog: Chain::new(),
                     barrier: false,
                     device_may_run: false,
@@ -571,14 +580,23 @@ impl<R: Request> Virtqueue<R> {
 
     /// Adds `prepared` (the buffers of the request behind `token`) to the queue; on error the
     /// caller still owns `token`. The caller then kicks the device ([`Virtqueue::kick_locked`]).
+    /// A frozen queue takes only the driver's restore's requests (`restoring`), and only once
+    /// it has its ring again; the others wait for the thaw, as for room.
     fn add_locked(
         &self,
         guard: &mut SpinLockGuard<'_, QueueState<R>>,
         prepared: &mut Prepared,
         req: &R,
         token: *mut core::ffi::c_void,
+        restoring: bool,
     ) -> core::result::Result<(), AddError> {
-        if guard.dead || guard.vq.is_null() {
+        if guard.dead {
+            return Err(AddError::Never(ENODEV));
+        }
+        if guard.frozen && (!restoring || guard.vq.is_null()) {
+            return Err(AddError::Full);
+        }
+        if guard.vq.is_null() {
             return Err(AddError::Never(ENODEV));
         }
         // SAFETY: By the type invariant `guard.vq` is a live virtqueue.
@@ -629,12 +647,10 @@ impl<R: Request> Virtqueue<R> {
     pub fn check_fits(&self, req: &R) -> Result {
         let prepared = Prepared::new(req)?;
         let guard = self.state.lock();
-        if guard.dead || guard.vq.is_null() {
+        if guard.dead || (guard.vq.is_null() && !guard.frozen) {
             return Err(ENODEV);
         }
-        // SAFETY: By the type invariant `guard.vq` is a live virtqueue.
-        let size = unsafe { bindings::virtqueue_get_vring_size(guard.vq) } as usize;
-        if prepared.entries > size {
+        if prepared.entries > guard.ring_size {
             return Err(EINVAL);
         }
         Ok(())
@@ -652,7 +668,21 @@ impl<R: Request> Virtqueue<R> {
         if !req.backlog_link().claim() {
             return Err(EBUSY);
         }
-        let ret = self.submit_claimed(&req);
+        let ret = self.submit_claimed(&req, false);
+        if ret.is_err() {
+            req.backlog_link().release();
+        }
+        ret
+    }
+
+    /// As [`Virtqueue::submit`], from the driver's [`Driver::restore`](super::Driver::restore):
+    /// the queue is still frozen, and `req` goes ahead of every request that waits for the
+    /// thaw, so that what the driver restores on the device comes before what uses it.
+    pub fn submit_restoring(&self, req: Arc<R>, _restoring: &super::Restoring<'_>) -> Result {
+        if !req.backlog_link().claim() {
+            return Err(EBUSY);
+        }
+        let ret = self.submit_claimed(&req, true);
         if ret.is_err() {
             req.backlog_link().release();
         }
@@ -703,9 +733,10 @@ impl<R: Request> Virtqueue<R> {
         mut guard: SpinLockGuard<'a, QueueState<R>>,
         prepared: &mut Prepared,
         req: &Arc<R>,
+        restoring: bool,
     ) -> core::result::Result<(), (SpinLockGuard<'a, QueueState<R>>, AddError)> {
         let token = req.clone().into_foreign();
-        match self.add_locked(&mut guard, prepared, req, token) {
+        match self.add_locked(&mut guard, prepared, req, token, restoring) {
             Ok(()) => {
                 let kick = self.kick_locked(&mut guard);
                 drop(guard);
@@ -720,12 +751,12 @@ impl<R: Request> Virtqueue<R> {
         }
     }
 
-    fn submit_claimed(&self, req: &Arc<R>) -> Result {
+    fn submit_claimed(&self, req: &Arc<R>, restoring: bool) -> Result {
         let mut prepared = Prepared::new(&**req)?;
         let mut guard = self.state.lock();
         loop {
-            if guard.backlog.is_empty() || guard.dead {
-                guard = match self.add_and_notify(guard, &mut prepared, req) {
+            if guard.backlog.is_empty() || guard.dead || restoring {
+                guard = match self.add_and_notify(guard, &mut prepared, req, restoring) {
                     Ok(()) => return Ok(()),
                     Err((_, AddError::Never(e))) => return Err(e),
                     Err((guard, AddError::Full)) => guard,
@@ -760,7 +791,7 @@ impl<R: Request> Virtqueue<R> {
             guard.backlog.push(req);
             return;
         }
-        match self.add_and_notify(guard, &mut prepared, &req) {
+        match self.add_and_notify(guard, &mut prepared, &req, false) {
             Ok(()) => {}
             Err((mut guard, AddError::Full)) => guard.backlog.push(req),
             Err((guard, AddError::Never(_))) => {
@@ -782,7 +813,7 @@ impl<R: Request> Virtqueue<R> {
         }
         let added = Prepared::new(&*req).and_then(|mut prepared| {
             let guard = self.state.try_lock().ok_or(EBUSY)?;
-            self.add_and_notify(guard, &mut prepared, &req)
+            self.add_and_notify(guard, &mut prepared, &req, false)
                 .map_err(|(_, e)| match e {
                     AddError::Full => ENOSPC,
                     AddError::Never(e) => e,
@@ -839,7 +870,7 @@ impl<R: Request> Virtqueue<R> {
             let added = match prepared {
                 Ok(mut prepared) => {
                     let token = head.clone().into_foreign();
-                    let r = self.add_locked(&mut guard, &mut prepared, &head, token);
+                    let r = self.add_locked(&mut guard, &mut prepared, &head, token, false);
                     if r.is_err() {
                         // SAFETY: The queue refused `token`, so we own it again.
                         drop(unsafe { Arc::<R>::from_foreign(token) });
@@ -877,10 +908,11 @@ impl<R: Request> Virtqueue<R> {
         empty && guard.backlog.is_empty()
     }
 
-    /// Whether the queue has been torn down (the device was reset or removed).
+    /// Whether the queue has been torn down (the device was removed). A queue frozen for a
+    /// system sleep is not.
     pub fn is_dead(&self) -> bool {
         let guard = self.state.lock();
-        guard.dead || guard.vq.is_null()
+        guard.dead || (guard.vq.is_null() && !guard.frozen)
     }
 
     /// Takes every request the device has finished off the queue and completes it. Only the
@@ -1034,6 +1066,15 @@ trait Queue: Send + Sync {
     /// After the device reset: cancels every request still on the queue and forgets the
     /// virtqueue, which is about to be deleted.
     fn kill(&self);
+    /// Before a system sleep: no request is added from now on, until [`Queue::thaw`], except
+    /// the driver's restore's; the caller resets the device once this returns.
+    fn freeze(&self);
+    /// After the reset of a frozen device: completes what the device finished, cancels what it
+    /// never will (it forgot it with the reset) and forgets the virtqueue, which is about to be
+    /// deleted. What waits for room or for the thaw stays.
+    fn forget_ring(&self);
+    /// After the driver's restore: requests are added again, what waited first.
+    fn thaw(&self);
 }
 
 impl<R: Request> Queue for Virtqueue<R> {
@@ -1041,6 +1082,8 @@ impl<R: Request> Queue for Virtqueue<R> {
         let mut guard = self.state.lock();
         // INVARIANT: `vq` was just returned by `find_vqs`, empty.
         guard.vq = vq;
+        // SAFETY: `vq` is a live virtqueue.
+        guard.ring_size = unsafe { bindings::virtqueue_get_vring_size(vq) } as usize;
         guard.device_may_run = true;
     }
 
@@ -1117,12 +1160,68 @@ impl<R: Request> Queue for Virtqueue<R> {
         }
         self.space.notify_all();
     }
+
+    fn freeze(&self) {
+        // As `stop`, without marking the queue dead: a submitter that added a request before
+        // may still be notifying the device, which is reset only once it is done.
+        let mut guard = self.state.lock();
+        guard.frozen = true;
+        self.dying.xchg(true, Full);
+        while self.notifying.load(Relaxed) > 0 {
+            self.space.wait(&mut guard);
+        }
+        self.dying.store(false, Relaxed);
+    }
+
+    fn forget_ring(&self) {
+        // The device is reset: the callback does not run again. What it finished before is
+        // completed as it would have been.
+        // SAFETY: The work item is initialised (type invariant).
+        unsafe { bindings::cancel_work_sync(self.work.get()) };
+        self.process_used();
+        self.state.lock().device_may_run = false;
+        loop {
+            let Some(req) = self.state.lock().parked.pop() else {
+                break;
+            };
+            Self::cancel(req);
+        }
+        loop {
+            let token = {
+                let mut guard = self.state.lock();
+                if guard.vq.is_null() {
+                    break;
+                }
+                // SAFETY: The device has been reset, so detaching unused buffers is allowed;
+                // the virtqueue is live while the lock is held.
+                let token = unsafe { bindings::virtqueue_detach_unused_buf(guard.vq) };
+                if token.is_null() {
+                    // INVARIANT: The queue is about to be deleted.
+                    guard.vq = ptr::null_mut();
+                    guard.barrier = false;
+                    break;
+                }
+                token
+            };
+            // SAFETY: Every token on the queue is an `Arc<R>` from `into_foreign`, and the queue
+            // gave this one back, once.
+            Self::cancel(unsafe { Arc::<R>::from_foreign(token) });
+        }
+    }
+
+    fn thaw(&self) {
+        self.state.lock().frozen = false;
+        self.drain_backlog();
+        let _guard = self.state.lock();
+        self.space.notify_all();
+    }
 }
 
 /// The queues of a device, hung off `virtio_device::priv` while they exist, for the callback
-/// and teardown paths.
+/// and teardown paths, and the names they were found with, to find them again after a sleep.
 struct Registry {
     queues: KVec<Arc<dyn Queue>>,
+    names: KVec<&'static CStr>,
 }
 
 /// The callback of every queue found through this abstraction.
@@ -1182,6 +1281,104 @@ pub(super) unsafe fn delete_all(vdev: *mut bindings::virtio_device) {
     drop(registry);
 }
 
+/// Freezes every queue of `vdev` ([`Queue::freeze`]), resets the device and deletes its
+/// virtqueues; the queues themselves stay, frozen, for [`refind_all`] and [`thaw_all`].
+///
+/// # Safety
+///
+/// `vdev` is a valid virtio device; the caller holds the device lock (the PM callbacks).
+pub(super) unsafe fn freeze_all(vdev: *mut bindings::virtio_device) {
+    // SAFETY: `vdev` is valid by the safety requirements.
+    let registry = unsafe { (*vdev).priv_ }.cast::<Registry>();
+    if registry.is_null() {
+        // SAFETY: `vdev` is valid; a device without queues is reset all the same.
+        unsafe { bindings::virtio_reset_device(vdev) };
+        return;
+    }
+    // SAFETY: A non-null `priv` points to the `Registry` installed by `find_virtqueues`; only
+    // `delete_all` frees it, which needs the device lock the caller holds.
+    let registry = unsafe { &*registry };
+    for queue in registry.queues.iter() {
+        queue.freeze();
+    }
+    // SAFETY: `vdev` is valid. Resetting stops the device from using any buffer and waits for
+    // running queue callbacks.
+    unsafe { bindings::virtio_reset_device(vdev) };
+    for queue in registry.queues.iter() {
+        queue.forget_ring();
+    }
+    // SAFETY: `vdev` is valid and reset; its queues were found by `find_virtqueues` and every
+    // queue forgot its virtqueue.
+    unsafe {
+        if let Some(del_vqs) = (*(*vdev).config).del_vqs {
+            del_vqs(vdev);
+        }
+    }
+}
+
+/// Finds the virtqueues of `vdev` again after a sleep ([`freeze_all`]), for the same (still
+/// frozen) queues.
+///
+/// # Safety
+///
+/// `vdev` is a valid virtio device whose queues were deleted by [`freeze_all`]; the caller holds
+/// the device lock (the PM callbacks).
+pub(super) unsafe fn refind_all(vdev: *mut bindings::virtio_device) -> Result {
+    // SAFETY: `vdev` is valid by the safety requirements.
+    let registry = unsafe { (*vdev).priv_ }.cast::<Registry>();
+    if registry.is_null() {
+        return Ok(());
+    }
+    // SAFETY: As in `freeze_all`.
+    let registry = unsafe { &*registry };
+    let n = registry.names.len();
+    let mut infos = KVec::with_capacity(n, GFP_KERNEL)?;
+    let mut vqs = KVec::with_capacity(n, GFP_KERNEL)?;
+    for name in registry.names.iter() {
+        infos.push(
+            bindings::virtqueue_info {
+                name: name.as_char_ptr(),
+                callback: Some(queue_callback),
+                ctx: false,
+            },
+            GFP_KERNEL,
+        )?;
+        vqs.push(ptr::null_mut::<bindings::virtqueue>(), GFP_KERNEL)?;
+    }
+    // SAFETY: `vdev` is valid, has no queues, and we hold the device lock; `infos` and `vqs`
+    // hold `n` entries each. `priv` still points to the registry the callback uses.
+    to_result(unsafe {
+        bindings::virtio_find_vqs(
+            vdev,
+            n as u32,
+            vqs.as_mut_ptr(),
+            infos.as_mut_ptr(),
+            ptr::null_mut(),
+        )
+    })?;
+    for (q, vq) in registry.queues.iter().zip(vqs.iter()) {
+        q.set_raw(*vq);
+    }
+    Ok(())
+}
+
+/// Thaws every queue of `vdev` ([`Queue::thaw`]).
+///
+/// # Safety
+///
+/// `vdev` is a valid virtio device; the caller holds the device lock (the PM callbacks).
+pub(super) unsafe fn thaw_all(vdev: *mut bindings::virtio_device) {
+    // SAFETY: `vdev` is valid by the safety requirements.
+    let registry = unsafe { (*vdev).priv_ }.cast::<Registry>();
+    if registry.is_null() {
+        return;
+    }
+    // SAFETY: As in `freeze_all`.
+    for queue in unsafe { &*registry }.queues.iter() {
+        queue.thaw();
+    }
+}
+
 /// The queues of a device that is not yet ready: they carry nothing until [`Device::ready`]
 /// turns them into [`Virtqueue`]s.
 pub struct Virtqueues<R: Request, const N: usize> {
@@ -1216,7 +1413,17 @@ impl<'a> Device<device::Core<'a>> {
             dyn_queues.push(q.clone(), GFP_KERNEL)?;
             queues.push(q, GFP_KERNEL)?;
         }
-        let registry = KBox::new(Registry { queues: dyn_queues }, GFP_KERNEL)?;
+        let mut saved_names = KVec::with_capacity(N, GFP_KERNEL)?;
+        for name in names {
+            saved_names.push(name, GFP_KERNEL)?;
+        }
+        let registry = KBox::new(
+            Registry {
+                queues: dyn_queues,
+                names: saved_names,
+            },
+            GFP_KERNEL,
+        )?;
 
         let mut infos: [MaybeUninit<bindings::virtqueue_info>; N] =
             [const { MaybeUninit::uninit() }; N];

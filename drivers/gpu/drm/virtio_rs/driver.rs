@@ -153,6 +153,23 @@ impl virtio::Driver for VirtioGpuDriver {
         }
     }
 
+    /// Before a system sleep, which resets the device: see [`crate::pm`].
+    fn freeze<'bound>(
+        vdev: &'bound virtio::Device<Core<'_>>,
+        this: Pin<&Self::Data<'bound>>,
+    ) -> Result {
+        crate::pm::freeze(vdev, this._reg.device(), &this.gpu)
+    }
+
+    /// After a system sleep: see [`crate::pm`].
+    fn restore<'bound>(
+        vdev: &'bound virtio::Device<Core<'_>>,
+        this: Pin<&Self::Data<'bound>>,
+        restoring: &virtio::Restoring<'_>,
+    ) -> Result {
+        crate::pm::restore(vdev, this._reg.device(), &this.gpu, restoring)
+    }
+
     /// Runs in process context (the virtio adapter defers it to a work item).
     ///
     /// A device that reports `DEVICE_NEEDS_RESET` (QEMU does when its device hit an error it

@@ -27,6 +27,7 @@ use crate::{
     driver::{VirtioGpuDevice, VirtioGpuDrmDriver},
     gem::{Object, ObjectArgs, ReleaseCommands},
     gpu::{ContextId, Gpu, MAX_CAPSET_ID},
+    pm::Recreate,
     protocol,
     queue::{Command, Held},
 };
@@ -47,6 +48,9 @@ pub(crate) struct Context {
     /// made when the handle is made.
     detach: KVec<(u32, Arc<Command>)>,
     created: bool,
+    /// The host's generation ([`Gpu::host_generation`]) the host context was made in: one made
+    /// before a sleep is lost (see [`crate::pm`]).
+    generation: u32,
     /// `struct virtio_gpu_ctx_create::context_init`: the capset id.
     context_init: u32,
     num_rings: u64,
@@ -60,6 +64,11 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// Whether the host context was made and then forgotten by the host in a sleep.
+    fn lost(&self, gpu: &Gpu) -> bool {
+        self.created && self.generation != gpu.host_generation()
+    }
+
     /// The fence context of ring `ring` (`None`: the device's) and whether its fences send a
     /// DRM event; `EINVAL` for a ring the context does not have.
     pub(crate) fn ring(&self, gpu: &Gpu, ring: Option<u32>) -> Result<(u64, bool)> {
@@ -98,6 +107,7 @@ impl drm::file::DriverFile for File {
                 id,
                 detach: KVec::new(),
                 created: false,
+                generation: 0,
                 context_init: 0,
                 num_rings: 0,
                 rings_set: false,
@@ -122,7 +132,8 @@ impl drm::file::DriverFile for File {
 impl PinnedDrop for File {
     fn drop(self: Pin<&mut Self>) {
         if let Some(ctx) = self.context.lock().take() {
-            if ctx.created {
+            // A context the host forgot in a sleep is not destroyed: its id is free now.
+            if ctx.created && !ctx.lost(&self.gpu) {
                 // The id is given back once the host destroyed the context (or the device is
                 // gone, with its contexts). Every handle of the file is closed by now.
                 ctx.destroy.hold(Held::Context { _id: ctx.id });
@@ -176,6 +187,7 @@ impl File {
             Held::Nothing,
         )?);
         ctx.created = true;
+        ctx.generation = gpu.host_generation();
         Ok(())
     }
 
@@ -189,6 +201,9 @@ impl File {
             return Err(EINVAL);
         };
         let (fence_ctx, event) = ctx.ring(&self.gpu, ring)?;
+        if ctx.lost(&self.gpu) {
+            return Err(ECANCELED);
+        }
         if !ctx.created {
             Self::create_context(&self.gpu, ctx)?;
         }
@@ -202,12 +217,15 @@ impl File {
     }
 
     /// Calls `f` with the file's host context, created first if needed; `EINVAL` on a device
-    /// without 3D.
+    /// without 3D, `ECANCELED` once the host forgot the context in a sleep.
     pub(crate) fn with_context<R>(&self, f: impl FnOnce(&Context) -> Result<R>) -> Result<R> {
         let mut guard = self.context.lock();
         let Some(ctx) = &mut *guard else {
             return Err(EINVAL);
         };
+        if ctx.lost(&self.gpu) {
+            return Err(ECANCELED);
+        }
         if !ctx.created {
             Self::create_context(&self.gpu, ctx)?;
         }
@@ -225,7 +243,8 @@ impl File {
             if !ctx.created && !self.gpu.features.context_init {
                 Self::create_context(&self.gpu, ctx)?;
             }
-            if !ctx.created {
+            // A context the host forgot takes no resource: its submits fail.
+            if !ctx.created || ctx.lost(&self.gpu) {
                 return Ok(());
             }
             // The detach is made and recorded first, so that closing the handle cannot fail.
@@ -263,9 +282,12 @@ impl File {
     pub(crate) fn detach_resource(&self, resource_id: u32) {
         let mut guard = self.context.lock();
         if let Some(ctx) = &mut *guard {
+            let lost = ctx.lost(&self.gpu);
             if let Some(i) = ctx.detach.iter().position(|(id, _)| *id == resource_id) {
                 if let Ok((_, cmd)) = ctx.detach.remove(i) {
-                    self.gpu.ctrl.send_release(cmd);
+                    if !lost {
+                        self.gpu.ctrl.send_release(cmd);
+                    }
                 }
             }
         }
@@ -390,6 +412,15 @@ impl File {
                 (cmd, Some(entries))
             }
         };
+        // Guest blobs are made again after a sleep (see `crate::pm`); blobs of the host are not.
+        let recreate = if args.blob_mem == uapi::VIRTGPU_BLOB_MEM_GUEST {
+            match &pages {
+                Some(p) => Some(Recreate::new(&cmd, backing::mem_entries(p)?, false)),
+                None => None,
+            }
+        } else {
+            None
+        };
         let create = Command::new(cmd, entries, protocol::HDR_SIZE, None, Held::Nothing)?;
         // The object is made before the host is asked, so that once it is, the object releases
         // the resource whatever happens next.
@@ -409,6 +440,9 @@ impl File {
         if let Err(e) = gpu.ctrl.send(create) {
             obj.never_created();
             return Err(e);
+        }
+        if let Some(r) = recreate {
+            obj.set_recreate(r);
         }
         obj.create_mmap_offset()?;
         args.bo_handle = obj.create_handle(file)?;

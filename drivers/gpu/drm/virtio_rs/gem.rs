@@ -32,6 +32,7 @@ use crate::{
     driver::{VirtioGpuDevice, VirtioGpuDrmDriver},
     gpu::{Gpu, ResourceId},
     host_visible::HostRange,
+    pm::Recreate,
     protocol::{self, resp},
     queue::{Command, Held, Pending},
 };
@@ -133,6 +134,11 @@ pub(crate) struct VirtioGpuObject {
     from_host_pending: Atomic<bool>,
     /// Whether the object has guest pages (classic resources, guest blobs).
     guest: bool,
+    /// Whether the resource is made again after a sleep (classic resources and guest blobs,
+    /// see [`crate::pm`]).
+    restorable: bool,
+    /// The host's generation ([`Gpu::host_generation`]) the resource was made in.
+    generation: u32,
     #[pin]
     map: Mutex<MapState>,
     /// Classic resources and guest blobs mapped into the kernel (fbdev, the panic screen): the
@@ -159,6 +165,8 @@ impl gem::DriverObject for VirtioGpuObject {
             dumb: args.dumb,
             size,
             guest: args.pages.is_some(),
+            restorable: args.classic || args.blob_mem == uapi::VIRTGPU_BLOB_MEM_GUEST,
+            generation: gpu.host_generation(),
             owned <- new_mutex!(Some((args.id, args.release))),
             pages: args.pages,
             vmap_lock <- new_mutex!(()),
@@ -199,6 +207,12 @@ impl gem::DriverObject for VirtioGpuObject {
 }
 
 impl VirtioGpuObject {
+    /// Whether the host forgot the resource in a sleep and it was not made again: a host blob
+    /// made before the last sleep (see [`crate::pm`]).
+    pub(crate) fn lost(&self) -> bool {
+        !self.restorable && self.generation != self.gpu.host_generation()
+    }
+
     /// A blob the host keeps a resource of its own for (the C driver's `host3d_blob`).
     pub(crate) fn host3d_blob(&self) -> bool {
         !self.classic
@@ -225,6 +239,9 @@ impl VirtioGpuObject {
     /// good), `EBUSY` if the platform would not give the range the type the policy wants (for
     /// good), `ENOSPC` if the region is full and `ENODEV` if the device is gone (both may pass).
     fn ensure_mapped(&self) -> Result<(u32, Option<Caching>)> {
+        if self.lost() {
+            return Err(ECANCELED);
+        }
         let pending = {
             let mut state = self.map.lock();
             match &*state {
@@ -337,6 +354,14 @@ impl VirtioGpuObject {
     }
 
     /// The host was never asked to create the resource: nothing is released on the host.
+    /// The host made the resource: after a sleep, `recreate` makes it again (see
+    /// [`crate::pm`]).
+    pub(crate) fn set_recreate(&self, recreate: Recreate) {
+        if let Some((id, _)) = &*self.owned.lock() {
+            id.set_recreate(recreate);
+        }
+    }
+
     pub(crate) fn never_created(&self) {
         drop(self.owned.lock().take());
     }
@@ -390,6 +415,9 @@ impl VirtioGpuObject {
         if self.gpu.ctrl.is_gone() {
             return Err(ENODEV);
         }
+        if self.lost() {
+            return Err(ECANCELED);
+        }
         if vma.flags() & (virt::flags::SHARED | virt::flags::MAYWRITE) == virt::flags::MAYWRITE {
             // A private writable mapping would write to copies the host never sees (and of
             // device memory, copies it cannot make): `EINVAL`, as the C driver's shmem and
@@ -423,6 +451,11 @@ impl VirtioGpuObject {
         let base = self.pfn_base.load(Acquire);
         if base == 0 || page_offset >= self.size / PAGE_SIZE {
             return Err(EINVAL);
+        }
+        // The host no longer maps the blob there: its mappings were zapped before the sleep,
+        // and are not made again.
+        if self.lost() {
+            return Err(ECANCELED);
         }
         // SAFETY: `pfn_base` is set once the blob is placed in the host-visible region (device
         // memory the host maps for this resource) with its memory type reserved as the mapping
@@ -534,6 +567,8 @@ impl PinnedDrop for VirtioGpuObject {
         let Some((id, release)) = self.owned.lock().take() else {
             return;
         };
+        // Not made again after a sleep from now on.
+        id.releasing();
         let vmapped = self.vmapped.xchg(0, Relaxed);
         if let (true, Some(p)) = (vmapped != 0, &pages) {
             // SAFETY: `vmapped` is the mapping of all of `p` that `vmap` made, which nothing

@@ -25,6 +25,7 @@ use kernel::{
 use crate::{
     fence::{FenceDriver, VirtioGpuFence},
     host_visible::HostVisible,
+    pm::Recreate,
     protocol::{self, resp},
     queue::{Command, CommandQueue},
 };
@@ -116,9 +117,14 @@ pub(crate) struct Gpu {
     /// Host context ids in use; 0 is never handed out.
     #[pin]
     context_ids: Mutex<IdPool>,
-    /// Host resource ids in use on this device; see [`NEXT_RESOURCE_ID`].
+    /// Host resource ids in use on this device (see [`NEXT_RESOURCE_ID`]), with what makes
+    /// the resource again after a sleep reset the device, for those that can be made again
+    /// and are not being released.
     #[pin]
-    live_resource_ids: Mutex<RBTree<u32, ()>>,
+    live_resource_ids: Mutex<RBTree<u32, Option<Recreate>>>,
+    /// Counts the resets that made the host forget its state (a system sleep): contexts and
+    /// host blobs made before the last one are lost ([`crate::pm`]).
+    host_generation: Atomic<u32>,
 }
 
 /// The next host resource id to hand out, on any device.
@@ -248,6 +254,7 @@ impl Gpu {
                 capset_cache <- new_mutex!(KVec::new()),
                 context_ids <- new_mutex!(IdPool::new()),
                 live_resource_ids <- new_mutex!(RBTree::new()),
+                host_generation: Atomic::new(0),
             }),
             GFP_KERNEL,
         )
@@ -389,6 +396,34 @@ impl Gpu {
         })
     }
 
+    /// The number of resets that made the host forget its state so far (see
+    /// [`Gpu::lose_host_state`]).
+    pub(crate) fn host_generation(&self) -> u32 {
+        self.host_generation.load(Relaxed)
+    }
+
+    /// The device is about to be reset for a sleep: the host forgets its contexts and
+    /// resources. Contexts and resources made before are lost unless they are made again.
+    pub(crate) fn lose_host_state(&self) {
+        self.host_generation.fetch_add(1, Relaxed);
+    }
+
+    /// After a sleep: queues the making of every resource that can be made again, ahead of
+    /// everything that waited; a resource whose release starts meanwhile waits for this to
+    /// end, and its release comes after.
+    pub(crate) fn recreate_resources(&self, restoring: &kernel::virtio::Restoring<'_>) -> Result {
+        let live = self.live_resource_ids.lock();
+        let mut ret = Ok(());
+        for (id, recreate) in live.iter() {
+            if let Some(r) = recreate {
+                if let Err(e) = r.send(self, *id, restoring) {
+                    ret = Err(e);
+                }
+            }
+        }
+        ret
+    }
+
     /// Allocates a host resource id (never 0): the next one of [`NEXT_RESOURCE_ID`] that is
     /// not in use on this device.
     pub(crate) fn alloc_resource_id(self: &Arc<Self>) -> Result<ResourceId> {
@@ -398,7 +433,7 @@ impl Gpu {
         loop {
             let id = NEXT_RESOURCE_ID.fetch_add(1, Relaxed);
             if id != 0 && live.get(&id).is_none() {
-                live.insert(node.into_node(id, ()));
+                live.insert(node.into_node(id, None));
                 // INVARIANT: Just allocated.
                 return Ok(ResourceId {
                     gpu: self.clone(),
@@ -446,6 +481,26 @@ pub(crate) struct ResourceId {
 impl ResourceId {
     pub(crate) fn get(&self) -> u32 {
         self.id
+    }
+
+    /// The host made the resource: after a sleep, `recreate` makes it again, until
+    /// [`ResourceId::releasing`].
+    pub(crate) fn set_recreate(&self, recreate: Recreate) {
+        if let Some(r) = self.gpu.live_resource_ids.lock().get_mut(&self.id) {
+            *r = Some(recreate);
+        }
+    }
+
+    /// The resource's release is about to be queued: it is not made again after a sleep, even
+    /// while the id stays in use until the host answered.
+    pub(crate) fn releasing(&self) {
+        let old = self
+            .gpu
+            .live_resource_ids
+            .lock()
+            .get_mut(&self.id)
+            .and_then(Option::take);
+        drop(old);
     }
 }
 

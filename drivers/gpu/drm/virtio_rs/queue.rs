@@ -386,6 +386,16 @@ impl CommandQueue {
         self.vq.submit(cmd)
     }
 
+    /// Queues `cmd` from the driver's restore after a sleep, ahead of everything that waited
+    /// ([`Virtqueue::submit_restoring`]).
+    pub(crate) fn send_restoring(
+        &self,
+        cmd: Arc<Command>,
+        restoring: &kernel::virtio::Restoring<'_>,
+    ) -> Result {
+        self.vq.submit_restoring(cmd, restoring)
+    }
+
     /// Queues `cmd` from a panic: see [`Virtqueue::submit_in_panic`] (an unanswered command
     /// takes one descriptor, and the ring nothing it would allocate).
     pub(crate) fn send_in_panic(&self, cmd: Arc<Command>) -> Result {

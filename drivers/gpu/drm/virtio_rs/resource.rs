@@ -31,6 +31,7 @@ use crate::{
     file::File,
     gem::{Object, ObjectArgs, ReleaseCommands},
     gpu::Gpu,
+    pm::Recreate,
     protocol::{self, ResourceParams},
     queue::{Command, Held},
 };
@@ -120,6 +121,7 @@ pub(crate) fn create_classic(
     let id = gpu.alloc_resource_id()?;
     let release = ReleaseCommands::new(id.get(), false)?;
     let create = create(id.get())?;
+    let recreate = Recreate::new(&create, backing::mem_entries(&pages)?, true);
     // A dumb buffer's creation is not fenced, as in the C driver: nobody WAITs for a dumb
     // buffer, and a fence on its reservation would hold the first commit that shows it (the
     // GEM plane helper waits for implicit fences) behind a host that does not answer, with the
@@ -181,6 +183,7 @@ pub(crate) fn create_classic(
     // device gone), the resource stays without guest memory, as a failed ATTACH_BACKING
     // would leave it, and the ioctl fails: closing the object releases it.
     gpu.ctrl.send(attach)?;
+    obj.set_recreate(recreate);
     obj.create_mmap_offset()?;
     Ok(obj)
 }

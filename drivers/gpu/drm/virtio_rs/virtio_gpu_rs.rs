@@ -17,6 +17,7 @@ mod file;
 mod gem;
 mod gpu;
 mod host_visible;
+mod pm;
 mod protocol;
 mod queue;
 mod resource;

@@ -208,6 +208,44 @@ impl<T: drm::Driver, C: drm::DeviceContext> drm::Device<T, C> {
             unsafe { bindings::drm_atomic_helper_shutdown(self.as_raw()) };
         }
     }
+
+    /// Before a system sleep: suspends the in-kernel clients (fbdev) and turns every output
+    /// off, keeping the state to restore (`drm_mode_config_helper_suspend()`). Does nothing on
+    /// a device without a display.
+    pub fn suspend_display(&self) -> Result {
+        if !has_modeset(self) {
+            return Ok(());
+        }
+        // SAFETY: `self` is a valid DRM device with an initialised mode config.
+        to_result(unsafe { bindings::drm_mode_config_helper_suspend(self.as_raw()) })
+    }
+
+    /// After a system sleep: restores the state [`Self::suspend_display`] kept and resumes
+    /// the in-kernel clients (`drm_mode_config_helper_resume()`). Does nothing on a device
+    /// without a display.
+    pub fn resume_display(&self) -> Result {
+        if !has_modeset(self) {
+            return Ok(());
+        }
+        // SAFETY: `self` is a valid DRM device with an initialised mode config; the helper
+        // does nothing if no state was kept.
+        to_result(unsafe { bindings::drm_mode_config_helper_resume(self.as_raw()) })
+    }
+
+    /// Zaps every userspace mapping of the device's GEM objects, as `drm_dev_unplug()` does;
+    /// the next access faults again, and the driver decides what it maps then. For a driver
+    /// whose device forgets what it mapped (a reset for a system sleep).
+    pub fn zap_user_mappings(&self) {
+        // SAFETY: `self` is a valid DRM device; its anonymous inode, whose address space every
+        // mapping of its objects uses, lives as long as the device. Zapping takes the mapping's
+        // own locks.
+        unsafe {
+            let inode = (*self.as_raw()).anon_inode;
+            if !inode.is_null() {
+                bindings::unmap_mapping_range((*inode).i_mapping, 0, 0, 1);
+            }
+        }
+    }
 }
 
 impl<T: drm::Driver> drm::Registration<'_, T> {

@@ -322,6 +322,7 @@ pub fn errno_name(e: i32) -> String {
         libc::EINTR => "EINTR",
         libc::EAGAIN => "EAGAIN",
         libc::EBADF => "EBADF",
+        libc::ECANCELED => "ECANCELED",
         _ => return format!("errno {e}"),
     };
     n.to_owned()

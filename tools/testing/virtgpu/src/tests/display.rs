@@ -61,7 +61,7 @@ fn host_shows_on(head: u32, want: &[((u32, u32), u32)]) -> Result<Result<(), Str
 /// then, on the virgl host only) to draw a new scanout's first frame before the upload to its
 /// texture was visible to the display's GL context, and keep that picture until the next
 /// flush.
-fn host_shows_poked(
+pub(super) fn host_shows_poked(
     want: &[((u32, u32), u32)],
     poke: &dyn Fn(),
 ) -> Result<Result<(), String>, String> {

@@ -17,6 +17,7 @@ mod igt;
 mod mesa;
 pub mod params;
 mod resource;
+mod sleep;
 pub mod unbind;
 
 /// Which host the guest runs on (the rig passes `rig.host=` on the kernel
@@ -91,6 +92,8 @@ pub fn all() -> Vec<Test> {
     all.extend(from_table(mesa::TESTS));
     all.extend(igt::tests());
     all.extend(from_table(fuzz::TESTS));
+    // Late: a sleep loses the host contexts of every file open, the shared one's too.
+    all.extend(from_table(sleep::TESTS));
     // Last: they unbind and rebind the device.
     all.extend(from_table(unbind::TESTS));
     all.extend(from_table(fence::LAST));

@@ -62,7 +62,7 @@ const H: u32 = 64;
 
 /// A new file of the render node, with a virgl2 context on the virgl host (as Mesa's virgl
 /// makes it).
-fn file(ctx: &Ctx) -> Result<Device, String> {
+pub(super) fn file(ctx: &Ctx) -> Result<Device, String> {
     let dev = Device::open(&ctx.dev.path).map_err(|e| format!("open: {e}"))?;
     if ctx.host == Host::Gl {
         dev.context_init(&[VirtgpuContextSetParam {
@@ -79,7 +79,7 @@ fn create(dev: &Device, rc: &mut VirtgpuResourceCreate) -> Result<(), i32> {
 }
 
 /// A W x H BGRA8 2D texture (the virgl host) or image (the 2D device).
-fn texture(dev: &Device) -> Result<VirtgpuResourceCreate, String> {
+pub(super) fn texture(dev: &Device) -> Result<VirtgpuResourceCreate, String> {
     texture_sized(dev, W, H)
 }
 
@@ -100,7 +100,7 @@ fn texture_sized(dev: &Device, w: u32, h: u32) -> Result<VirtgpuResourceCreate, 
     Ok(rc)
 }
 
-fn transfer(dev: &Device, to_host: bool, t: &mut Virtgpu3dTransfer) -> Result<(), i32> {
+pub(super) fn transfer(dev: &Device, to_host: bool, t: &mut Virtgpu3dTransfer) -> Result<(), i32> {
     let req = if to_host {
         DRM_IOCTL_VIRTGPU_TRANSFER_TO_HOST
     } else {
@@ -110,7 +110,7 @@ fn transfer(dev: &Device, to_host: bool, t: &mut Virtgpu3dTransfer) -> Result<()
 }
 
 /// The whole W x H image of `handle`.
-fn whole(handle: u32) -> Virtgpu3dTransfer {
+pub(super) fn whole(handle: u32) -> Virtgpu3dTransfer {
     Virtgpu3dTransfer {
         bo_handle: handle,
         bx: Virtgpu3dBox {

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Suspend and hibernation: what the device loses when it is reset for a system sleep, and what
+//! the driver gives it back.
+//!
+//! The virtio core resets the device before a sleep (unless the transport keeps its state:
+//! virtio-pci's No_Soft_Reset, for suspend only), and the host then forgets every resource
+//! and context. As the C driver's hibernation path (`virtio_gpu_object_restore_all()`), the
+//! driver makes its classic resources (with their guest memory) and guest blobs again, with the
+//! same ids, before anything else reaches the device; unlike the C driver it does so after
+//! every reset, for suspend as for hibernation (the C driver restores only after a hibernation,
+//! and its display shows resources the host no longer has after a suspend that reset the
+//! device). What exists only on the host cannot be made again: host contexts and host blobs
+//! made before the sleep are lost. Their users get `ECANCELED` (a context's submits, a blob's
+//! new mappings and faults: `SIGBUS`), as amdgpu answers for contexts that lost their VRAM, and
+//! every userspace mapping of the device's objects is zapped before the reset, so none points
+//! at memory the host no longer maps there. The C driver keeps such contexts and mappings,
+//! and refuses hibernation with virgl instead.
+
+use kernel::{
+    device::Core,
+    prelude::*,
+    virtio::{self, Restoring},
+};
+
+use crate::{
+    driver::VirtioGpuDevice,
+    gpu::Gpu,
+    protocol,
+    queue::{Command, Held},
+};
+
+/// How long a freeze waits for the host to answer what is queued (the cursor queue gets a
+/// second of it): a host that does not answer cancels the sleep (`EBUSY`).
+const FREEZE_WAIT_MS: u32 = 5000;
+
+/// What makes a resource again on a device that was reset: its creation (without a fence) and
+/// the list of its guest memory, given with the creation (guest blobs) or attached behind it
+/// (classic resources).
+pub(crate) struct Recreate {
+    create: protocol::Encoded,
+    entries: KVVec<u8>,
+    nr_entries: u32,
+    attach: bool,
+}
+
+impl Recreate {
+    /// For a resource made by `create` (a RESOURCE_CREATE_2D/3D with `attach`, or a
+    /// RESOURCE_CREATE_BLOB of guest memory) whose guest memory is listed by `entries`.
+    pub(crate) fn new(create: &protocol::Encoded, entries: (KVVec<u8>, u32), attach: bool) -> Self {
+        Self {
+            create: create.clone(),
+            entries: entries.0,
+            nr_entries: entries.1,
+            attach,
+        }
+    }
+
+    /// Queues the commands that make resource `id` again, ahead of everything that waits.
+    pub(crate) fn send(&self, gpu: &Gpu, id: u32, restoring: &Restoring<'_>) -> Result {
+        let copy = |v: &KVVec<u8>| -> Result<KVVec<u8>> {
+            let mut c = KVVec::with_capacity(v.len(), GFP_KERNEL)?;
+            c.extend_from_slice(v, GFP_KERNEL)?;
+            Ok(c)
+        };
+        let (create_payload, attach) = if self.attach {
+            let attach = Command::new(
+                protocol::resource_attach_backing(id, self.nr_entries)?,
+                Some(copy(&self.entries)?),
+                protocol::HDR_SIZE,
+                None,
+                Held::Nothing,
+            )?;
+            (None, Some(attach))
+        } else {
+            (Some(copy(&self.entries)?), None)
+        };
+        let create = Command::new(
+            self.create.clone(),
+            create_payload,
+            protocol::HDR_SIZE,
+            None,
+            Held::Nothing,
+        )?;
+        gpu.ctrl.send_restoring(create, restoring)?;
+        if let Some(attach) = attach {
+            gpu.ctrl.send_restoring(attach, restoring)?;
+        }
+        Ok(())
+    }
+}
+
+/// Before a sleep: the display off (as the C driver, `drm_mode_config_helper_suspend()`), what
+/// is queued answered, then the host's state declared lost and every userspace mapping of the
+/// device's objects zapped. The virtio adapter resets the device once this returns.
+pub(crate) fn freeze(vdev: &virtio::Device<Core<'_>>, drm: &VirtioGpuDevice, gpu: &Gpu) -> Result {
+    drm.suspend_display()?;
+    if !gpu.ctrl.wait_idle(FREEZE_WAIT_MS) || !gpu.cursor.wait_idle(1000) {
+        dev_err!(
+            vdev,
+            "the host did not answer what was queued: sleep cancelled\n"
+        );
+        if let Err(e) = drm.resume_display() {
+            dev_err!(vdev, "resuming the display failed: {:?}\n", e);
+        }
+        return Err(EBUSY);
+    }
+    gpu.lose_host_state();
+    drm.zap_user_mappings();
+    Ok(())
+}
+
+/// After a sleep: the resources that can be made again, then the display as it was. Errors are
+/// reported, not returned: the virtio core would mark the device failed, and with it every
+/// resource that was made again.
+pub(crate) fn restore(
+    vdev: &virtio::Device<Core<'_>>,
+    drm: &VirtioGpuDevice,
+    gpu: &Gpu,
+    restoring: &Restoring<'_>,
+) -> Result {
+    if let Err(e) = gpu.recreate_resources(restoring) {
+        dev_err!(vdev, "making the resources again failed: {:?}\n", e);
+    }
+    if let Err(e) = drm.resume_display() {
+        dev_err!(vdev, "resuming the display failed: {:?}\n", e);
+    }
+    Ok(())
+}
