@@ -14,7 +14,10 @@
 use core::{ffi::c_void, ptr::NonNull};
 use kernel::{
     bindings,
-    drm::{self, gem},
+    drm::{
+        self,
+        gem::{self, BaseObject},
+    },
     mm::virt::{self, Caching, VmaNew},
     new_mutex,
     page::{Page, PAGE_SHIFT, PAGE_SIZE},
@@ -192,7 +195,16 @@ impl gem::DriverObject for VirtioGpuObject {
 
     fn mmap(obj: &gem::Object<Self>, vma: &VmaNew, page_offset: usize) -> Result {
         let this: &VirtioGpuObject = obj;
-        this.mmap(vma, page_offset)
+        this.mmap(vma, page_offset)?;
+        if !this.guest {
+            // Host memory: the mapping is zapped before a sleep (see `crate::pm`).
+            this.gpu.track_user_mapping(
+                this.resource_id,
+                obj.create_mmap_offset()?,
+                this.size as u64,
+            )?;
+        }
+        Ok(())
     }
 
     fn fault_pfn(obj: &gem::Object<Self>, page_offset: usize) -> Result<gem::UserPfn> {
@@ -567,8 +579,9 @@ impl PinnedDrop for VirtioGpuObject {
         let Some((id, release)) = self.owned.lock().take() else {
             return;
         };
-        // Not made again after a sleep from now on.
+        // Not made again after a sleep from now on; no mapping of it is left.
         id.releasing();
+        self.gpu.untrack_user_mapping(id.get());
         let vmapped = self.vmapped.xchg(0, Relaxed);
         if let (true, Some(p)) = (vmapped != 0, &pages) {
             // SAFETY: `vmapped` is the mapping of all of `p` that `vmap` made, which nothing

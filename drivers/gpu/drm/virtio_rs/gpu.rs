@@ -122,6 +122,10 @@ pub(crate) struct Gpu {
     /// and are not being released.
     #[pin]
     live_resource_ids: Mutex<RBTree<u32, Option<Recreate>>>,
+    /// The host blobs mapped into userspace: resource id to the object's mmap offset and
+    /// length, for the zap of their mappings before a sleep ([`crate::pm`]).
+    #[pin]
+    user_mapped_blobs: Mutex<RBTree<u32, (u64, u64)>>,
     /// Counts the resets that made the host forget its state (a system sleep): contexts and
     /// host blobs made before the last one are lost ([`crate::pm`]).
     host_generation: Atomic<u32>,
@@ -254,6 +258,7 @@ impl Gpu {
                 capset_cache <- new_mutex!(KVec::new()),
                 context_ids <- new_mutex!(IdPool::new()),
                 live_resource_ids <- new_mutex!(RBTree::new()),
+                user_mapped_blobs <- new_mutex!(RBTree::new()),
                 host_generation: Atomic::new(0),
             }),
             GFP_KERNEL,
@@ -406,6 +411,32 @@ impl Gpu {
     /// resources. Contexts and resources made before are lost unless they are made again.
     pub(crate) fn lose_host_state(&self) {
         self.host_generation.fetch_add(1, Relaxed);
+    }
+
+    /// Host blob `id`, whose mmap offset is `offset`, `len` bytes long, was mapped into
+    /// userspace (once is enough).
+    pub(crate) fn track_user_mapping(&self, id: u32, offset: u64, len: u64) -> Result {
+        if self.user_mapped_blobs.lock().get(&id).is_some() {
+            return Ok(());
+        }
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let mut tracked = self.user_mapped_blobs.lock();
+        if tracked.get(&id).is_none() {
+            tracked.insert(node.into_node(id, (offset, len)));
+        }
+        Ok(())
+    }
+
+    /// Host blob `id` is gone: no mapping of it is left.
+    pub(crate) fn untrack_user_mapping(&self, id: u32) {
+        let _ = self.user_mapped_blobs.lock().remove(&id);
+    }
+
+    /// Calls `zap` with the mmap offset and length of every host blob mapped into userspace.
+    pub(crate) fn for_each_user_mapped_blob(&self, mut zap: impl FnMut(u64, u64)) {
+        for (_, &(offset, len)) in self.user_mapped_blobs.lock().iter() {
+            zap(offset, len);
+        }
     }
 
     /// After a sleep: queues the making of every resource that can be made again, ahead of

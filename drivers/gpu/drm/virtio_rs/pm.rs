@@ -13,8 +13,8 @@
 //! device). What exists only on the host cannot be made again: host contexts and host blobs
 //! made before the sleep are lost. Their users get `ECANCELED` (a context's submits, a blob's
 //! new mappings and faults: `SIGBUS`), as amdgpu answers for contexts that lost their VRAM, and
-//! every userspace mapping of the device's objects is zapped before the reset, so none points
-//! at memory the host no longer maps there. The C driver keeps such contexts and mappings,
+//! the userspace mappings of host blobs are zapped before the reset, so none points at memory
+//! the host no longer maps there. Mappings of guest memory stay: the pages are the same. The C driver keeps such contexts and mappings,
 //! and refuses hibernation with virgl instead.
 
 use kernel::{
@@ -106,7 +106,7 @@ pub(crate) fn freeze(vdev: &virtio::Device<Core<'_>>, drm: &VirtioGpuDevice, gpu
         return Err(EBUSY);
     }
     gpu.lose_host_state();
-    drm.zap_user_mappings();
+    gpu.for_each_user_mapped_blob(|offset, len| drm.zap_user_mappings(offset, len));
     Ok(())
 }
 

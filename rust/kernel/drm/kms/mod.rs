@@ -232,17 +232,22 @@ impl<T: drm::Driver, C: drm::DeviceContext> drm::Device<T, C> {
         to_result(unsafe { bindings::drm_mode_config_helper_resume(self.as_raw()) })
     }
 
-    /// Zaps every userspace mapping of the device's GEM objects, as `drm_dev_unplug()` does;
-    /// the next access faults again, and the driver decides what it maps then. For a driver
-    /// whose device forgets what it mapped (a reset for a system sleep).
-    pub fn zap_user_mappings(&self) {
+    /// Zaps the userspace mappings of the `len` bytes at mmap offset `offset` (a GEM object's,
+    /// [`BaseObject::create_mmap_offset`](crate::drm::gem::BaseObject::create_mmap_offset)), as
+    /// `drm_vma_node_unmap()` does; the next access faults again, and the driver decides what
+    /// it maps then. For a driver whose device forgot what it mapped there (a reset for a
+    /// system sleep).
+    pub fn zap_user_mappings(&self, offset: u64, len: u64) {
+        let (Ok(start), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
         // SAFETY: `self` is a valid DRM device; its anonymous inode, whose address space every
         // mapping of its objects uses, lives as long as the device. Zapping takes the mapping's
         // own locks.
         unsafe {
             let inode = (*self.as_raw()).anon_inode;
             if !inode.is_null() {
-                bindings::unmap_mapping_range((*inode).i_mapping, 0, 0, 1);
+                bindings::unmap_mapping_range((*inode).i_mapping, start, len, 1);
             }
         }
     }

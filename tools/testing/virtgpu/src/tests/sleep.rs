@@ -5,12 +5,16 @@
 //! resources and contexts. What the driver made again must work afterwards; what it could not
 //! must fail with `ECANCELED`.
 
+use super::blob::{Blob, BLOB_SIZE};
 use super::display::host_shows_poked;
 use super::resource::{file, texture, transfer, whole};
+use super::unbind::read_in_child;
 use super::{expect_errno, Ctx, Driver, Host, Table};
 use crate::drm::errno_name;
 use crate::kms::{Buffer, Output};
 use crate::ktap::Outcome;
+use crate::mapping::Mapping;
+use crate::uapi::*;
 
 pub const TESTS: Table = &[
     (
@@ -24,6 +28,10 @@ pub const TESTS: Table = &[
     (
         "sleep_contexts_of_before_a_suspend_are_ecanceled",
         lost_contexts,
+    ),
+    (
+        "sleep_host_blob_mappings_of_before_a_suspend_are_revoked",
+        lost_blobs,
     ),
 ];
 
@@ -187,4 +195,82 @@ fn lost_contexts(ctx: &Ctx) -> Outcome {
         return Outcome::Fail(format!("WAIT after, new file: {}", errno_name(e)));
     }
     Outcome::Pass
+}
+
+/// The virgl host: a host blob mapped before a suspend is no longer mapped by the host
+/// afterwards. Its mapping is revoked (a read is `SIGBUS`) and a new one is refused
+/// (`ECANCELED`), where the C driver's stays in place over a range the host no longer backs.
+/// A guest blob's mapping of before reads what was written through it: its pages are the same,
+/// and the host has the blob again.
+fn lost_blobs(ctx: &Ctx) -> Outcome {
+    if ctx.host != Host::Gl {
+        return Outcome::Skip("no blobs on the 2D device".into());
+    }
+    if ctx.driver == Driver::C {
+        return Outcome::Skip(
+            "the C driver keeps mappings of blobs the host forgot (a deliberate difference)".into(),
+        );
+    }
+    let blob = tri!(Blob::create(ctx, MAP_CACHE_CACHED, false));
+    let m = tri!(blob
+        .gem_map(0, BLOB_SIZE)
+        .map_err(|e| format!("GEM mmap of the host blob: {}", errno_name(e))));
+    m.write(0, 0x5a);
+    if m.read(0) != 0x5a {
+        return Outcome::Fail("the host blob does not keep what was written to it".into());
+    }
+    let dmabuf = tri!(blob
+        .dev
+        .prime_export(blob.handle)
+        .map_err(|e| format!("PRIME export: {}", errno_name(e))));
+    let dm = Mapping::new(dmabuf, 0, BLOB_SIZE);
+    // SAFETY: The fd is ours; the mapping holds the dma-buf.
+    unsafe { libc::close(dmabuf) };
+    let dm = tri!(dm.map_err(|e| format!("dma-buf mmap of the host blob: {}", errno_name(e))));
+    if dm.read(0) != 0x5a {
+        return Outcome::Fail("the dma-buf mapping does not read the blob".into());
+    }
+    let guest = tri!(blob
+        .dev
+        .create_blob(
+            VIRTGPU_BLOB_MEM_GUEST,
+            VIRTGPU_BLOB_FLAG_USE_MAPPABLE,
+            BLOB_SIZE as u64,
+            0,
+            &[],
+        )
+        .map_err(|e| format!("guest blob: {}", errno_name(e))));
+    let off = tri!(blob
+        .dev
+        .map_offset(guest.0)
+        .map_err(|e| format!("MAP of the guest blob: {}", errno_name(e))));
+    let gm = tri!(Mapping::new(blob.dev.fd(), off, BLOB_SIZE)
+        .map_err(|e| format!("mmap of the guest blob: {}", errno_name(e))));
+    gm.write(0, 0xa5);
+    if let Err(e) = tri!(sleep("freeze")) {
+        return Outcome::Fail(format!("freeze: {}", errno_name(e)));
+    }
+    for (what, m) in [("GEM", &m), ("dma-buf", &dm)] {
+        let r = read_in_child(m);
+        if r != Err(libc::SIGBUS) {
+            return Outcome::Fail(format!(
+                "a {what} mapping of a host blob of before the suspend is still accessible \
+                 ({r:?})"
+            ));
+        }
+    }
+    let o = expect_errno(
+        "GEM mmap of a host blob of before the suspend",
+        blob.gem_map(0, BLOB_SIZE).map(drop),
+        libc::ECANCELED,
+    );
+    if o != Outcome::Pass {
+        return o;
+    }
+    match read_in_child(&gm) {
+        Ok(0xa5) => Outcome::Pass,
+        r => Outcome::Fail(format!(
+            "the guest blob's mapping of before the suspend reads {r:?}, not Ok(165)"
+        )),
+    }
 }
