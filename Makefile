@@ -18,3 +18,10 @@ bench:
 fuzz:
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-600} DRIVER="$${DRIVER:-rust}" HOST=gl SANITIZE=yes \
 		python3 tools/rig/check.py
+
+# The upstream series made from the tree (not a test; see tools/series/): out/series/.
+.PHONY: series series-check
+series:
+	@python3 tools/series/series.py
+series-check:
+	@python3 tools/series/series.py check
