@@ -317,6 +317,49 @@ def run_boot(rep, arch, variant, driver, host, kernel, initrd, chroot, shim, kun
 
     rep.add(f"{tag}: boot", "fail" if (problems := judge_boot(rc, lines, results, kunit, timeout))
             else "pass", problems)
+    kunit_in_kernel_format(rep, tag, f"{arch}-{variant}-{host}", lines)
+
+
+# The kernel's KUnit tool, from the staged tree the kernels are built from.
+KUNIT_PY = os.path.join(CACHE, "stage", "current", "tools", "testing", "kunit", "kunit.py")
+
+
+def kunit_in_kernel_format(rep, tag, name, lines):
+    """Writes the kernel's KUnit document as the kernel printed it (out/kunit-NAME.ktap, next
+    to the console log), has the kernel's own parser read it (`kunit.py parse`), and checks
+    that it counts the same test cases, with the same failures, as the rig's parser."""
+    doc = ktap.kernel_ktap(lines)
+    if not doc:
+        return
+    path = os.path.join(OUT, f"kunit-{name}.ktap")
+    with open(path, "w") as f:
+        f.write("\n".join(doc) + "\n")
+    if not os.path.exists(KUNIT_PY):
+        rep.add(f"{tag}: kunit.py parse", "fail", [f"no {KUNIT_PY}"])
+        return
+    mine = ktap.parse(doc)
+    want_failed = sum(r.status == "fail" for r in mine)
+    try:
+        r = subprocess.run([sys.executable, KUNIT_PY, "parse", path], capture_output=True,
+                           text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        rep.add(f"{tag}: kunit.py parse", "fail", ["kunit.py parse took over 120 s"])
+        return
+    text = re.sub(r"\x1b\[[0-9;]*m", "", r.stdout + r.stderr)
+    m = re.search(r"Ran (\d+) tests?: (.*)", text)
+    problems = []
+    if not m:
+        problems.append("kunit.py printed no summary: " + " | ".join(text.splitlines()[-5:]))
+    else:
+        ran = int(m.group(1))
+        failed = re.search(r"failed: (\d+)", m.group(2))
+        failed = int(failed.group(1)) if failed else 0
+        if ran != len(mine) or failed != want_failed:
+            problems.append(f"kunit.py ran {ran} tests, {failed} failed; the rig's parser read "
+                            f"{len(mine)}, {want_failed} failed ({os.path.relpath(path, ROOT)})")
+        if (r.returncode != 0) != (want_failed > 0):
+            problems.append(f"kunit.py parse exited {r.returncode} ({m.group(0)})")
+    rep.add(f"{tag}: kunit.py parse", "fail" if problems else "pass", problems)
 
 
 def run_panic_boot(rep, arch, driver, kernel, initrd, chroot):

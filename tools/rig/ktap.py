@@ -143,3 +143,27 @@ def parse(lines):
 def splats(lines):
     """Console lines that show a kernel warning, oops, or lock/memory report."""
     return [strip(l) for l in lines if SPLAT.search(l)]
+
+
+def kernel_ktap(lines):
+    """The kernel's own KTAP document (KUnit's, printed with timestamps before the guest tests
+    run) as KUnit prints it, for `tools/testing/kunit/kunit.py parse`: the timestamped console
+    lines that are KTAP (version, plans, results, diagnostics), without their timestamps, from
+    the first top-level `KTAP version` line on; other kernel messages printed meanwhile are
+    left out. Empty if the kernel printed none."""
+    out = []
+    for raw in lines:
+        raw = raw.rstrip("\r\n")
+        if raw.startswith(DMESG_BEGIN):
+            break
+        if not TIMESTAMP.match(raw):
+            continue
+        line = strip(raw)
+        if not out:
+            v = VERSION.match(line)
+            if v and not v.group("indent"):
+                out.append(line)
+            continue
+        if VERSION.match(line) or PLAN.match(line) or RESULT.match(line) or DIAG.match(line):
+            out.append(line)
+    return out

@@ -11,6 +11,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 import boot  # noqa: E402
 import check  # noqa: E402
+import ktap  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -428,3 +429,40 @@ class PanicBootTest(unittest.TestCase):
         p = check.judge_panic(0, ["rig: panic screen 1280x800",
                                   "rig: panic picture none no surface"])
         self.assertEqual(p, ["the host gives no picture: no surface"])
+
+
+class KernelKtapTest(unittest.TestCase):
+    """The kernel's KUnit document, as kunit.py parse wants it: timestamps gone, kernel
+    messages printed meanwhile left out, the guest tests' own document (no timestamps) too."""
+
+    CONSOLE = [
+        "[    0.100000] Booting Linux",
+        "[    0.500000] KTAP version 1",
+        "[    0.500001] 1..1",
+        "[    0.500002]     KTAP version 1",
+        "[    0.500003]     # Subtest: rust_virtio_config",
+        "[    0.500004]     1..2",
+        "[    0.510000] virtio_gpu_rs virtio0: host memory window: 0x8000000000 +0x10000000",
+        "[    0.520000]     ok 1 reads_are_checked",
+        "[    0.530000]     not ok 2 writes_are_checked",
+        "[    0.540000] # rust_virtio_config: pass:1 fail:1 skip:0 total:2",
+        "[    0.550000] not ok 1 rust_virtio_config",
+        "KTAP version 1",
+        "1..1",
+        "ok 1 guest_test",
+        "rig: dmesg begin",
+        "[    0.500000] KTAP version 1",
+    ]
+
+    def test_only_the_kernels_document_without_timestamps(self):
+        doc = ktap.kernel_ktap(self.CONSOLE)
+        self.assertEqual(doc[0], "KTAP version 1")
+        self.assertEqual(doc[-1], "not ok 1 rust_virtio_config")
+        self.assertFalse(any("virtio_gpu_rs virtio0" in l or "guest_test" in l for l in doc))
+        self.assertFalse(any(l.startswith("[") for l in doc))
+        self.assertEqual([(r.name, r.status) for r in ktap.parse(doc)],
+                         [("rust_virtio_config.reads_are_checked", "pass"),
+                          ("rust_virtio_config.writes_are_checked", "fail")])
+
+    def test_nothing_without_a_kernel_document(self):
+        self.assertEqual(ktap.kernel_ktap(["KTAP version 1", "1..1", "ok 1 x"]), [])

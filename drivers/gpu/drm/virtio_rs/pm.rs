@@ -14,8 +14,8 @@
 //! made before the sleep are lost. Their users get `ECANCELED` (a context's submits, a blob's
 //! new mappings and faults: `SIGBUS`), as amdgpu answers for contexts that lost their VRAM, and
 //! the userspace mappings of host blobs are zapped before the reset, so none points at memory
-//! the host no longer maps there. Mappings of guest memory stay: the pages are the same. The C driver keeps such contexts and mappings,
-//! and refuses hibernation with virgl instead.
+//! the host no longer maps there. Mappings of guest memory stay: the pages are the same. The C
+//! driver keeps such contexts and mappings, and refuses hibernation with virgl instead.
 
 use kernel::{
     device::Core,
