@@ -27,12 +27,12 @@ use crate::{
     driver::VirtioGpuDevice,
     gpu::Gpu,
     protocol,
-    queue::{Command, Held},
+    queue::{Command, CommandQueue, Held},
 };
 
-/// How long a freeze waits for the host to answer what is queued (the cursor queue gets a
-/// second of it): a host that does not answer cancels the sleep (`EBUSY`).
-const FREEZE_WAIT_MS: u32 = 5000;
+/// How long a freeze waits, in seconds, for the host to answer what is queued on each queue: a
+/// host that does not answer cancels the sleep (`EBUSY`). The C driver waits without a bound.
+const FREEZE_WAIT_S: u32 = 30;
 
 /// What makes a resource again on a device that was reset: its creation (without a fence) and
 /// the list of its guest memory, given with the creation (guest blobs) or attached behind it
@@ -95,19 +95,43 @@ impl Recreate {
 /// device's objects zapped. The virtio adapter resets the device once this returns.
 pub(crate) fn freeze(vdev: &virtio::Device<Core<'_>>, drm: &VirtioGpuDevice, gpu: &Gpu) -> Result {
     drm.suspend_display()?;
-    if !gpu.ctrl.wait_idle(FREEZE_WAIT_MS) || !gpu.cursor.wait_idle(1000) {
-        dev_err!(
-            vdev,
-            "the host did not answer what was queued: sleep cancelled\n"
-        );
-        if let Err(e) = drm.resume_display() {
-            dev_err!(vdev, "resuming the display failed: {:?}\n", e);
+    for (queue, name) in [(&gpu.ctrl, "control"), (&gpu.cursor, "cursor")] {
+        if let Err(e) = drain(vdev, queue, name) {
+            if let Err(e) = drm.resume_display() {
+                dev_err!(vdev, "resuming the display failed: {:?}\n", e);
+            }
+            return Err(e);
         }
-        return Err(EBUSY);
     }
     gpu.lose_host_state();
     gpu.for_each_user_mapped_blob(|offset, len| drm.zap_user_mappings(offset, len));
     Ok(())
+}
+
+/// Waits until the host answered everything on `queue` (at most [`FREEZE_WAIT_S`]); says so
+/// when that took more than a second.
+fn drain(vdev: &virtio::Device<Core<'_>>, queue: &CommandQueue, name: &str) -> Result {
+    for waited in 0..FREEZE_WAIT_S {
+        if queue.wait_idle(1000) {
+            if waited > 0 {
+                dev_info!(
+                    vdev,
+                    "the host took {} to {} s to answer the {} queue before the sleep\n",
+                    waited,
+                    waited + 1,
+                    name
+                );
+            }
+            return Ok(());
+        }
+    }
+    dev_err!(
+        vdev,
+        "the host did not answer the {} queue within {} s: sleep cancelled\n",
+        name,
+        FREEZE_WAIT_S
+    );
+    Err(EBUSY)
 }
 
 /// After a sleep: the resources that can be made again, then the display as it was. Errors are
