@@ -450,30 +450,6 @@ def host_evidence(run_dir, ancestor):
     return lines
 
 
-def guest_tasks(run_dir, proc, serial, emit, seconds=15):
-    """Asks the guest's kernel for the state and stack of every task (a BREAK on the serial
-    line, QMP `chardev-send-break`, then `t`: the serial console's magic SysRq) and logs what
-    it prints within `seconds`, for a boot that did not end."""
-    try:
-        qmp(run_dir, lambda call: call("chardev-send-break", id="serial0"), timeout=5)
-        time.sleep(0.5)
-        proc.stdin.write(b"t")
-        proc.stdin.flush()
-    except (OSError, ValueError, QmpError) as e:
-        emit(f"rig: at timeout: no SysRq to the guest ({type(e).__name__}: {e})\n".encode())
-        return
-    emit(b"rig: at timeout: the guest's tasks (SysRq t):\n")
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        r, _, _ = select.select([serial], [], [], 0.5)
-        if not r:
-            continue
-        data = os.read(serial, 65536)
-        if not data:
-            break
-        emit(data)
-
-
 def queues_answer(run_dir, token, ancestor=None):
     """The answer to `rig: queues?` (see the module's doc)."""
     try:
@@ -788,11 +764,6 @@ def boot(args):
                     # The host's side of a boot that did not end, before QEMU is killed.
                     for line in host_evidence(run_dir, proc.pid):
                         emit(f"rig: at timeout: {line}\n".encode())
-                    # The guest's side: every task's state and stack (sysrq-t).
-                    if partial[serial]:
-                        emit(partial[serial] + b"\n")
-                        partial[serial] = b""
-                    guest_tasks(run_dir, proc, serial, emit)
                 break
             r, _, _ = select.select(list(partial), [], [], min(left, 1.0))
             for fd in r:
