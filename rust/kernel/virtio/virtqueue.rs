@@ -896,6 +896,43 @@ impl<R: Request> Virtqueue<R> {
         }
     }
 
+    /// Cancels every request of the chain `chain` picks (the backlog, the parked requests), one
+    /// at a time, without the lock.
+    fn cancel_all(&self, chain: impl Fn(&mut QueueState<R>) -> &mut Chain<R>) {
+        loop {
+            let Some(req) = chain(&mut self.state.lock()).pop() else {
+                break;
+            };
+            Self::cancel(req);
+        }
+    }
+
+    /// After the device reset: cancels every request still on the ring and forgets the
+    /// virtqueue, which is about to be deleted.
+    fn detach_all(&self) {
+        loop {
+            let token = {
+                let mut guard = self.state.lock();
+                if guard.vq.is_null() {
+                    break;
+                }
+                // SAFETY: The device has been reset, so detaching unused buffers is allowed;
+                // the virtqueue is live while the lock is held.
+                let token = unsafe { bindings::virtqueue_detach_unused_buf(guard.vq) };
+                if token.is_null() {
+                    // INVARIANT: The queue is about to be deleted.
+                    guard.vq = ptr::null_mut();
+                    guard.barrier = false;
+                    break;
+                }
+                token
+            };
+            // SAFETY: Every token on the queue is an `Arc<R>` from `into_foreign`, and the queue
+            // gave this one back, once.
+            Self::cancel(unsafe { Arc::<R>::from_foreign(token) });
+        }
+    }
+
     /// Whether the device has given back every request and the backlog is empty (a dead queue
     /// is idle).
     pub fn is_idle(&self) -> bool {
@@ -1126,38 +1163,9 @@ impl<R: Request> Queue for Virtqueue<R> {
         // The device is reset: what was given up while it ran may be released now, after what
         // waited for room.
         self.state.lock().device_may_run = false;
-        loop {
-            let Some(req) = self.state.lock().backlog.pop() else {
-                break;
-            };
-            Self::cancel(req);
-        }
-        loop {
-            let Some(req) = self.state.lock().parked.pop() else {
-                break;
-            };
-            Self::cancel(req);
-        }
-        loop {
-            let token = {
-                let mut guard = self.state.lock();
-                if guard.vq.is_null() {
-                    break;
-                }
-                // SAFETY: The device has been reset, so detaching unused buffers is allowed;
-                // the virtqueue is live while the lock is held.
-                let token = unsafe { bindings::virtqueue_detach_unused_buf(guard.vq) };
-                if token.is_null() {
-                    // INVARIANT: The queue is about to be deleted.
-                    guard.vq = ptr::null_mut();
-                    break;
-                }
-                token
-            };
-            // SAFETY: Every token on the queue is an `Arc<R>` from `into_foreign`, and the queue
-            // gave this one back, once.
-            Self::cancel(unsafe { Arc::<R>::from_foreign(token) });
-        }
+        self.cancel_all(|state| &mut state.backlog);
+        self.cancel_all(|state| &mut state.parked);
+        self.detach_all();
         self.space.notify_all();
     }
 
@@ -1180,33 +1188,8 @@ impl<R: Request> Queue for Virtqueue<R> {
         unsafe { bindings::cancel_work_sync(self.work.get()) };
         self.process_used();
         self.state.lock().device_may_run = false;
-        loop {
-            let Some(req) = self.state.lock().parked.pop() else {
-                break;
-            };
-            Self::cancel(req);
-        }
-        loop {
-            let token = {
-                let mut guard = self.state.lock();
-                if guard.vq.is_null() {
-                    break;
-                }
-                // SAFETY: The device has been reset, so detaching unused buffers is allowed;
-                // the virtqueue is live while the lock is held.
-                let token = unsafe { bindings::virtqueue_detach_unused_buf(guard.vq) };
-                if token.is_null() {
-                    // INVARIANT: The queue is about to be deleted.
-                    guard.vq = ptr::null_mut();
-                    guard.barrier = false;
-                    break;
-                }
-                token
-            };
-            // SAFETY: Every token on the queue is an `Arc<R>` from `into_foreign`, and the queue
-            // gave this one back, once.
-            Self::cancel(unsafe { Arc::<R>::from_foreign(token) });
-        }
+        self.cancel_all(|state| &mut state.parked);
+        self.detach_all();
     }
 
     fn thaw(&self) {
@@ -1601,6 +1584,31 @@ mod tests {
             GFP_KERNEL,
         )?;
         vq.submit_or_defer(req.clone());
+        assert_eq!(req.2.load(crate::sync::atomic::Relaxed), 1);
+        assert!(vq.state.lock().backlog.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn frozen_queue_keeps_deferred_requests_until_the_thaw() -> Result {
+        // During a system sleep a deferred request waits on the backlog, neither added nor
+        // cancelled, and the queue is not dead; the thaw takes it off again (this queue has no
+        // ring, so the thaw can only cancel it, once).
+        let vq = Arc::pin_init(Virtqueue::<Counted>::new(), GFP_KERNEL)?;
+        Queue::freeze(&*vq);
+        assert!(!vq.is_dead());
+        let req = Arc::new(
+            Counted(
+                KVec::from_elem(1u8, 4, GFP_KERNEL)?,
+                BacklogLink::new(),
+                crate::sync::atomic::Atomic::new(0),
+            ),
+            GFP_KERNEL,
+        )?;
+        vq.submit_or_defer(req.clone());
+        assert_eq!(req.2.load(crate::sync::atomic::Relaxed), 0);
+        assert!(!vq.state.lock().backlog.is_empty());
+        Queue::thaw(&*vq);
         assert_eq!(req.2.load(crate::sync::atomic::Relaxed), 1);
         assert!(vq.state.lock().backlog.is_empty());
         Ok(())

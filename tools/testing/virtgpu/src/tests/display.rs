@@ -234,28 +234,36 @@ fn shows_nothing(out: &Output) -> bool {
     matches!(host::pixels(&points), Ok(Ok(p)) if p.pixels.iter().all(|&c| c == Some(0)))
 }
 
-/// Fills `buf` with four quadrants of four colours and shows it: the host shows each in its
-/// place.
-fn quadrants(out: &Output, buf: &Buffer<'_>) -> Outcome {
+/// Points of the picture and the colour (0xRRGGBB) the host must show there.
+pub(super) type Expected = [((u32, u32), u32); 6];
+
+/// Fills `buf` with four quadrants of four colours and shows it on `out`; the points the host
+/// must show and their colours.
+pub(super) fn show_quadrants(out: &Output, buf: &Buffer<'_>) -> Result<Expected, String> {
     let (w, h) = out.size();
     let (hw, hh) = (w / 2, h / 2);
     buf.fill((0, 0, hw, hh), RED);
     buf.fill((hw, 0, w - hw, hh), GREEN);
     buf.fill((0, hh, hw, h - hh), BLUE);
     buf.fill((hw, hh, w - hw, h - hh), WHITE);
-    tri!(out.set(buf.fb));
+    out.set(buf.fb)?;
+    Ok([
+        ((w / 4, h / 4), RED),
+        ((3 * w / 4, h / 4), GREEN),
+        ((w / 4, 3 * h / 4), BLUE),
+        ((3 * w / 4, 3 * h / 4), WHITE),
+        ((0, 0), RED),
+        ((w - 1, h - 1), WHITE),
+    ])
+}
+
+/// Fills `buf` with four quadrants of four colours and shows it: the host shows each in its
+/// place.
+fn quadrants(out: &Output, buf: &Buffer<'_>) -> Outcome {
+    let want = tri!(show_quadrants(out, buf));
+    let (w, h) = out.size();
     let whole = || drop(buf.dirty((0, 0, w, h)));
-    judge(host_shows_poked(
-        &[
-            ((w / 4, h / 4), RED),
-            ((3 * w / 4, h / 4), GREEN),
-            ((w / 4, 3 * h / 4), BLUE),
-            ((3 * w / 4, 3 * h / 4), WHITE),
-            ((0, 0), RED),
-            ((w - 1, h - 1), WHITE),
-        ],
-        &whole,
-    ))
+    judge(host_shows_poked(&want, &whole))
 }
 
 /// A damaged rectangle reaches the host; on the Rust driver a change outside the damage does

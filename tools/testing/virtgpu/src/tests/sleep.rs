@@ -6,7 +6,7 @@
 //! must fail with `ECANCELED`.
 
 use super::blob::{Blob, BLOB_SIZE};
-use super::display::host_shows_poked;
+use super::display::{host_shows_poked, show_quadrants};
 use super::resource::{file, texture, transfer, whole};
 use super::unbind::read_in_child;
 use super::{expect_errno, Ctx, Driver, Host, Table};
@@ -59,32 +59,24 @@ fn sleep(state: &str) -> Result<Result<(), i32>, String> {
     Ok(r.map_err(|e| e.raw_os_error().unwrap_or(0)))
 }
 
-const RED: u32 = 0xff0000;
-const GREEN: u32 = 0x00ff00;
-const BLUE: u32 = 0x0000ff;
-const WHITE: u32 = 0xffffff;
-
 /// A dumb buffer of four quadrants on the display, then a sleep of `state`: the host shows the
 /// quadrants again afterwards, from the same buffer (the driver made it again on the host and
 /// the display's state was restored).
 fn display_survives(ctx: &Ctx, state: &str) -> Outcome {
     let out = tri!(Output::open());
     let buf = tri!(Buffer::new(&out));
+    let want = tri!(show_quadrants(&out, &buf));
     let (w, h) = out.size();
-    let (hw, hh) = (w / 2, h / 2);
-    buf.fill((0, 0, hw, hh), RED);
-    buf.fill((hw, 0, w - hw, hh), GREEN);
-    buf.fill((0, hh, hw, h - hh), BLUE);
-    buf.fill((hw, hh, w - hw, h - hh), WHITE);
-    tri!(out.set(buf.fb));
-    let want = [
-        ((w / 4, h / 4), RED),
-        ((3 * w / 4, h / 4), GREEN),
-        ((w / 4, 3 * h / 4), BLUE),
-        ((3 * w / 4, 3 * h / 4), WHITE),
-    ];
     let whole_fb = || drop(buf.dirty((0, 0, w, h)));
-    match host_shows_poked(&want, &whole_fb) {
+    // Before the sleep, turned off and shown again while the picture differs: QEMU's GL display
+    // was seen (now and then, either driver) to keep showing nothing for a new scanout (see
+    // `display_damage_uploads_only_the_damaged_part`). After the sleep only re-uploads poke
+    // it: showing the buffer again is the driver's restore's job.
+    let reshow = || {
+        let _ = out.off();
+        let _ = out.set(buf.fb);
+    };
+    match host_shows_poked(&want, &reshow) {
         Ok(Ok(())) => {}
         Ok(Err(reason)) => {
             return Outcome::Skip(format!("the host gives no picture: {reason}"));
