@@ -28,7 +28,7 @@ __rust_helper unsigned long rust_helper_dma_fence_lock_irqsave(struct dma_fence 
 }
 
 __rust_helper void rust_helper_dma_fence_unlock_irqrestore(struct dma_fence *fence,
-							    unsigned long flags)
+							   unsigned long flags)
 {
 	dma_fence_unlock_irqrestore(fence, flags);
 }
