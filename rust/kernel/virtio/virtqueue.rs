@@ -1569,20 +1569,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn deferred_request_on_a_dead_queue_is_cancelled_once() -> Result {
-        // `submit_or_defer` never fails: what can never reach the device is cancelled, so
-        // whatever the request holds is released, exactly once.
-        let vq = Arc::pin_init(Virtqueue::<Counted>::new(), GFP_KERNEL)?;
-        Queue::stop(&*vq);
-        let req = Arc::new(
+    /// A new request of one small buffer, completed or cancelled no times yet.
+    fn counted() -> Result<Arc<Counted>> {
+        Ok(Arc::new(
             Counted(
                 KVec::from_elem(1u8, 4, GFP_KERNEL)?,
                 BacklogLink::new(),
                 crate::sync::atomic::Atomic::new(0),
             ),
             GFP_KERNEL,
-        )?;
+        )?)
+    }
+
+    #[test]
+    fn deferred_request_on_a_dead_queue_is_cancelled_once() -> Result {
+        // `submit_or_defer` never fails: what can never reach the device is cancelled, so
+        // whatever the request holds is released, exactly once.
+        let vq = Arc::pin_init(Virtqueue::<Counted>::new(), GFP_KERNEL)?;
+        Queue::stop(&*vq);
+        let req = counted()?;
         vq.submit_or_defer(req.clone());
         assert_eq!(req.2.load(crate::sync::atomic::Relaxed), 1);
         assert!(vq.state.lock().backlog.is_empty());
@@ -1597,14 +1602,7 @@ mod tests {
         let vq = Arc::pin_init(Virtqueue::<Counted>::new(), GFP_KERNEL)?;
         Queue::freeze(&*vq);
         assert!(!vq.is_dead());
-        let req = Arc::new(
-            Counted(
-                KVec::from_elem(1u8, 4, GFP_KERNEL)?,
-                BacklogLink::new(),
-                crate::sync::atomic::Atomic::new(0),
-            ),
-            GFP_KERNEL,
-        )?;
+        let req = counted()?;
         vq.submit_or_defer(req.clone());
         assert_eq!(req.2.load(crate::sync::atomic::Relaxed), 0);
         assert!(!vq.state.lock().backlog.is_empty());
@@ -1624,14 +1622,7 @@ mod tests {
         Queue::stop(&*vq);
         let mut reqs = KVec::new();
         for _ in 0..2 {
-            let req = Arc::new(
-                Counted(
-                    KVec::from_elem(1u8, 4, GFP_KERNEL)?,
-                    BacklogLink::new(),
-                    crate::sync::atomic::Atomic::new(0),
-                ),
-                GFP_KERNEL,
-            )?;
+            let req = counted()?;
             vq.submit_or_defer(req.clone());
             reqs.push(req, GFP_KERNEL)?;
         }
