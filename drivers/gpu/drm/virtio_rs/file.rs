@@ -379,6 +379,8 @@ impl File {
         let id = gpu.alloc_resource_id()?;
         let mappable = args.blob_flags & uapi::VIRTGPU_BLOB_FLAG_USE_MAPPABLE != 0;
         let release = ReleaseCommands::new(id.get(), mappable && !guest)?;
+        // Guest blobs are made again after a sleep (see `crate::pm`); blobs of the host are not.
+        let mut recreate = None;
         let (cmd, entries) = match &pages {
             None => (
                 protocol::resource_create_blob(
@@ -409,17 +411,11 @@ impl File {
                     size as u64,
                     nr_entries,
                 )?;
+                if args.blob_mem == uapi::VIRTGPU_BLOB_MEM_GUEST {
+                    recreate = Some(Recreate::new(&cmd, &entries, nr_entries, false)?);
+                }
                 (cmd, Some(entries))
             }
-        };
-        // Guest blobs are made again after a sleep (see `crate::pm`); blobs of the host are not.
-        let recreate = if args.blob_mem == uapi::VIRTGPU_BLOB_MEM_GUEST {
-            match &pages {
-                Some(p) => Some(Recreate::new(&cmd, backing::mem_entries(p)?, false)),
-                None => None,
-            }
-        } else {
-            None
         };
         let create = Command::new(cmd, entries, protocol::HDR_SIZE, None, Held::Nothing)?;
         // The object is made before the host is asked, so that once it is, the object releases

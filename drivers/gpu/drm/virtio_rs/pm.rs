@@ -44,36 +44,45 @@ pub(crate) struct Recreate {
     attach: bool,
 }
 
+/// A copy of the list of `struct virtio_gpu_mem_entry` `entries` (`kvmalloc` memory: it grows
+/// with the resource).
+fn copy_entries(entries: &[u8]) -> Result<KVVec<u8>> {
+    let mut c = KVVec::with_capacity(entries.len(), GFP_KERNEL_ACCOUNT | __GFP_NOWARN)?;
+    c.extend_from_slice(entries, GFP_KERNEL)?;
+    Ok(c)
+}
+
 impl Recreate {
     /// For a resource made by `create` (a RESOURCE_CREATE_2D/3D with `attach`, or a
-    /// RESOURCE_CREATE_BLOB of guest memory) whose guest memory is listed by `entries`.
-    pub(crate) fn new(create: &protocol::Encoded, entries: (KVVec<u8>, u32), attach: bool) -> Self {
-        Self {
+    /// RESOURCE_CREATE_BLOB of guest memory) whose guest memory is listed by the `nr_entries`
+    /// entries of `entries` (the list the creation gives the host, copied).
+    pub(crate) fn new(
+        create: &protocol::Encoded,
+        entries: &[u8],
+        nr_entries: u32,
+        attach: bool,
+    ) -> Result<Self> {
+        Ok(Self {
             create: create.clone(),
-            entries: entries.0,
-            nr_entries: entries.1,
+            entries: copy_entries(entries)?,
+            nr_entries,
             attach,
-        }
+        })
     }
 
     /// Queues the commands that make resource `id` again, ahead of everything that waits.
     pub(crate) fn send(&self, gpu: &Gpu, id: u32, restoring: &Restoring<'_>) -> Result {
-        let copy = |v: &KVVec<u8>| -> Result<KVVec<u8>> {
-            let mut c = KVVec::with_capacity(v.len(), GFP_KERNEL)?;
-            c.extend_from_slice(v, GFP_KERNEL)?;
-            Ok(c)
-        };
         let (create_payload, attach) = if self.attach {
             let attach = Command::new(
                 protocol::resource_attach_backing(id, self.nr_entries)?,
-                Some(copy(&self.entries)?),
+                Some(copy_entries(&self.entries)?),
                 protocol::HDR_SIZE,
                 None,
                 Held::Nothing,
             )?;
             (None, Some(attach))
         } else {
-            (Some(copy(&self.entries)?), None)
+            (Some(copy_entries(&self.entries)?), None)
         };
         let create = Command::new(
             self.create.clone(),

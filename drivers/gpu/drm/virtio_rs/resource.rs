@@ -121,7 +121,7 @@ pub(crate) fn create_classic(
     let id = gpu.alloc_resource_id()?;
     let release = ReleaseCommands::new(id.get(), false)?;
     let create = create(id.get())?;
-    let recreate = Recreate::new(&create, backing::mem_entries(&pages)?, true);
+    let recreate = Recreate::new(&create, &entries, nr_entries, true)?;
     // A dumb buffer's creation is not fenced, as in the C driver: nobody WAITs for a dumb
     // buffer, and a fence on its reservation would hold the first commit that shows it (the
     // GEM plane helper waits for implicit fences) behind a host that does not answer, with the
