@@ -13,16 +13,19 @@ use kernel::{
     uapi, virtio,
 };
 
-use crate::{debugfs::DebugFs, display, file::File, gem::VirtioGpuObject, gpu, gpu::Gpu, uapi::*};
+use crate::{
+    debugfs::DebugFs,
+    display,
+    file::File,
+    gem::VirtioGpuObject,
+    gpu,
+    gpu::Gpu,
+    types::{VirtioGpuDevice, VirtioGpuDrmDriver},
+    uapi::*,
+};
 
 /// The virtio driver.
 pub(crate) struct VirtioGpuDriver;
-
-/// The DRM driver.
-pub(crate) struct VirtioGpuDrmDriver;
-
-/// The DRM device of this driver.
-pub(crate) type VirtioGpuDevice<Ctx = drm::Normal> = drm::Device<VirtioGpuDrmDriver, Ctx>;
 
 /// What the driver keeps while bound to a device. Fields drop in order: the DRM registration
 /// first, which unplugs the DRM device (every ioctl fails with `ENODEV` from then on and every

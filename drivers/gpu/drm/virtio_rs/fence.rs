@@ -33,7 +33,7 @@ use kernel::{
     },
 };
 
-use crate::driver::VirtioGpuDrmDriver;
+use crate::types::VirtioGpuDrmDriver;
 
 /// The names of the driver's fences, as the C driver's.
 pub(crate) struct VirtioGpuFence;

@@ -24,12 +24,12 @@ use kernel::{
 
 use crate::{
     backing,
-    driver::{VirtioGpuDevice, VirtioGpuDrmDriver},
     gem::{Object, ObjectArgs, ReleaseCommands},
     gpu::{ContextId, Gpu, MAX_CAPSET_ID},
     pm::Recreate,
     protocol,
     queue::{Command, Held},
+    types::{VirtioGpuDevice, VirtioGpuDrmDriver},
 };
 
 /// Rings a context may ask for (`MAX_RINGS` in the C driver).

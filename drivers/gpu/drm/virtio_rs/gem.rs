@@ -32,12 +32,12 @@ use kernel::{
 use crate::{
     backing::Pages,
     coherency,
-    driver::{VirtioGpuDevice, VirtioGpuDrmDriver},
     gpu::{Gpu, ResourceId},
     host_visible::HostRange,
     pm::Recreate,
     protocol::{self, resp},
     queue::{Command, Held, Pending},
+    types::{VirtioGpuDevice, VirtioGpuDrmDriver},
 };
 
 /// The GEM objects of this driver.

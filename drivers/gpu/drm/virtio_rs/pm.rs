@@ -24,10 +24,10 @@ use kernel::{
 };
 
 use crate::{
-    driver::VirtioGpuDevice,
     gpu::Gpu,
     protocol,
     queue::{Command, CommandQueue, Held},
+    types::VirtioGpuDevice,
 };
 
 /// How long a freeze waits, in seconds, for the host to answer what is queued on each queue: a

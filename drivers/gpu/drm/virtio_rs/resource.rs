@@ -27,13 +27,13 @@ use kernel::{
 
 use crate::{
     backing,
-    driver::VirtioGpuDevice,
     file::File,
     gem::{Object, ObjectArgs, ReleaseCommands},
     gpu::Gpu,
     pm::Recreate,
     protocol::{self, ResourceParams},
     queue::{Command, Held},
+    types::VirtioGpuDevice,
 };
 
 /// The `target` of a 2D resource (`PIPE_TEXTURE_2D`), the only one a 2D device takes.

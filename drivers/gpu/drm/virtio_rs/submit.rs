@@ -30,12 +30,12 @@ use kernel::{
 };
 
 use crate::{
-    driver::VirtioGpuDevice,
     file::File,
     gem::Object,
     gpu::Gpu,
     protocol,
     queue::{Command, Held},
+    types::VirtioGpuDevice,
 };
 
 /// How long WAIT waits, as the C driver (15 s).

@@ -26,11 +26,11 @@ use kernel::{
 };
 
 use crate::{
-    driver::VirtioGpuDevice,
     file::File,
     gem::Object,
     protocol::{self, Direction, Transfer3d},
     queue::{Command, Held},
+    types::VirtioGpuDevice,
 };
 
 impl File {

@@ -24,6 +24,7 @@ mod resource;
 mod submit;
 mod trace;
 mod transfer;
+mod types;
 mod uapi;
 
 kernel::module_virtio_driver! {

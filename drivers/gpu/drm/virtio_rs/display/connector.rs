@@ -9,7 +9,7 @@ use kernel::{
 };
 
 use super::{XRES_DEF, XRES_MAX, YRES_DEF, YRES_MAX};
-use crate::{driver::VirtioGpuDrmDriver, gpu::Gpu};
+use crate::{gpu::Gpu, types::VirtioGpuDrmDriver};
 
 /// The connector of scanout `index`.
 pub(super) struct ScanoutConnector {

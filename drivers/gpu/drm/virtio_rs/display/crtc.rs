@@ -7,7 +7,7 @@ use kernel::{
     sync::Arc,
 };
 
-use crate::{driver::VirtioGpuDrmDriver, gpu::Gpu, protocol};
+use crate::{gpu::Gpu, protocol, types::VirtioGpuDrmDriver};
 
 /// The CRTC of scanout `index`.
 pub(super) struct ScanoutCrtc {

@@ -14,10 +14,10 @@ use kernel::{
 };
 
 use crate::{
-    driver::VirtioGpuDrmDriver,
     gpu::Gpu,
     protocol::{self, CursorOp},
     queue::Command,
+    types::VirtioGpuDrmDriver,
 };
 
 /// How long a cursor update waits for the host to take a new image (TRANSFER_TO_HOST_2D)

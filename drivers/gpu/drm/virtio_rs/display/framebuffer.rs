@@ -17,11 +17,11 @@ use kernel::{
 
 use super::VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM;
 use crate::{
-    driver::{VirtioGpuDevice, VirtioGpuDrmDriver},
     file::File,
     gem::Object,
     protocol::{self, ResourceParams},
     resource,
+    types::{VirtioGpuDevice, VirtioGpuDrmDriver},
 };
 
 impl KmsDriver for VirtioGpuDrmDriver {

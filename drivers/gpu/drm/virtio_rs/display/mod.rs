@@ -45,11 +45,11 @@ use kernel::{
 };
 
 use crate::{
-    driver::VirtioGpuDrmDriver,
     gem::Object,
     gpu::Gpu,
     protocol::{self, resp, DisplayOne},
     queue::{Command, Held},
+    types::VirtioGpuDrmDriver,
 };
 
 /// The C driver's mode config limits and default mode.

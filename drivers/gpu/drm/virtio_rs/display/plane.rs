@@ -16,10 +16,10 @@ use kernel::{
 
 use super::{VIRTIO_GPU_FORMAT_B8G8R8A8_UNORM, VIRTIO_GPU_FORMAT_B8G8R8X8_UNORM};
 use crate::{
-    driver::VirtioGpuDrmDriver,
     gpu::Gpu,
     protocol::{self, resp},
     queue::{Command, Held},
+    types::VirtioGpuDrmDriver,
 };
 
 /// How long a plane update of a commit with an out-fence waits for the host to answer its
