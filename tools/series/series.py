@@ -18,7 +18,7 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.dirname(__file__))
-from steps import MAINTAINERS_ENTRY, STEPS  # noqa: E402
+from steps import DRIVER_PATHS, MAINTAINERS_ENTRY, PEELS, STEPS  # noqa: E402
 
 CACHE = os.environ.get("VGPU_CACHE") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "virtio-gpu-rs")
@@ -105,6 +105,68 @@ def insert_maintainers(repo, who):
     open(path, "w").write(text)
 
 
+def tree_files(top, paths):
+    """The files under `paths` (files or directories, relative to `top`), relative to `top`."""
+    out = []
+    for p in paths:
+        full = os.path.join(top, p)
+        if os.path.isfile(full):
+            out.append(p)
+        elif os.path.isdir(full):
+            for d, _, names in os.walk(full):
+                out += [os.path.relpath(os.path.join(d, n), top) for n in names]
+    return sorted(out)
+
+
+def driver_states():
+    """The driver's files as each driver patch of the series leaves them: the last state is the
+    tree; each earlier one is the next with one of tools/series/driver/ applied, which takes
+    the feature the next patch adds out of the driver (PEELS, in the order the features are
+    added). A peel that no longer applies to the tree fails the series, saying which."""
+    work = os.path.join(WORK, "driver-states")
+    shutil.rmtree(work, ignore_errors=True)
+    states = []
+    prev = os.path.join(work, str(len(PEELS)))
+    for f in tree_files(ROOT, DRIVER_PATHS):
+        os.makedirs(os.path.dirname(os.path.join(prev, f)), exist_ok=True)
+        shutil.copy2(os.path.join(ROOT, f), os.path.join(prev, f))
+    states.insert(0, prev)
+    for k in range(len(PEELS) - 1, -1, -1):
+        cur = os.path.join(work, str(k))
+        shutil.copytree(prev, cur)
+        for gone in PEELS[k]["remove"]:
+            path = os.path.join(cur, gone)
+            if not os.path.exists(path):
+                raise SystemExit(f"[series] error: {gone}, which a peel removes, is not in the tree")
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+        peel = os.path.join(ROOT, "tools/series/driver", PEELS[k]["patch"])
+        r = run(["patch", "-p1", "-F0", "-s", "--no-backup-if-mismatch", "-d", cur, "-i", peel],
+                check=False, capture=True)
+        if r.returncode:
+            raise SystemExit(f"[series] error: tools/series/driver/{PEELS[k]['patch']} does not "
+                             "apply to the driver as the later patches leave it; update it:\n"
+                             + r.stdout)
+        states.insert(0, cur)
+        prev = cur
+    return states
+
+
+def sync_driver(repo, git, state):
+    """Makes the driver's files in `repo` those of `state`, staged."""
+    have = set(tree_files(repo, DRIVER_PATHS))
+    want = set(tree_files(state, DRIVER_PATHS))
+    for f in sorted(have - want):
+        run(git + ["rm", "-q", f])
+    for f in sorted(want):
+        dst = os.path.join(repo, f)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy2(os.path.join(state, f), dst)
+        run(git + ["add", "-f", f])
+
+
 def make_series():
     src = pristine()
     repo, version = base_repo(src)
@@ -113,6 +175,7 @@ def make_series():
     name, mail = re.match(r"(.*) <(.*)>", who).groups()
     env = dict(os.environ, GIT_AUTHOR_NAME=name, GIT_AUTHOR_EMAIL=mail,
                GIT_COMMITTER_NAME=name, GIT_COMMITTER_EMAIL=mail)
+    states = driver_states()
     for n, step in enumerate(STEPS, 1):
         for p in step.get("patches", []):
             run(git + ["apply", "--index", os.path.join(ROOT, "tools/patches", p)])
@@ -129,6 +192,8 @@ def make_series():
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             shutil.copy2(os.path.join(ROOT, f), dst)
             run(git + ["add", "-f", f])
+        if "driver_state" in step:
+            sync_driver(repo, git, states[step["driver_state"]])
         if step.get("maintainers"):
             insert_maintainers(repo, who)
             run(git + ["add", "MAINTAINERS"])

@@ -4,7 +4,8 @@ make each patch, in order. Rust abstractions first, one subsystem each, with the
 patch's `mod` and `#include` lines name; then the UAPI; then the driver; then the
 documentation and MAINTAINERS. A step without `message` takes the message of its first patch.
 
-`driver: True` marks the step from which the driver is enabled in the series check's builds.
+`driver: True` marks the step from which the driver is enabled in the series check's builds;
+`driver_state` says which state of the driver's files a step leaves (see PEELS).
 """
 
 STEPS = [
@@ -117,16 +118,17 @@ EXECBUFFER and the display's out-fences with it.""",
             "0011-rust-bindings-add-the-Rust-virtio-gpu-driver-s-tracepoints.patch",
             "0003-drm-hook-up-the-Rust-virtio-gpu-driver.patch",
         ],
-        dirs=["drivers/gpu/drm/virtio_rs"],
-        files=["include/trace/events/virtio_gpu_rs.h"],
+        driver_state=0,
         driver=True,
         message="""drm/virtio_rs: add a virtio-gpu driver written in Rust
 
 A guest driver for virtio-gpu devices with the UAPI of the C driver
 (include/uapi/drm/virtgpu_drm.h) under the same DRM driver name, so that
-Mesa's virgl and venus drivers run on it unchanged, and a display (KMS)
-with the fbdev console, dumb buffers, guest blob scanout, the cursor and
-drm_panic.
+Mesa's virgl and venus drivers run on it unchanged. This patch is the
+render side: probe, capsets, contexts, blobs, EXECBUFFER with its fences
+(sync_file, syncobjs), WAIT, PRIME, unbind, and suspend and hibernation.
+Classic resources and the display follow in the next two patches; until
+then RESOURCE_CREATE and the transfers fail with ENOTTY.
 
 It differs from the C driver where the host's word should decide:
 a mappable host blob is mapped into userspace with the page protection
@@ -148,6 +150,37 @@ The driver's tracepoints are declared in include/trace/events/ and
 reach Rust through the bindings.""",
     ),
     dict(
+        driver_state=1,
+        message="""drm/virtio_rs: add classic resources and transfers
+
+RESOURCE_CREATE and TRANSFER_TO_HOST/TRANSFER_FROM_HOST, as the C driver
+has them: virgl's textures, render targets and buffers, and the 2D
+device's images. A classic resource is created with RESOURCE_CREATE_3D
+(on a device with 3D) or RESOURCE_CREATE_2D and its guest memory attached
+right behind it, both queued without waiting; the creation's fence is on
+the object's reservation. The guest memory is mapped cached. A device
+without 3D takes only what the C driver lets through (EINVAL otherwise).
+
+After a system sleep classic resources are made again, with their guest
+memory and the same ids, before anything else reaches the device.""",
+    ),
+    dict(
+        driver_state=2,
+        message="""drm/virtio_rs: add the display
+
+KMS for the device's scanouts, as the C driver has it: a CRTC, encoder,
+connector and primary plane per scanout (at most 16), modes from the
+host's display info and EDID, dumb buffers (classic resources uploaded
+before the host shows them), guest blob framebuffers shown with
+SET_SCANOUT_BLOB, damage-clipped flushes whose fences complete the
+page flips, the cursor plane on the cursor queue with its hotspot, the
+fbdev console, and drm_panic. Display events from the device reach
+userspace as hotplug events. A device without scanouts gets no KMS.
+
+The display is turned off at unbind while the device still answers, and
+suspended and resumed around a system sleep.""",
+    ),
+    dict(
         patches=["0004-Documentation-gpu-list-the-Rust-virtio-gpu-driver.patch"],
         files=["Documentation/gpu/virtio-gpu-rs.rst"],
         maintainers=True,
@@ -157,6 +190,21 @@ What the driver does, how it differs from the C driver (the map_info
 policy first), the Rust abstractions it adds and how it is tested.
 A MAINTAINERS entry for the driver and its abstractions.""",
     ),
+]
+
+# The driver's files: each driver patch above (`driver_state` k) leaves them as the tree has
+# them with tools/series/driver/PEELS[k:] applied, the last one as the tree has them.
+DRIVER_PATHS = ["drivers/gpu/drm/virtio_rs", "include/trace/events/virtio_gpu_rs.h"]
+
+# PEELS[k] takes out of the driver what driver patch k + 1 adds: the classic resources, then
+# the display. `remove`: the files (or directories) the feature adds; `patch`: the edits to the
+# driver's other files, in tools/series/driver/.
+PEELS = [
+    dict(
+        patch="classic.patch",
+        remove=["drivers/gpu/drm/virtio_rs/resource.rs", "drivers/gpu/drm/virtio_rs/transfer.rs"],
+    ),
+    dict(patch="display.patch", remove=["drivers/gpu/drm/virtio_rs/display"]),
 ]
 
 MAINTAINERS_ENTRY = """VIRTIO GPU DRIVER (RUST)
