@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """`make series-check`: applies out/series/ to a clean tree with `git am` and builds every patch
 in turn (arm64, allnoconfig plus the project's fragments, both drivers on from the patch that
-adds the Rust one), runs scripts/checkpatch.pl --strict on every patch, and at the end
+adds the Rust one; a patch whose build fails or gives Rust warnings fails), runs
+scripts/checkpatch.pl --strict on every patch, and at the end
 `make rustfmtcheck` and a clippy build. Slow (a kernel build per patch); not part of make
 check. Prints a table and writes it to out/series/check.txt."""
 
@@ -42,7 +43,9 @@ def build(repo, bld, with_driver, clippy=False):
     if r.returncode == 0:
         r = run(kmake + (["CLIPPY=1"] if clippy else []), check=False, capture=True, env=env)
     tail = "\n".join(r.stdout.strip().splitlines()[-25:])
-    warnings = len(re.findall(r"^(warning|error)(\[|:)", r.stdout, re.M))
+    # Compiler (and at the last patch clippy) warnings, without rustc's "N warnings emitted".
+    warnings = [m.group(0) for m in re.finditer(r"^(warning|error)(\[[^\]]*\])?: .*$", r.stdout, re.M)
+                if not re.search(r"warnings? emitted$", m.group(0))]
     return r.returncode == 0, time.monotonic() - t0, tail, warnings
 
 
@@ -73,17 +76,19 @@ def main():
         ok, secs, tail, warns = build(repo, bld, i >= driver_from, clippy=last)
         (e, w, c), cp = checkpatch(repo, os.path.join(SERIES_DIR, patch))
         rows.append(f"{patch[:60]:60} build {'ok' if ok else 'FAILED':6} {secs:5.0f}s "
-                    f"checkpatch {e}E {w}W {c}C")
+                    f"{len(warns)} warnings  checkpatch {e}E {w}W {c}C")
         log(rows[-1])
         if not ok:
             failed += 1
             details.append(f"--- {patch}: build failed\n{tail}")
+        elif warns:
+            # A patch that builds with warnings does not build clean: every patch must.
+            failed += 1
+            details.append(f"--- {patch}: {len(warns)} compiler warnings\n" + "\n".join(warns))
         if e or w:
             details.append(f"--- {patch}: checkpatch\n" + "\n".join(
                 l for l in cp.splitlines() if l.startswith(("ERROR", "WARNING", "#", "+"))
                 and not l.startswith("+++"))[:6000])
-        if last and warns:
-            details.append(f"--- clippy/compiler at the last patch: {warns} warnings or errors")
     env = dict(os.environ, PATH=f"{os.path.expanduser('~/.cargo/bin')}:{os.environ['PATH']}")
     fmt = run(["make", "-s", "-C", repo, f"O={bld}", f"ARCH={ARCH}", "LLVM=-19", "rustfmtcheck"],
               check=False, capture=True, env=env)
