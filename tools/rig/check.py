@@ -19,6 +19,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 RIG = os.path.dirname(os.path.abspath(__file__))
@@ -52,6 +53,12 @@ if SANITIZE not in ("yes", "no"):
 FUZZ_IOCTLS = int(os.environ.get("FUZZ_IOCTLS", "100000"))
 FUZZ_SECONDS = int(os.environ.get("FUZZ_SECONDS", "0"))
 FUZZ_SEED = os.environ.get("FUZZ_SEED", "")
+# How many guests boot at once. A guest leaves the machine's CPUs idle most of the time it
+# waits on its host or its timers, so two at a time take little longer than one; the kernels
+# still being built meanwhile run at a lower priority than the guests.
+BOOT_JOBS = int(os.environ.get("BOOT_JOBS", "2"))
+if BOOT_JOBS < 1:
+    sys.exit(f"BOOT_JOBS must be at least 1, not {BOOT_JOBS}")
 
 
 def available_drivers():
@@ -90,21 +97,28 @@ def wants_root(arch, host):
 
 
 class Report:
+    """The results, printed as they come; a boot's results (`Report.part()`) are printed
+    together when the boot is over, whatever else runs meanwhile."""
+
     def __init__(self):
         self.counts = {"pass": 0, "fail": 0, "skip": 0}
         self.failed = []
+        self.lock = threading.RLock()
 
     def add(self, name, status, detail=(), reason=""):
-        self.counts[status] += 1
         word = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP"}[status]
         line = f"{word} {name}"
         if reason:
             line += f" ({reason})"
-        print(line, flush=True)
-        if status == "fail":
-            self.failed.append(name)
-            for d in detail:
-                print(f"    {d}", flush=True)
+        lines = [line] + ([f"    {d}" for d in detail] if status == "fail" else [])
+        with self.lock:
+            self.counts[status] += 1
+            if status == "fail":
+                self.failed.append(name)
+            print("\n".join(lines), flush=True)
+
+    def part(self):
+        return ReportPart(self)
 
     def summary(self):
         c = self.counts
@@ -112,6 +126,23 @@ class Report:
         if c["skip"]:
             line += f", {c['skip']} skipped"
         return line
+
+
+class ReportPart:
+    """Results kept until `flush()` adds them to the report, one block."""
+
+    def __init__(self, rep):
+        self.rep = rep
+        self.results = []
+
+    def add(self, name, status, detail=(), reason=""):
+        self.results.append((name, status, detail, reason))
+
+    def flush(self):
+        with self.rep.lock:
+            for r in self.results:
+                self.rep.add(*r)
+        self.results = []
 
 
 def log(msg):
@@ -312,12 +343,14 @@ def run_boot(rep, arch, variant, driver, host, kernel, initrd, chroot, shim, kun
 
     collect_figures(arch, variant, host, lines)
     results = ktap.parse(lines)
+    part = rep.part()
     for r in results:
-        rep.add(f"{tag}: {r.name}", r.status, r.diag, r.reason)
+        part.add(f"{tag}: {r.name}", r.status, r.diag, r.reason)
 
-    rep.add(f"{tag}: boot", "fail" if (problems := judge_boot(rc, lines, results, kunit, timeout))
-            else "pass", problems)
-    kunit_in_kernel_format(rep, tag, f"{arch}-{variant}-{host}", lines)
+    part.add(f"{tag}: boot", "fail" if (problems := judge_boot(rc, lines, results, kunit, timeout))
+             else "pass", problems)
+    kunit_in_kernel_format(part, tag, f"{arch}-{variant}-{host}", lines)
+    part.flush()
 
 
 # The kernel's KUnit tool, from the staged tree the kernels are built from.
@@ -531,12 +564,32 @@ def plan():
             kernels.append((arch, kernel_of(arch, ""), "no"))
         if san:
             kernels.append((arch, kernel_of(arch, "-san"), "yes"))
-        for d in DRIVERS:
-            if not FUZZ_SECONDS:
-                boots += [(arch, d, d, h) for h in hosts]
-            if san:
-                boots.append((arch, f"{d}-san", d, "gl"))
+        # Both drivers of a host one after the other: with two guests at a time they boot side
+        # by side, on a machine equally busy (their figures are compared). The sanitizer
+        # kernel's boots, the longest, first once their kernel is built.
+        if san:
+            boots += [(arch, f"{d}-san", d, "gl") for d in DRIVERS]
+        if not FUZZ_SECONDS:
+            boots += [(arch, d, d, h) for h in hosts for d in DRIVERS]
     return kernels, boots
+
+
+def run_jobs(jobs, settled):
+    """Runs `jobs`, [(build tree, function)], at most BOOT_JOBS at a time, in order, each once
+    its build tree's build has ended (`settled`); a job whose build is still running lets the
+    later ones whose builds ended go first."""
+    pending = list(jobs)
+    running = []
+    while pending or running:
+        running = [t for t in running if t.is_alive()]
+        ready = [j for j in pending if settled[j[0]].is_set()]
+        while ready and len(running) < BOOT_JOBS:
+            job = ready.pop(0)
+            pending.remove(job)
+            t = threading.Thread(target=job[1], name=job[0])
+            t.start()
+            running.append(t)
+        time.sleep(0.5)
 
 
 def main():
@@ -575,37 +628,51 @@ def main():
         rep.add("setup/toolchain", "fail", out[-30:])
     host_unit_tests(rep)
 
+    # The kernels build one after the other in the background; each boot starts once its
+    # kernel is built. Builds after the first run at a lower priority than the guests.
     built = {}
-    initrds = {}
-    for arch, tree, sanitize in kernels:
-        env = dict(base_env, ARCH=arch, SANITIZE=sanitize)
-        step = time.monotonic()
-        ok, out = sh([os.path.join(RIG, "build-kernel.sh")], env)
-        if ok:
-            kernel = out[-1]
-            if arch not in initrds:
-                ok, out2 = sh([os.path.join(RIG, "build-initramfs.sh")], env)
-                if ok:
-                    initrds[arch] = out2[-1]
-                else:
-                    out = out2
-            if arch in initrds:
-                bld = os.path.join(CACHE, "build", tree)
-                built[tree] = (kernel, initrds[arch],
-                               kunit_expected(os.path.join(bld, ".config")))
-                version = open(os.path.join(bld, "rig-version")).read().strip()
-                log(f"built {tree} in {time.monotonic() - step:.0f}s: {version}")
-        if tree not in built:
-            rep.add(f"build/{tree}", "fail", out[-30:])
+    settled = {}  # build tree -> threading.Event, set when its build ended (built or not)
+    for _, tree, _ in kernels:
+        settled[tree] = threading.Event()
 
-    rustfmt_tests(rep)
-    for arch in sorted({a for a, _, _ in kernels}):
-        clippy_tests(rep, arch)
-    for arch, tree, sanitize in kernels:
-        if sanitize == "yes" and tree in built:
-            for driver in DRIVERS:
-                collect_kcov_points(arch, f"{driver}-san", tree, driver)
+    def build_all():
+        try:
+            build_each()
+        finally:
+            # Whatever happened, no boot waits for a build that will not end.
+            for event in settled.values():
+                event.set()
 
+    def build_each():
+        initrds = {}
+        for n, (arch, tree, sanitize) in enumerate(kernels):
+            env = dict(base_env, ARCH=arch, SANITIZE=sanitize)
+            step = time.monotonic()
+            cmd = [os.path.join(RIG, "build-kernel.sh")]
+            ok, out = sh((["nice", "-n", "10"] if n else []) + cmd, env)
+            if ok:
+                kernel = out[-1]
+                if arch not in initrds:
+                    ok, out2 = sh([os.path.join(RIG, "build-initramfs.sh")], env)
+                    if ok:
+                        initrds[arch] = out2[-1]
+                    else:
+                        out = out2
+                if arch in initrds:
+                    bld = os.path.join(CACHE, "build", tree)
+                    built[tree] = (kernel, initrds[arch],
+                                   kunit_expected(os.path.join(bld, ".config")))
+                    version = open(os.path.join(bld, "rig-version")).read().strip()
+                    log(f"built {tree} in {time.monotonic() - step:.0f}s: {version}")
+            if tree not in built:
+                rep.add(f"build/{tree}", "fail", out[-30:])
+            settled[tree].set()
+
+    builder = threading.Thread(target=build_all, name="kernel builds")
+    builder.start()
+
+    # What every boot needs besides its kernel: the host chroot, the guests' Mesa roots and the
+    # shim over virglrenderer (all fetched or built while the first kernel builds).
     step = time.monotonic()
     chroot_out, _ = chroot_job.communicate()
     log(f"host chroot ready ({time.monotonic() - step:.0f}s waited for it)")
@@ -629,21 +696,43 @@ def main():
         else:
             rep.add("setup/virgl-shim", "fail", out[-30:])
 
-    for arch, variant, driver, host in boots:
-        timeout = BOOT_TIMEOUT * (SAN_TIMEOUT_FACTOR if variant.endswith("-san") else 1)
-        if variant.endswith("-san"):
-            timeout += FUZZ_SECONDS
-        if kernel_of(arch, variant) in built and chroot:
-            kernel, initrd, kunit = built[kernel_of(arch, variant)]
+    # The boots, BOOT_JOBS at a time, each as soon as its kernel is built, in the plan's order;
+    # then the panic screen, in boots of their own, each driver's plain kernel on the 2D host.
+    def boot_job(arch, variant, driver, host):
+        def run():
+            tree = kernel_of(arch, variant)
+            if tree not in built or not chroot:
+                rep.add(f"{arch}/{variant}/{host}: boot", "fail", ["not built"])
+                return
+            kernel, initrd, kunit = built[tree]
+            timeout = BOOT_TIMEOUT * (SAN_TIMEOUT_FACTOR if variant.endswith("-san") else 1)
+            if variant.endswith("-san"):
+                timeout += FUZZ_SECONDS
             run_boot(rep, arch, variant, driver, host, kernel, initrd, chroot, shim, kunit,
                      timeout)
-        else:
-            rep.add(f"{arch}/{variant}/{host}: boot", "fail", ["not built"])
-    # The panic screen, in boots of their own, each driver's plain kernel on the 2D host.
-    for arch, variant, driver, host in boots:
-        if host == "2d" and variant == driver and kernel_of(arch, variant) in built and chroot:
-            kernel, initrd, _ = built[kernel_of(arch, variant)]
-            run_panic_boot(rep, arch, driver, kernel, initrd, chroot)
+        return kernel_of(arch, variant), run
+
+    def panic_job(arch, driver):
+        def run():
+            tree = kernel_of(arch, driver)
+            if tree in built and chroot:
+                kernel, initrd, _ = built[tree]
+                run_panic_boot(rep, arch, driver, kernel, initrd, chroot)
+        return kernel_of(arch, driver), run
+
+    jobs = [boot_job(*b) for b in boots]
+    jobs += [panic_job(arch, driver) for arch, variant, driver, host in boots
+             if host == "2d" and variant == driver]
+    run_jobs(jobs, settled)
+    builder.join()
+
+    rustfmt_tests(rep)
+    for arch in sorted({a for a, _, _ in kernels}):
+        clippy_tests(rep, arch)
+    for arch, tree, sanitize in kernels:
+        if sanitize == "yes" and tree in built:
+            for driver in DRIVERS:
+                collect_kcov_points(arch, f"{driver}-san", tree, driver)
 
     log(f"total {time.monotonic() - t0:.0f}s")
     # Not tests: the Mesa programs' timings on both drivers, from the boots above.

@@ -1,11 +1,15 @@
 # SPDX-License-Identifier: GPL-2.0
 """Host-side unit tests of the rig's own judgement (python3 -m unittest)."""
 
+import contextlib
+import io
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -466,3 +470,64 @@ class KernelKtapTest(unittest.TestCase):
 
     def test_nothing_without_a_kernel_document(self):
         self.assertEqual(ktap.kernel_ktap(["KTAP version 1", "1..1", "ok 1 x"]), [])
+
+
+class BootJobs(unittest.TestCase):
+    """The boots run BOOT_JOBS at a time, in order, each once its kernel's build ended."""
+
+    def run_jobs(self, jobs_of, settle_late, jobs=2):
+        settled = {t: threading.Event() for t in ("a", "b")}
+        settled["a"].set()
+        lock = threading.Lock()
+        state = {"now": 0, "most": 0, "order": []}
+
+        def job(name):
+            def run():
+                with lock:
+                    state["now"] += 1
+                    state["most"] = max(state["most"], state["now"])
+                    state["order"].append(name)
+                time.sleep(0.3)
+                with lock:
+                    state["now"] -= 1
+            return run
+
+        if settle_late:
+            threading.Timer(1.0, settled["b"].set).start()
+        else:
+            settled["b"].set()
+        old = check.BOOT_JOBS
+        check.BOOT_JOBS = jobs
+        try:
+            check.run_jobs([(tree, job(name)) for tree, name in jobs_of], settled)
+        finally:
+            check.BOOT_JOBS = old
+        return state
+
+    def test_at_most_boot_jobs_at_once_in_order(self):
+        s = self.run_jobs([("a", 1), ("a", 2), ("a", 3), ("b", 4)], settle_late=False)
+        self.assertEqual(s["most"], 2)
+        self.assertEqual(s["order"], [1, 2, 3, 4])
+        s = self.run_jobs([("a", 1), ("a", 2), ("a", 3)], settle_late=False, jobs=1)
+        self.assertEqual(s["most"], 1)
+
+    def test_a_boot_waits_for_its_kernel_and_lets_ready_ones_pass(self):
+        s = self.run_jobs([("b", 1), ("a", 2), ("a", 3), ("b", 4)], settle_late=True)
+        self.assertEqual(s["order"], [2, 3, 1, 4])
+
+
+class ReportParts(unittest.TestCase):
+    def test_a_boots_results_print_together(self):
+        rep = check.Report()
+        part = rep.part()
+        part.add("x: one", "pass")
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            rep.add("other", "fail", ["why"])
+            part.add("x: two", "fail", ["detail"])
+            self.assertNotIn("x: one", buf.getvalue())
+            part.flush()
+        self.assertEqual(buf.getvalue().splitlines(),
+                         ["FAIL other", "    why", "PASS x: one", "FAIL x: two", "    detail"])
+        self.assertEqual(rep.counts, {"pass": 1, "fail": 2, "skip": 0})
+        self.assertEqual(rep.failed, ["other", "x: two"])
