@@ -126,9 +126,9 @@ A guest driver for virtio-gpu devices with the UAPI of the C driver
 (include/uapi/drm/virtgpu_drm.h) under the same DRM driver name, so that
 Mesa's virgl and venus drivers run on it unchanged. This patch is the
 render side: probe, capsets, contexts, blobs, EXECBUFFER with its fences
-(sync_file, syncobjs), WAIT, PRIME, unbind, and suspend and hibernation.
-Classic resources and the display follow in the next two patches; until
-then RESOURCE_CREATE and the transfers fail with ENOTTY.
+(sync_file, syncobjs), WAIT, PRIME, unbind and device resets. Suspend and
+hibernation, classic resources and the display follow in the next three
+patches; until then RESOURCE_CREATE and the transfers fail with ENOTTY.
 
 It differs from the C driver where the host's word should decide:
 a mappable host blob is mapped into userspace with the page protection
@@ -142,8 +142,8 @@ same to any holder (DMA_BUF_IOCTL_INFO, earlier in this series).
 Commands are requests that own what the host may use until it answers
 them (guest pages, ranges of the host-visible region, ids), on the Rust
 virtio abstraction's queues; every wait on the host is interruptible or
-killable; unbind, device resets the host asks for, and suspend and
-hibernation are handled. Documentation/gpu/virtio-gpu-rs.rst describes
+killable; unbind and device resets the host asks for are handled.
+Documentation/gpu/virtio-gpu-rs.rst describes
 it, with every place it deliberately differs from the C driver.
 
 The driver's tracepoints are declared in include/trace/events/ and
@@ -151,6 +151,24 @@ reach Rust through the bindings.""",
     ),
     dict(
         driver_state=1,
+        message="""drm/virtio_rs: survive suspend and hibernation
+
+The virtio core resets the device around a system sleep, and the host
+then forgets every resource and context. Before the sleep the driver
+lets the host answer what is queued (at most 30 s per queue, or the sleep
+is refused with EBUSY) and zaps every userspace mapping of host blobs;
+after it, guest blobs are made again, with their guest memory and the
+same ids, ahead of anything else (virtio's Restoring). What existed only
+on the host cannot be made again: contexts and host blobs made before the
+sleep are lost, and their users get ECANCELED (submits, new mappings) or
+SIGBUS (faults), as amdgpu answers for contexts that lost their VRAM.
+
+Unlike the C driver, this is done after every reset, for suspend as for
+hibernation: the C driver restores only after a hibernation, and refuses
+hibernation with virgl.""",
+    ),
+    dict(
+        driver_state=2,
         message="""drm/virtio_rs: add classic resources and transfers
 
 RESOURCE_CREATE and TRANSFER_TO_HOST/TRANSFER_FROM_HOST, as the C driver
@@ -165,7 +183,7 @@ After a system sleep classic resources are made again, with their guest
 memory and the same ids, before anything else reaches the device.""",
     ),
     dict(
-        driver_state=2,
+        driver_state=3,
         message="""drm/virtio_rs: add the display
 
 KMS for the device's scanouts, as the C driver has it: a CRTC, encoder,
@@ -196,10 +214,11 @@ A MAINTAINERS entry for the driver and its abstractions.""",
 # them with tools/series/driver/PEELS[k:] applied, the last one as the tree has them.
 DRIVER_PATHS = ["drivers/gpu/drm/virtio_rs", "include/trace/events/virtio_gpu_rs.h"]
 
-# PEELS[k] takes out of the driver what driver patch k + 1 adds: the classic resources, then
-# the display. `remove`: the files (or directories) the feature adds; `patch`: the edits to the
+# PEELS[k] takes out of the driver what driver patch k + 1 adds: suspend and hibernation, the
+# classic resources, the display. `remove`: the files (or directories) the feature adds; `patch`: the edits to the
 # driver's other files, in tools/series/driver/.
 PEELS = [
+    dict(patch="pm.patch", remove=["drivers/gpu/drm/virtio_rs/pm.rs"]),
     dict(
         patch="classic.patch",
         remove=["drivers/gpu/drm/virtio_rs/resource.rs", "drivers/gpu/drm/virtio_rs/transfer.rs"],
