@@ -29,19 +29,24 @@ const RUNTIME: &str = "/tmp/xdg";
 const SOCKET: &str = "wl-rig";
 /// weston's log, in the root.
 const LOG: &str = "/tmp/weston.log";
+/// What the client prints, in the root.
+const CLIENT_LOG: &str = "/tmp/client.log";
 /// How long weston may take to start (open the card, set the mode, listen).
 const START: Duration = Duration::from_secs(20);
-/// How long the client runs before the picture is taken: simple-egl prints its frame rate
-/// every 5 s, from its first frame.
+/// How long the client runs before the picture is taken, at least: simple-egl prints its
+/// frame rate every 5 s, from its first frame.
 const RUN: Duration = Duration::from_secs(8);
+/// How long the GL client may take to print its first frame rate (on a slow guest, its first
+/// frame comes seconds after it started).
+const RUN_MAX: Duration = Duration::from_secs(30);
 
 /// A program of the root in a process group of its own (weston starts helper clients of its
-/// own), killed whole (and reaped) when dropped.
-struct Running(Child);
+/// own), killed whole (and reaped) when dropped; a client's output goes to [`CLIENT_LOG`].
+struct Running(Child, bool);
 
 impl Running {
     /// Starts `argv`: weston (`client` false), whose log goes to [`LOG`], or a client of its,
-    /// whose output is kept.
+    /// whose output goes to [`CLIENT_LOG`].
     fn start(argv: &[&str], client: bool) -> Result<Self, String> {
         let mut c = Command::new("/bin/chroot");
         c.arg(ROOT)
@@ -56,15 +61,24 @@ impl Running {
             .process_group(0)
             .stdin(Stdio::null());
         if client {
-            c.env("WAYLAND_DISPLAY", SOCKET)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
+            let path = format!("{ROOT}{CLIENT_LOG}");
+            let out = std::fs::File::create(&path).map_err(|e| format!("{path}: {e}"))?;
+            let err = out.try_clone().map_err(|e| format!("{path}: {e}"))?;
+            c.env("WAYLAND_DISPLAY", SOCKET).stdout(out).stderr(err);
         } else {
             c.stdout(Stdio::null()).stderr(Stdio::null());
         }
         c.spawn()
-            .map(Running)
+            .map(|child| Running(child, client))
             .map_err(|e| format!("chroot {ROOT} {}: {e}", argv.join(" ")))
+    }
+
+    /// What a client printed so far.
+    fn output(&self) -> String {
+        if !self.1 {
+            return String::new();
+        }
+        std::fs::read_to_string(format!("{ROOT}{CLIENT_LOG}")).unwrap_or_default()
     }
 
     /// Sends `sig` to the program's process group.
@@ -91,14 +105,7 @@ impl Running {
         }
         self.signal(libc::SIGKILL);
         let _ = self.0.wait();
-        let mut out = String::new();
-        if let Some(mut o) = self.0.stdout.take() {
-            let _ = std::io::Read::read_to_string(&mut o, &mut out);
-        }
-        if let Some(mut e) = self.0.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut e, &mut out);
-        }
-        out
+        self.output()
     }
 }
 
@@ -200,7 +207,20 @@ fn weston(ctx: &Ctx) -> Outcome {
         Ok(r) => r,
         Err(e) => return Outcome::Fail(e),
     };
-    std::thread::sleep(RUN);
+    // The picture is taken after RUN, and on the GL host once the client printed a frame rate
+    // (at most RUN_MAX): its first frame may come seconds after it started.
+    let start = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(250));
+        let waited = start.elapsed();
+        let drew = ctx.host != Host::Gl || app.output().contains(" frames in ");
+        if (waited >= RUN && drew) || waited >= RUN_MAX {
+            break;
+        }
+        if app.exited().is_some() || compositor.exited().is_some() {
+            break;
+        }
+    }
     let app_ended = app.exited();
     let weston_ended = compositor.exited();
     // A grid over the middle 200x200 (where a window of either client is) and the corners.
@@ -245,7 +265,7 @@ fn weston(ctx: &Ctx) -> Outcome {
             }
             _ => {
                 return Outcome::Fail(format!(
-                    "weston-simple-egl drew no frames within {RUN:?}:\n{}",
+                    "weston-simple-egl drew no frames within {RUN_MAX:?}:\n{}",
                     shown(&app_out)
                 ))
             }
