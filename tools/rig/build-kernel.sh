@@ -41,9 +41,11 @@ build() {
 		"$RIG_ROOT/tools/rig/config/driver-rust.config" \
 		${SANITIZERS:+"$src/$SANITIZERS"} >"$tmp/fragment"
 	"${kmake[@]}" O="$tmp/cfg" KCONFIG_ALLCONFIG="$tmp/fragment" allnoconfig >/dev/null
-	# Every symbol the fragments ask for must have survived Kconfig.
+	# Every symbol the fragments ask for must have survived Kconfig (where two fragments set
+	# one, the later one's value, as Kconfig takes it).
 	local missing
-	missing=$(grep -E '^CONFIG_[A-Z0-9_]+=' "$tmp/fragment" | sort -u |
+	missing=$(grep -E '^CONFIG_[A-Z0-9_]+=' "$tmp/fragment" |
+		awk -F= '{ last[$1] = $0 } END { for (s in last) print last[s] }' | sort |
 		grep -vxF -f "$tmp/cfg/.config" || true)
 	[ -z "$missing" ] || die "Kconfig dropped (unmet dependencies?): $(echo $missing)"
 	cmp -s "$tmp/cfg/.config" "$bld/.config" || cp "$tmp/cfg/.config" "$bld/.config"
