@@ -553,8 +553,9 @@ def kernel_of(arch, variant):
 def plan():
     """The kernels to build, [(arch, build tree, SANITIZE)], and the boots,
     [(arch, variant, driver, host)]: each driver on the plain kernel on every host of the
-    arch, and on the sanitizer kernel on HOST=gl where the arch has sanitizer kernels."""
-    kernels, boots = [], []
+    arch, and on the sanitizer kernel on HOST=gl where the arch has sanitizer kernels. The
+    plain kernels build first: their boots are the most."""
+    kernels, san_kernels, boots = [], [], []
     for arch in ARCHS:
         hosts = hosts_of(arch)
         if not hosts:
@@ -563,7 +564,7 @@ def plan():
         if not FUZZ_SECONDS:
             kernels.append((arch, kernel_of(arch, ""), "no"))
         if san:
-            kernels.append((arch, kernel_of(arch, "-san"), "yes"))
+            san_kernels.append((arch, kernel_of(arch, "-san"), "yes"))
         # Both drivers of a host one after the other: with two guests at a time they boot side
         # by side, on a machine equally busy (their figures are compared). The sanitizer
         # kernel's boots, the longest, first once their kernel is built.
@@ -571,7 +572,7 @@ def plan():
             boots += [(arch, f"{d}-san", d, "gl") for d in DRIVERS]
         if not FUZZ_SECONDS:
             boots += [(arch, d, d, h) for h in hosts for d in DRIVERS]
-    return kernels, boots
+    return kernels + san_kernels, boots
 
 
 def run_jobs(jobs, settled):
