@@ -45,9 +45,11 @@ host: VNC has no message for it, and Debian's QEMU has no trace backend that pri
 
 A line `rig: queues? TOKEN` asks what QEMU holds of the GPU's virtqueues, the evidence of a
 host that stopped answering: `rig-queues TOKEN NAME inuse N avail A shadow S used U signalled
-G; ...; status ...; threads COMM:STATE:WCHAN ...` (QMP's x-query-virtio-queue-status per
-queue: `inuse` counts the requests QEMU took and has not answered; then each QEMU thread's
-state and where it waits in the host's kernel), or `rig-queues TOKEN none REASON; threads ...`.
+G; guest ring flags F used-event E used U; ...; status ...; event-idx yes|no; threads
+COMM:STATE:WCHAN ...` (QMP's x-query-virtio-queue-status per queue: `inuse` counts the
+requests QEMU took and has not answered; then what the guest wrote in the ring, read from its
+memory: whether it asked for no interrupts, or, with EVENT_IDX, past which used index it wants
+the next one; then each QEMU thread's state and where it waits in the host's kernel), or `rig-queues TOKEN none REASON; threads ...`.
 A boot that runs out of time gets the same, and each QEMU thread's first frames where the
 build machine has gdb, as `rig: at timeout: ...` lines in its log before QEMU is killed.
 
@@ -355,11 +357,33 @@ def gpu_queues(call):
         q = call("x-query-virtio-queue-status", path=gpus[0], queue=i)
         out.append(f"{('control', 'cursor')[i]} inuse {q.get('inuse')} avail {q.get('last-avail-idx')}"
                    f" shadow {q.get('shadow-avail-idx')} used {q.get('used-idx')}"
-                   f" signalled {q.get('signalled-used')}")
-    st = call("x-query-virtio-status", path=gpus[0]).get("status", {}).get("statuses", [])
+                   f" signalled {q.get('signalled-used')}"
+                   f"{'' if q.get('signalled-used-valid', True) else ' (invalid)'}"
+                   f"; {ring_in_guest_memory(call, q)}")
+    status = call("x-query-virtio-status", path=gpus[0])
+    st = status.get("status", {}).get("statuses", [])
     out.append("status " + ",".join(
         f.split(":")[0].removeprefix("VIRTIO_CONFIG_S_").lower() for f in st))
+    transports = status.get("guest-features", {}).get("transports", [])
+    event_idx = any(t.startswith("VIRTIO_RING_F_EVENT_IDX") for t in transports)
+    out.append(f"event-idx {'yes' if event_idx else 'no'}")
     return "; ".join(out)
+
+
+def ring_in_guest_memory(call, q):
+    """What the guest wrote in a split ring, read from its memory: the avail ring's flags
+    (1: no interrupts) and `used_event` (with EVENT_IDX, the device interrupts only once its
+    used index passes it), and the used ring's index; the evidence of whether the guest asked
+    not to be told of the last answers."""
+    def u16(addr):
+        text = call("human-monitor-command", **{"command-line": f"xp /1hx {addr:#x}"})
+        return int(text.split()[-1], 16)
+    try:
+        avail, used, num = q["vring-avail"], q["vring-used"], q["vring-num"]
+        return (f"guest ring flags {u16(avail)} used-event {u16(avail + 4 + 2 * num)}"
+                f" used {u16(used + 2)}")
+    except (KeyError, ValueError, IndexError, QmpError) as e:
+        return f"guest ring unknown ({type(e).__name__})"
 
 
 def processes():

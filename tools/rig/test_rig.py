@@ -313,14 +313,25 @@ class HostQueuesTest(unittest.TestCase):
             if cmd == "x-query-virtio-queue-status":
                 self.assertEqual(args["path"], "/gpu")
                 return {"inuse": 3 - args["queue"], "last-avail-idx": 10, "shadow-avail-idx": 12,
-                        "used-idx": 7, "signalled-used": 7}
+                        "used-idx": 7, "signalled-used": 7, "signalled-used-valid": True,
+                        "vring-num": 64, "vring-avail": 0x1000 * (1 + args["queue"]),
+                        "vring-used": 0x1800 * (1 + args["queue"])}
+            if cmd == "human-monitor-command":
+                addr = int(args["command-line"].split()[-1], 16)
+                memory = {0x1000: 1, 0x1000 + 4 + 128: 6, 0x1802: 7,
+                          0x2000: 0, 0x2000 + 4 + 128: 7, 0x3002: 7}
+                return f"{addr:016x}: {memory[addr]:#06x}\r\n"
             self.assertEqual(cmd, "x-query-virtio-status")
             return {"status": {"statuses": ["VIRTIO_CONFIG_S_ACKNOWLEDGE: Valid",
-                                            "VIRTIO_CONFIG_S_DRIVER_OK: Driver ready"]}}
+                                            "VIRTIO_CONFIG_S_DRIVER_OK: Driver ready"]},
+                    "guest-features": {"transports": ["VIRTIO_RING_F_EVENT_IDX: Used & avail "
+                                                      "event fields enabled"]}}
         self.assertEqual(boot.gpu_queues(call),
                          "control inuse 3 avail 10 shadow 12 used 7 signalled 7; "
+                         "guest ring flags 1 used-event 6 used 7; "
                          "cursor inuse 2 avail 10 shadow 12 used 7 signalled 7; "
-                         "status acknowledge,driver_ok")
+                         "guest ring flags 0 used-event 7 used 7; "
+                         "status acknowledge,driver_ok; event-idx yes")
 
     def test_no_qemu_is_said(self):
         with tempfile.TemporaryDirectory() as d:

@@ -53,7 +53,7 @@ fn host_shows(want: &[((u32, u32), u32)]) -> Result<Result<(), String>, String> 
 
 /// As [`host_shows`], on scanout `head`.
 fn host_shows_on(head: u32, want: &[((u32, u32), u32)]) -> Result<Result<(), String>, String> {
-    host_shows_at(head, want, &|| {})
+    host_shows_at(head, want, &|| {}, PICTURE_WITHIN)
 }
 
 /// As [`host_shows`], calling `poke` (which flushes what the host should show again) every
@@ -65,16 +65,30 @@ pub(super) fn host_shows_poked(
     want: &[((u32, u32), u32)],
     poke: &dyn Fn(),
 ) -> Result<Result<(), String>, String> {
-    host_shows_at(0, want, poke)
+    host_shows_at(0, want, poke, PICTURE_WITHIN)
+}
+
+/// How long the host may take to show what the guest flushed.
+const PICTURE_WITHIN: Duration = Duration::from_secs(5);
+
+/// As [`host_shows_poked`], waiting up to `within`.
+pub(super) fn host_shows_poked_within(
+    want: &[((u32, u32), u32)],
+    poke: &dyn Fn(),
+    within: Duration,
+) -> Result<Result<(), String>, String> {
+    host_shows_at(0, want, poke, within)
 }
 
 fn host_shows_at(
     head: u32,
     want: &[((u32, u32), u32)],
     poke: &dyn Fn(),
+    within: Duration,
 ) -> Result<Result<(), String>, String> {
     let points: Vec<(u32, u32)> = want.iter().map(|&(p, _)| p).collect();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let start = Instant::now();
+    let deadline = start + within;
     let mut polls = 0;
     loop {
         let pic = match host::pixels_of(head, &points)? {
@@ -97,7 +111,12 @@ fn host_shows_at(
             return Ok(Ok(()));
         }
         if Instant::now() > deadline {
-            return Err(format!("the host shows: {}", wrong.join("; ")));
+            return Err(format!(
+                "the host shows: {} (after {:.1} s, {} pictures)",
+                wrong.join("; "),
+                start.elapsed().as_secs_f64(),
+                polls + 1
+            ));
         }
         polls += 1;
         if polls % 10 == 0 {

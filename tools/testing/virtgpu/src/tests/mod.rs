@@ -226,6 +226,15 @@ pub fn blocked_tasks(comms: &[&str]) -> Vec<String> {
         "host: {}",
         crate::host::queues().unwrap_or_else(|e| format!("no answer: {e}"))
     )];
+    // How many interrupts each virtqueue's vector took, per CPU: with the host's view of the
+    // rings, whether an answer the host gave was ever signalled to the guest.
+    let interrupts = std::fs::read_to_string("/proc/interrupts").unwrap_or_default();
+    out.extend(
+        interrupts
+            .lines()
+            .filter(|l| l.contains("virtio"))
+            .map(|l| format!("irq {}", l.split_whitespace().collect::<Vec<_>>().join(" "))),
+    );
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
