@@ -45,11 +45,13 @@ host: VNC has no message for it, and Debian's QEMU has no trace backend that pri
 
 A line `rig: queues? TOKEN` asks what QEMU holds of the GPU's virtqueues, the evidence of a
 host that stopped answering: `rig-queues TOKEN NAME inuse N avail A shadow S used U signalled
-G; guest ring flags F used-event E used U; ...; status ...; event-idx yes|no; threads
-COMM:STATE:WCHAN ...` (QMP's x-query-virtio-queue-status per queue: `inuse` counts the
+G; guest ring flags F used-event E used U; ...; status ...; event-idx yes|no[; cpu N local
+APIC: ISR ...; IRR ...; APR ...]...; threads COMM:STATE:WCHAN ...` (QMP's x-query-virtio-queue-status per queue: `inuse` counts the
 requests QEMU took and has not answered; then what the guest wrote in the ring, read from its
 memory: whether it asked for no interrupts, or, with EVENT_IDX, past which used index it wants
-the next one; then each QEMU thread's state and where it waits in the host's kernel), or `rig-queues TOKEN none REASON; threads ...`.
+the next one; on x86_64 each CPU's local APIC, whose vectors in service and requested tell
+an interrupt that was raised but never taken; then each QEMU thread's state and where it waits
+in the host's kernel), or `rig-queues TOKEN none REASON; threads ...`.
 A boot that runs out of time gets the same, and each QEMU thread's first frames where the
 build machine has gdb, as `rig: at timeout: ...` lines in its log before QEMU is killed.
 
@@ -474,10 +476,26 @@ def host_evidence(run_dir, ancestor):
     return lines
 
 
+def local_apics(call):
+    """x86: each CPU's local APIC as QEMU holds it (HMP `info lapic N`): the vectors in
+    service and requested, and the priorities; a vector left in service (an end of interrupt
+    that never came) holds back every interrupt of its class and below. Nothing elsewhere."""
+    out = []
+    for cpu in range(8):
+        text = call("human-monitor-command", **{"command-line": f"info lapic {cpu}"})
+        if "ISR" not in text:
+            break
+        keep = [l.split(None, 1) for l in text.splitlines()
+                if l.startswith(("ISR", "IRR", "APR"))]
+        out.append(f"cpu {cpu} local APIC: " + "; ".join(" ".join(k) for k in keep))
+    return out
+
+
 def queues_answer(run_dir, token, ancestor=None):
     """The answer to `rig: queues?` (see the module's doc)."""
     try:
-        queues = qmp(run_dir, gpu_queues, timeout=5)
+        queues = qmp(run_dir, lambda call: "; ".join([gpu_queues(call)] + local_apics(call)),
+                     timeout=5)
     except (OSError, ValueError, QmpError) as e:
         queues = f"none {type(e).__name__}: {e}"
     return f"rig-queues {token} {queues}; {qemu_threads(ancestor)}"

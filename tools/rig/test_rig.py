@@ -333,6 +333,20 @@ class HostQueuesTest(unittest.TestCase):
                          "guest ring flags 0 used-event 7 used 7; "
                          "status acknowledge,driver_ok; event-idx yes")
 
+    def test_local_apics_in_service_and_requested(self):
+        apic = {0: "dumping local APIC state for CPU 0\r\n\r\nLVT0\t 0x00010700 masked\r\n"
+                   "ISR\t 49\r\nIRR\t 49 236\r\n\r\nAPR 0x00 TPR 0x00 PPR 0x40\r\n",
+                1: "dumping local APIC state for CPU 1\r\nISR\t (none)\r\nIRR\t (none)\r\n"
+                   "APR 0x00 TPR 0x00 PPR 0x00\r\n"}
+
+        def call(cmd, **args):
+            self.assertEqual(cmd, "human-monitor-command")
+            cpu = int(args["command-line"].split()[-1])
+            return apic.get(cpu, "Invalid CPU\r\n")
+        self.assertEqual(boot.local_apics(call), [
+            "cpu 0 local APIC: ISR 49; IRR 49 236; APR 0x00 TPR 0x00 PPR 0x40",
+            "cpu 1 local APIC: ISR (none); IRR (none); APR 0x00 TPR 0x00 PPR 0x00"])
+
     def test_no_qemu_is_said(self):
         with tempfile.TemporaryDirectory() as d:
             answer = boot.queues_answer(d, "4", ancestor=None)

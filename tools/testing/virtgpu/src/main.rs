@@ -159,6 +159,11 @@ fn main() {
                 .is_none_or(|p| p.split(',').any(|p| name.starts_with(&p.replace('+', " "))))
         })
         .collect();
-    let ok = ktap::run(&ctx, &all, tests::host_accounted);
+    tests::watch();
+    let ok = ktap::run(&ctx, &all, |ctx, test| {
+        let o = tests::host_accounted(ctx, test);
+        tests::FINISHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        o
+    });
     std::process::exit(if ok { 0 } else { 1 });
 }

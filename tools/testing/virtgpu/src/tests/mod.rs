@@ -226,21 +226,39 @@ pub fn blocked_tasks(comms: &[&str]) -> Vec<String> {
         "host: {}",
         crate::host::queues().unwrap_or_else(|e| format!("no answer: {e}"))
     )];
-    // How many interrupts each virtqueue's vector took, per CPU: with the host's view of the
-    // rings, whether an answer the host gave was ever signalled to the guest.
+    out.extend(tasks_and_interrupts(comms, false));
+    out
+}
+
+/// The guest's side of [`blocked_tasks`]: the interrupts each virtqueue's vector (and the
+/// serial port) took, per CPU, then the tasks: those of the processes named `comms`, with
+/// `ours` this process's and its children's, and every task that waits uninterruptibly.
+fn tasks_and_interrupts(comms: &[&str], ours: bool) -> Vec<String> {
+    // With the host's view of the rings, whether an answer the host gave was ever signalled
+    // to the guest; the serial port's, whether the console still moves.
     let interrupts = std::fs::read_to_string("/proc/interrupts").unwrap_or_default();
-    out.extend(
-        interrupts
-            .lines()
-            .filter(|l| l.contains("virtio"))
-            .map(|l| format!("irq {}", l.split_whitespace().collect::<Vec<_>>().join(" "))),
-    );
+    let mut out: Vec<String> = interrupts
+        .lines()
+        .filter(|l| l.contains("virtio") || l.contains("ttyS") || l.contains("uart"))
+        .map(|l| format!("irq {}", l.split_whitespace().collect::<Vec<_>>().join(" ")))
+        .collect();
+    let me = std::process::id();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        let ours = comms.contains(&comm.trim());
+        let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit(") ")
+                    .next()?
+                    .split(' ')
+                    .nth(1)?
+                    .parse::<u32>()
+                    .ok()
+            });
+        let ours = comms.contains(&comm.trim()) || (ours && (pid == me || parent == Some(me)));
         let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
             .into_iter()
             .flatten();
@@ -276,6 +294,56 @@ pub fn blocked_tasks(comms: &[&str]) -> Vec<String> {
         }
     }
     out
+}
+
+/// Counts the tests that finished, for [`watch`].
+pub static FINISHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How long no test may finish before [`watch`] says what the guest is doing: longer than any
+/// test takes (a Mesa program that hangs twice: 80 s), shorter than the boot's time.
+const STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(110);
+
+/// Watches the test run from a thread of its own: when no test finished for [`STUCK_AFTER`],
+/// writes the guest's interrupt counts and its waiting tasks (this program's threads and
+/// children among them) to the kernel log, which reaches the console by the kernel's own,
+/// polled path even when a program's writes to the serial port no longer move: the evidence
+/// of a guest that stopped, for a boot that then runs out of time. Again after as long, while
+/// nothing finishes.
+pub fn watch() {
+    use std::{io::Write, sync::atomic::Ordering, time::Instant};
+    std::thread::spawn(|| {
+        let mut seen = FINISHED.load(Ordering::Relaxed);
+        let mut since = Instant::now();
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            let now = FINISHED.load(Ordering::Relaxed);
+            if now != seen {
+                (seen, since) = (now, Instant::now());
+                continue;
+            }
+            if since.elapsed() < STUCK_AFTER {
+                continue;
+            }
+            since = Instant::now();
+            // Every line, not the first ten: /dev/kmsg rate-limits its writers by default.
+            let _ = std::fs::write("/proc/sys/kernel/printk_devkmsg", "on");
+            let Ok(mut kmsg) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") else {
+                continue;
+            };
+            let mut say = |l: &str| {
+                // One record each, at warning level; within the kernel's record size.
+                let l: String = l.chars().take(900).collect();
+                let _ = kmsg.write_all(format!("<4>virtgpu-tests: {l}\n").as_bytes());
+            };
+            say(&format!(
+                "no test finished for {} s after test {seen}; the guest now:",
+                STUCK_AFTER.as_secs()
+            ));
+            for l in tasks_and_interrupts(&[], true) {
+                say(&l);
+            }
+        }
+    });
 }
 
 /// Whether a line another program printed can go to the console as it is: it has none of the
