@@ -65,7 +65,7 @@ fn sleep(state: &str) -> Result<Result<(), i32>, String> {
 /// again, while make check may build a kernel beside the guest and the host draws its window
 /// with software GL. (The hibernation test failed once in CI with the shorter bound; a failure
 /// now says how long it waited.)
-const PICTURE_WITHIN: Duration = Duration::from_secs(15);
+const SLEEP_PICTURE_WITHIN: Duration = Duration::from_secs(15);
 
 /// A dumb buffer of four quadrants on the display, then a sleep of `state`: the host shows the
 /// quadrants again afterwards, from the same buffer (the driver made it again on the host and
@@ -84,7 +84,7 @@ fn display_survives(ctx: &Ctx, state: &str) -> Outcome {
         let _ = out.off();
         let _ = out.set(buf.fb);
     };
-    match host_shows_poked_within(&want, &reshow, PICTURE_WITHIN) {
+    match host_shows_poked_within(&want, &reshow, SLEEP_PICTURE_WITHIN) {
         Ok(Ok(())) => {}
         Ok(Err(reason)) => {
             return Outcome::Skip(format!("the host gives no picture: {reason}"));
@@ -108,7 +108,7 @@ fn display_survives(ctx: &Ctx, state: &str) -> Outcome {
     }
     // The buffer's resource must exist on the host again: re-uploads of it (the poke) show
     // the picture only then.
-    match host_shows_poked_within(&want, &whole_fb, PICTURE_WITHIN) {
+    match host_shows_poked_within(&want, &whole_fb, SLEEP_PICTURE_WITHIN) {
         Ok(Ok(())) => Outcome::Pass,
         Ok(Err(reason)) => Outcome::Fail(format!("after the sleep, no picture: {reason}")),
         Err(e) => Outcome::Fail(format!("after the sleep: {e}")),
