@@ -26,6 +26,23 @@ fn budget() -> Option<(u64, u64, Option<u64>)> {
     Some((n, secs, seed))
 }
 
+/// How long the fuzzer runs at most on this boot (its time bound), if it runs: a test that
+/// long is not stuck (see [`super::watch`]).
+pub fn time_bound() -> Option<std::time::Duration> {
+    budget().map(|(_, secs, _)| std::time::Duration::from_secs(seconds(secs)))
+}
+
+/// The fuzzer's time bound for `rig.fuzz`'s SECONDS: those, or for a budget of ioctls (0) a
+/// bound on it (the sanitizer kernels make 100,000 in 200 to 250 s on two cores), so that a
+/// stuck run fails this test, with its seed, rather than the boot's timeout.
+fn seconds(secs: u64) -> u64 {
+    if secs > 0 {
+        secs
+    } else {
+        240
+    }
+}
+
 fn fuzz_then_works(ctx: &Ctx) -> Outcome {
     let Some((ioctls, secs, seed)) = budget() else {
         return Outcome::Skip(
@@ -49,10 +66,8 @@ fn fuzz_then_works(ctx: &Ctx) -> Outcome {
                 .into(),
         );
     }
-    // A budget of ioctls, bounded in time (the sanitizer kernels make 100,000 in 200 to 250 s
-    // on two cores), so that a stuck run fails this test, with its seed, rather than the
-    // boot's timeout; `make fuzz` gives a duration instead.
-    let duration = if secs > 0 { secs } else { 240 };
+    // A budget of ioctls, bounded in time; `make fuzz` gives a duration instead.
+    let duration = seconds(secs);
     let cfg = fuzz::Config {
         seed: seed.unwrap_or_else(fuzz::seed_from_clock),
         procs: 4,

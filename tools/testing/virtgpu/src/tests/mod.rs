@@ -300,7 +300,8 @@ fn tasks_and_interrupts(comms: &[&str], ours: bool) -> Vec<String> {
 pub static FINISHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// How long no test may finish before [`watch`] says what the guest is doing: longer than any
-/// test takes (a Mesa program that hangs twice: 80 s), shorter than the boot's time.
+/// test takes (a Mesa program that hangs twice: 80 s) but the fuzzer, whose time bound is
+/// added where it runs; shorter than the boot's time.
 const STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(110);
 
 /// Watches the test run from a thread of its own: when no test finished for [`STUCK_AFTER`],
@@ -311,7 +312,8 @@ const STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(110);
 /// nothing finishes.
 pub fn watch() {
     use std::{io::Write, sync::atomic::Ordering, time::Instant};
-    std::thread::spawn(|| {
+    let stuck_after = STUCK_AFTER + fuzz::time_bound().unwrap_or_default();
+    std::thread::spawn(move || {
         let mut seen = FINISHED.load(Ordering::Relaxed);
         let mut since = Instant::now();
         loop {
@@ -321,7 +323,7 @@ pub fn watch() {
                 (seen, since) = (now, Instant::now());
                 continue;
             }
-            if since.elapsed() < STUCK_AFTER {
+            if since.elapsed() < stuck_after {
                 continue;
             }
             since = Instant::now();
@@ -337,7 +339,7 @@ pub fn watch() {
             };
             say(&format!(
                 "no test finished for {} s after test {seen}; the guest now:",
-                STUCK_AFTER.as_secs()
+                stuck_after.as_secs()
             ));
             for l in tasks_and_interrupts(&[], true) {
                 say(&l);
