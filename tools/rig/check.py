@@ -347,6 +347,8 @@ def run_boot(rep, arch, variant, driver, host, kernel, initrd, chroot, shim, kun
     log(f"{tag}: guest ran {time.monotonic() - t0:.0f}s")
 
     collect_figures(arch, variant, host, lines)
+    for note in guest_notes(lines):
+        print(f"NOTE {tag}: {note}", flush=True)
     results = ktap.parse(lines)
     part = rep.part()
     for r in results:
@@ -356,6 +358,12 @@ def run_boot(rep, arch, variant, driver, host, kernel, initrd, chroot, shim, kun
              else "pass", problems)
     kunit_in_kernel_format(part, tag, f"{arch}-{variant}-{host}", lines)
     part.flush()
+
+
+def guest_notes(lines):
+    """What the guest's tests noted on their way to a result (`# NOTE: ...`): a Mesa program
+    that hung and ran once more, an igt subtest that missed a frame and ran once more."""
+    return [s[len("# NOTE: "):] for s in map(ktap.strip, lines) if s.startswith("# NOTE: ")]
 
 
 # The kernel's KUnit tool, from the staged tree the kernels are built from.

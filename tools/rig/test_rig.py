@@ -155,6 +155,16 @@ class HostFailureTest(unittest.TestCase):
         self.assertIsNone(check.host_failure(1, ["[ 1.0] rig: init (test)"]))
 
 
+class GuestNotesTest(unittest.TestCase):
+    def test_the_guests_notes_and_nothing_else(self):
+        lines = ["# NOTE: kms_sequence@queue-busy: error: 399 != 398",
+                 "[ 3.0] # NOTE: running it once more",
+                 "# igt exited with Some(98)",
+                 "not ok 3 igt kms_sequence@queue-busy # NOTE: x"]
+        self.assertEqual(check.guest_notes(lines),
+                         ["kms_sequence@queue-busy: error: 399 != 398", "running it once more"])
+
+
 class BaselineStallTest(unittest.TestCase):
     def test_a_c_boot_that_timed_out_is_tried_again(self):
         self.assertIn("timed out", check.baseline_stall("c", 124, ["[ 1.0] rig: init (test)"]))
