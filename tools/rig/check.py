@@ -289,10 +289,25 @@ def baseline_stall(driver, rc, lines):
     times out, seen in about one make check in four, mostly in venus's tests. The Rust
     driver sends nothing after an unmap until the host answered it and is never retried: a
     stall of its own fails at once. A C boot is retried once, visibly, and a second stall is
-    reported as it is."""
-    if driver != "c" or rc != 124 or ktap.splats(lines):
+    reported as it is.
+
+    A C boot that timed out with a task the hung-task detector reported (and no other kernel
+    report) is retried too: the C driver waits for the host uninterruptibly, and such a stall,
+    its cause not known yet (every command answered by QEMU, the test program blocked in the
+    kernel, the previous test's context and blob never released), was seen on arm64/c/gl."""
+    if driver != "c" or rc != 124:
         return None
-    return "the C driver's boot timed out (QEMU's unmap stall)"
+    splats = ktap.splats(lines)
+    if not splats:
+        return "the C driver's boot timed out (QEMU's unmap stall)"
+    if all(HUNG_TASK.search(s) for s in splats):
+        return "the C driver's boot timed out with a task blocked in the kernel"
+    return None
+
+
+# The hung-task detector's report (kernel/hung_task.c), the only kernel report after which a
+# C boot is retried.
+HUNG_TASK = re.compile(r"INFO: task \S+ blocked for more than \d+ seconds\.")
 
 
 def kunit_expected(config_path):

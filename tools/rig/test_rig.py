@@ -176,6 +176,19 @@ class BaselineStallTest(unittest.TestCase):
         lines = ["[ 2.0] WARNING: CPU: 0 PID: 1 at drivers/x.c:1 f+0x0/0x4"]
         self.assertIsNone(check.baseline_stall("c", 124, lines))
 
+    def test_a_c_boot_with_only_a_blocked_task_is(self):
+        lines = ["[ 62.5] INFO: task virtgpu-tests:135 blocked for more than 30 seconds.",
+                 "[ 62.5]       Tainted: G                 N  7.3.4 #1",
+                 "[ 93.2] INFO: task virtgpu-tests:135 blocked for more than 61 seconds."]
+        self.assertIn("blocked", check.baseline_stall("c", 124, lines))
+        self.assertIsNone(check.baseline_stall("rust", 124, lines))
+        self.assertIsNone(check.baseline_stall("c", 1, lines))
+
+    def test_a_c_boot_with_a_blocked_task_and_another_splat_is_not(self):
+        lines = ["[ 62.5] INFO: task virtgpu-tests:135 blocked for more than 30 seconds.",
+                 "[ 62.6] Call trace:"]
+        self.assertIsNone(check.baseline_stall("c", 124, lines))
+
     def test_a_c_boot_that_failed_otherwise_is_not(self):
         self.assertIsNone(check.baseline_stall("c", 0, ["[ 9.0] rig: done"]))
 

@@ -14,6 +14,7 @@ mod mapping;
 mod panic_screen;
 mod tests;
 mod uapi;
+mod watch;
 
 use tests::{Ctx, Driver, Host};
 
@@ -118,6 +119,11 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("panic-screen") {
         std::process::exit(panic_screen::run());
     }
+    // `watch SECONDS`: the watch over a test run (src/watch.rs), which the run starts.
+    if std::env::args().nth(1).as_deref() == Some("watch") {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        std::process::exit(watch::main(&args));
+    }
     // `bench`: the figures of `make bench` (src/bench.rs), not tests.
     if std::env::args().nth(1).as_deref() == Some("bench") {
         std::process::exit(bench::run());
@@ -159,10 +165,10 @@ fn main() {
                 .is_none_or(|p| p.split(',').any(|p| name.starts_with(&p.replace('+', " "))))
         })
         .collect();
-    tests::watch();
+    watch::start(tests::fuzz_time_bound().unwrap_or_default());
     let ok = ktap::run(&ctx, &all, |ctx, test| {
         let o = tests::host_accounted(ctx, test);
-        tests::FINISHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        watch::finished();
         o
     });
     std::process::exit(if ok { 0 } else { 1 });

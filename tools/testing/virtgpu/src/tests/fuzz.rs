@@ -27,7 +27,7 @@ fn budget() -> Option<(u64, u64, Option<u64>)> {
 }
 
 /// How long the fuzzer runs at most on this boot (its time bound), if it runs: a test that
-/// long is not stuck (see [`super::watch`]).
+/// long is not stuck (see `crate::watch`).
 pub fn time_bound() -> Option<std::time::Duration> {
     budget().map(|(_, secs, _)| std::time::Duration::from_secs(seconds(secs)))
 }

@@ -20,6 +20,8 @@ mod resource;
 mod sleep;
 pub mod unbind;
 
+pub use fuzz::time_bound as fuzz_time_bound;
+
 /// Which host the guest runs on (the rig passes `rig.host=` on the kernel
 /// command line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,14 +228,15 @@ pub fn blocked_tasks(comms: &[&str]) -> Vec<String> {
         "host: {}",
         crate::host::queues().unwrap_or_else(|e| format!("no answer: {e}"))
     )];
-    out.extend(tasks_and_interrupts(comms, false));
+    out.extend(tasks_and_interrupts(comms, None));
     out
 }
 
 /// The guest's side of [`blocked_tasks`]: the interrupts each virtqueue's vector (and the
-/// serial port) took, per CPU, then the tasks: those of the processes named `comms`, with
-/// `ours` this process's and its children's, and every task that waits uninterruptibly.
-fn tasks_and_interrupts(comms: &[&str], ours: bool) -> Vec<String> {
+/// serial port) took, per CPU, the serial ports' character counts, then the tasks: those of
+/// the processes named `comms`, those of the process `program` and its children, and every
+/// task that waits uninterruptibly.
+pub fn tasks_and_interrupts(comms: &[&str], program: Option<u32>) -> Vec<String> {
     // With the host's view of the rings, whether an answer the host gave was ever signalled
     // to the guest; the serial port's, whether the console still moves.
     let interrupts = std::fs::read_to_string("/proc/interrupts").unwrap_or_default();
@@ -242,7 +245,21 @@ fn tasks_and_interrupts(comms: &[&str], ours: bool) -> Vec<String> {
         .filter(|l| l.contains("virtio") || l.contains("ttyS") || l.contains("uart"))
         .map(|l| format!("irq {}", l.split_whitespace().collect::<Vec<_>>().join(" ")))
         .collect();
-    let me = std::process::id();
+    // The serial ports' counts of characters sent and received: whether the console, which
+    // carries the tests' results and the rig's answers, still moves.
+    for e in std::fs::read_dir("/proc/tty/driver")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let ports = std::fs::read_to_string(e.path()).unwrap_or_default();
+        out.extend(
+            ports
+                .lines()
+                .filter(|l| l.contains("tx:"))
+                .map(|l| format!("tty {} {}", e.file_name().to_string_lossy(), l.trim())),
+        );
+    }
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
@@ -258,7 +275,8 @@ fn tasks_and_interrupts(comms: &[&str], ours: bool) -> Vec<String> {
                     .parse::<u32>()
                     .ok()
             });
-        let ours = comms.contains(&comm.trim()) || (ours && (pid == me || parent == Some(me)));
+        let ours =
+            comms.contains(&comm.trim()) || program.is_some_and(|p| pid == p || parent == Some(p));
         let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
             .into_iter()
             .flatten();
@@ -294,58 +312,6 @@ fn tasks_and_interrupts(comms: &[&str], ours: bool) -> Vec<String> {
         }
     }
     out
-}
-
-/// Counts the tests that finished, for [`watch`].
-pub static FINISHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// How long no test may finish before [`watch`] says what the guest is doing: longer than any
-/// test takes (a Mesa program that hangs twice: 80 s) but the fuzzer, whose time bound is
-/// added where it runs; shorter than the boot's time.
-const STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(110);
-
-/// Watches the test run from a thread of its own: when no test finished for [`STUCK_AFTER`],
-/// writes the guest's interrupt counts and its waiting tasks (this program's threads and
-/// children among them) to the kernel log, which reaches the console by the kernel's own,
-/// polled path even when a program's writes to the serial port no longer move: the evidence
-/// of a guest that stopped, for a boot that then runs out of time. Again after as long, while
-/// nothing finishes.
-pub fn watch() {
-    use std::{io::Write, sync::atomic::Ordering, time::Instant};
-    let stuck_after = STUCK_AFTER + fuzz::time_bound().unwrap_or_default();
-    std::thread::spawn(move || {
-        let mut seen = FINISHED.load(Ordering::Relaxed);
-        let mut since = Instant::now();
-        loop {
-            std::thread::sleep(std::time::Duration::from_secs(5));
-            let now = FINISHED.load(Ordering::Relaxed);
-            if now != seen {
-                (seen, since) = (now, Instant::now());
-                continue;
-            }
-            if since.elapsed() < stuck_after {
-                continue;
-            }
-            since = Instant::now();
-            // Every line, not the first ten: /dev/kmsg rate-limits its writers by default.
-            let _ = std::fs::write("/proc/sys/kernel/printk_devkmsg", "on");
-            let Ok(mut kmsg) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") else {
-                continue;
-            };
-            let mut say = |l: &str| {
-                // One record each, at warning level; within the kernel's record size.
-                let l: String = l.chars().take(900).collect();
-                let _ = kmsg.write_all(format!("<4>virtgpu-tests: {l}\n").as_bytes());
-            };
-            say(&format!(
-                "no test finished for {} s after test {seen}; the guest now:",
-                stuck_after.as_secs()
-            ));
-            for l in tasks_and_interrupts(&[], true) {
-                say(&l);
-            }
-        }
-    });
 }
 
 /// Whether a line another program printed can go to the console as it is: it has none of the
