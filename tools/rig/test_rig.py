@@ -165,6 +165,33 @@ class GuestNotesTest(unittest.TestCase):
                          ["kms_sequence@queue-busy: error: 399 != 398", "running it once more"])
 
 
+class DeafCpuTest(unittest.TestCase):
+    AT_TIMEOUT = ("rig: at timeout: control inuse 0 avail 120 shadow 120 used 120 signalled 120; "
+                  "event-idx yes; cpu 0 local APIC: ISR {isr}; IRR {irr}; APR 0x00 TPR 0x10 "
+                  "DFR 0x0f LDR 0x00 PPR 0xe0; cpu 1 local APIC: ISR (none); IRR (none); APR "
+                  "0x01 TPR 0x10 DFR 0x0f LDR 0x00 PPR 0x10; threads qemu-system-x86:S:x")
+
+    def lines(self, isr, irr, *more):
+        return ["ok 43 blob_coherency_query_cached", *more,
+                self.AT_TIMEOUT.format(isr=isr, irr=irr)]
+
+    def test_the_timer_in_service_and_requested_is_the_machines(self):
+        why = check.deaf_cpu(124, self.lines("236 ", "35 236 "))
+        self.assertIn("cpu 0", why)
+        self.assertIn("ISR 236, IRR 35 236", why)
+
+    def test_with_only_hung_task_reports_too(self):
+        hung = "[ 62.5] INFO: task virtgpu-tests:135 blocked for more than 30 seconds."
+        self.assertIsNotNone(check.deaf_cpu(124, self.lines("236", "236", hung)))
+
+    def test_other_vectors_or_reports_are_not(self):
+        self.assertIsNone(check.deaf_cpu(124, self.lines("35", "35 236")))
+        self.assertIsNone(check.deaf_cpu(124, self.lines("236", "35")))
+        self.assertIsNone(check.deaf_cpu(124, self.lines("(none)", "(none)")))
+        self.assertIsNone(check.deaf_cpu(124, self.lines("236", "236", "[ 3.0] Call Trace:")))
+        self.assertIsNone(check.deaf_cpu(0, self.lines("236", "236")))
+
+
 class BaselineStallTest(unittest.TestCase):
     def test_a_c_boot_that_timed_out_is_tried_again(self):
         self.assertIn("timed out", check.baseline_stall("c", 124, ["[ 1.0] rig: init (test)"]))
