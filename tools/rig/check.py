@@ -280,6 +280,16 @@ def host_failure(rc, lines):
     return why
 
 
+# The hung-task detector's report (kernel/hung_task.c).
+HUNG_TASK = re.compile(r"INFO: task \S+ blocked for more than \d+ seconds\.")
+
+
+def only_hung_tasks(lines):
+    """Whether the kernel's only reports on the console, if any, are the hung-task detector's:
+    a stalled guest's, which a boot retried for its stall may show."""
+    return all(HUNG_TASK.search(s) for s in ktap.splats(lines))
+
+
 # x86 Linux's vector for the local APIC timer (LOCAL_TIMER_VECTOR, 0xec).
 LOCAL_TIMER_VECTOR = "236"
 
@@ -296,7 +306,7 @@ def deaf_cpu(rc, lines):
     tasks never wake, the other CPU idles, every command is answered and nothing moves. Seen
     on x86_64 TCG guests of both drivers (x86_64/c/gl-hole, cpu 0: ISR 236, IRR 35 236, every
     vCPU thread asleep). Any other kernel report than the hung-task detector's is not this."""
-    if rc != 124 or any(not HUNG_TASK.search(s) for s in ktap.splats(lines)):
+    if rc != 124 or not only_hung_tasks(lines):
         return None
     for line in map(ktap.strip, lines):
         if not line.startswith("rig: at timeout: "):
@@ -324,19 +334,12 @@ def baseline_stall(driver, rc, lines):
     report) is retried too: the C driver waits for the host uninterruptibly, and such a stall,
     its cause not known yet (every command answered by QEMU, the test program blocked in the
     kernel, the previous test's context and blob never released), was seen on arm64/c/gl."""
-    if driver != "c" or rc != 124:
+    if driver != "c" or rc != 124 or not only_hung_tasks(lines):
         return None
-    splats = ktap.splats(lines)
-    if not splats:
-        return "the C driver's boot timed out (QEMU's unmap stall)"
-    if all(HUNG_TASK.search(s) for s in splats):
+    if ktap.splats(lines):
         return "the C driver's boot timed out with a task blocked in the kernel"
-    return None
+    return "the C driver's boot timed out (QEMU's unmap stall)"
 
-
-# The hung-task detector's report (kernel/hung_task.c), the only kernel report after which a
-# C boot is retried.
-HUNG_TASK = re.compile(r"INFO: task \S+ blocked for more than \d+ seconds\.")
 
 
 def kunit_expected(config_path):
@@ -408,7 +411,8 @@ def run_boot(rep, arch, variant, driver, host, kernel, initrd, chroot, shim, kun
 
 def guest_notes(lines):
     """What the guest's tests noted on their way to a result (`# NOTE: ...`): a Mesa program
-    that hung and ran once more, an igt subtest that missed a frame and ran once more."""
+    that hung and ran once more, an igt subtest that lost a race to a preempted vCPU and ran
+    once more."""
     return [s[len("# NOTE: "):] for s in map(ktap.strip, lines) if s.startswith("# NOTE: ")]
 
 
